@@ -1,0 +1,3 @@
+from jsnet_edge.cli import main
+
+main()

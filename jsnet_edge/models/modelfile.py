@@ -1,0 +1,114 @@
+"""Our model file: one safetensors file per model.
+
+The weights are tensors; everything needed to rebuild the module (genotype, task, colour
+channels) and to know where it came from (provenance) is in the safetensors metadata.
+Loading never unpickles anything, so a model file cannot execute code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from jsnet_edge.errors import GenotypeError, ModelError, OptionError, OutputExistsError
+from jsnet_edge.models.genotype import Genotype
+from jsnet_edge.models.network import JSNet
+from jsnet_edge.tasks import TASKS
+
+FORMAT = "jsnet-edge.model"
+FORMAT_VERSION = "1"
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin", ".tar")
+
+
+def save_model(model: JSNet, path: str | Path, *, half: bool = False,
+               overwrite: bool = True) -> Path:
+    """Write `model` atomically (temporary file, then rename). `half` stores fp16 weights
+    (the network still runs in fp32; it halves the file for the bundled zoo)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+    tensors = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().to("cpu")
+        if half and v.is_floating_point() and "_mean." not in k:
+            v = v.half()
+        tensors[k] = v.contiguous()
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "genotype": model.genotype.to_json(),
+        "task": model.task,
+        "colors": str(model.colors),
+        "provenance": json.dumps(model.provenance or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a model file, checked to be ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist")
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelError(
+            f"{path} looks like a PyTorch checkpoint, not a jsnet-edge model; convert it with "
+            f"`jsnet-edge convert-official {path} --scale S -o model.safetensors`"
+        )
+    if path.suffix.lower() == ".onnx":
+        raise ModelError(f"{path} is an ONNX file; use it with an ONNX backend, or pass the "
+                         "safetensors model it was exported from")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelError(f"cannot read {path} as a safetensors model file ({e}); it may be "
+                         "corrupt or truncated") from None
+    if meta.get("format") != FORMAT:
+        raise ModelError(f"{path} is a safetensors file but not a jsnet-edge model (its "
+                         "metadata has no genotype/task); only files written by jsnet-edge load")
+    return meta
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> JSNet:
+    """A `JSNet` from one of our model files, in eval mode, fp32."""
+    meta = read_metadata(path)
+    try:
+        genotype = Genotype.from_json(meta["genotype"])
+        task, colors = meta["task"], int(meta["colors"])
+        provenance = json.loads(meta.get("provenance", "{}"))
+    except (KeyError, ValueError, GenotypeError) as e:
+        raise ModelError(f"{path} has broken metadata ({e})") from None
+    if task not in TASKS:
+        raise ModelError(f"{path} is for task {task!r}, which this version does not know")
+    try:
+        model = JSNet(genotype, task=task, colors=colors)
+    except (GenotypeError, OptionError) as e:
+        raise ModelError(f"{path} describes an invalid network ({e})") from None
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as e:
+        raise ModelError(f"cannot read the weights of {path} ({e}); it may be corrupt") from None
+    expected = model.state_dict()
+    bad = sorted(set(expected) ^ set(state)) or [
+        k for k in expected if state[k].shape != expected[k].shape
+    ]
+    if bad:
+        raise ModelError(f"the weights in {path} do not match its genotype (e.g. {bad[0]})")
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    model.provenance = provenance
+    return model.eval().to(device)

@@ -1,0 +1,87 @@
+"""JSNet, built from a genotype."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from jsnet_edge.errors import OptionError
+from jsnet_edge.models.attentions import ESAB
+from jsnet_edge.models.cell import JointSearchCell
+from jsnet_edge.models.csfm import CrossScaleFusion
+from jsnet_edge.models.genotype import PAPER, Genotype
+from jsnet_edge.models.tails import residual_tail, upsampler
+from jsnet_edge.tasks import check_task, task_scale
+
+# DIV2K mean (RGB) on the 0..255 scale, subtracted at the input as in the authors' code.
+RGB_MEAN = (0.4488 * 255, 0.4371 * 255, 0.4040 * 255)
+
+
+def mean_shift(mean: tuple[float, ...], sign: int) -> nn.Conv2d:
+    n = len(mean)
+    layer = nn.Conv2d(n, n, 1)
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(n).view(n, n, 1, 1))
+        layer.bias.copy_(sign * torch.tensor(mean))
+    layer.requires_grad_(False)
+    return layer
+
+
+class JSNet(nn.Module):
+    """JSNet for one task.
+
+    Input and output are NCHW float tensors on the 0..255 scale (RGB or gray). SR tasks
+    output `scale` times the input size; x1 tasks (denoise, jpeg) output the input plus a
+    predicted residual.
+
+    Args:
+        genotype: the searched (or chosen) architecture.
+        task: one of `jsnet_edge.tasks.TASKS`.
+        colors: 1 (gray) or 3 (RGB) channels.
+    """
+
+    def __init__(self, genotype: Genotype = PAPER, task: str = "sr-x2", colors: int = 3) -> None:
+        super().__init__()
+        if colors not in (1, 3):
+            raise OptionError(f"colors must be 1 or 3, got {colors}")
+        self.genotype = genotype
+        self.task = check_task(task)
+        self.scale = task_scale(task)
+        self.colors = colors
+        self.provenance: dict = {}
+        features = genotype.features
+        mean = RGB_MEAN if colors == 3 else (sum(RGB_MEAN) / 3,)
+        # Fixed 1x1 convolutions, as in the authors' code (whose released values are not
+        # exactly the identity, so they are loaded rather than assumed). Never trained.
+        self.sub_mean = mean_shift(mean, sign=-1)
+        self.add_mean = mean_shift(mean, sign=+1) if task_scale(task) > 1 else None
+        self.head = nn.Conv2d(colors, features, 3, padding=1)
+        self.cells = nn.ModuleList(
+            JointSearchCell(genotype.ops, genotype.attentions, genotype.width, genotype.nodes)
+            for _ in range(genotype.cells)
+        )
+        self.fusion = nn.Conv2d(genotype.cells * features, features, 1)
+        self.csfm = CrossScaleFusion(features)
+        if self.scale > 1:
+            self.tail = upsampler(features // 2, colors, self.scale)
+        else:
+            self.tail = residual_tail(features // 2, colors)
+
+    @property
+    def min_size(self) -> int:
+        """Smallest input side the network accepts (ESAB's strided conv and pool)."""
+        return ESAB.MIN_SIZE if "esab" in self.genotype.attentions else 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.head(self.sub_mean(x))
+        outs = []
+        c = h
+        for cell in self.cells:
+            c = cell(c)
+            outs.append(c)
+        f = self.fusion(torch.cat(outs, 1)) + h
+        y = self.tail(self.csfm(f))
+        return self.add_mean(y) if self.add_mean is not None else x + y
+
+    def extra_repr(self) -> str:
+        return f"task={self.task}, colors={self.colors}, genotype={self.genotype.to_string()}"

@@ -1,0 +1,171 @@
+"""`Restorer`: the Python API. An image (numpy, as OpenCV or PIL give it) in, the restored
+image out, in the same dtype and layout, whatever the backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from jsnet_edge.deploy.backend import Backend
+from jsnet_edge.errors import ImageError, ModelError, OptionError
+from jsnet_edge.models.network import JSNet
+from jsnet_edge.tiling import run_tiled
+
+DEFAULT_TILE = 512
+DEFAULT_OVERLAP = 32
+BACKENDS = ("torch",)
+
+
+def resolve_model(model: str | Path | JSNet) -> JSNet:
+    """A JSNet from a loaded module, a model file, or a zoo name."""
+    from jsnet_edge.models.modelfile import load_model
+    from jsnet_edge.zoo import ZOO, zoo_entry
+
+    if isinstance(model, JSNet):
+        return model
+    if not isinstance(model, (str, Path)):
+        raise ModelError(f"model must be a path, a zoo name or a JSNet, not {type(model).__name__}")
+    path = Path(model)
+    if path.is_file():
+        return load_model(path)
+    if str(model) in ZOO:
+        return load_model(zoo_entry(str(model)).path)
+    if path.suffix or "/" in str(model):
+        raise ModelError(f"model file {model} does not exist")
+    return load_model(zoo_entry(str(model)).path)  # raises: unknown name, lists the zoo
+
+
+def make_backend(model: JSNet, backend: str, device: str, precision: str) -> Backend:
+    if backend == "torch":
+        from jsnet_edge.deploy.torch_backend import TorchBackend
+
+        return TorchBackend(model, device=device, precision=precision)
+    raise OptionError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
+class Restorer:
+    """Restores images with one model on one backend.
+
+    Args:
+        model: a model file (.safetensors), a zoo name (see `jsnet-edge models`), or a JSNet.
+        backend: the runtime that executes the network.
+        device: "cpu" or "cuda".
+        precision: "fp32", "bf16", "fp16" (CUDA) ...
+        tile: largest tile side in input pixels; larger images are restored in overlapping
+            tiles so memory stays bounded (about 0.5 GB for the paper's network at 512).
+        tile_overlap: input pixels shared by neighbouring tiles.
+        color_order: "bgr" (OpenCV's order, the default) or "rgb" for 3/4-channel input.
+    """
+
+    def __init__(self, model: str | Path | JSNet, backend: str = "torch", device: str = "cpu",
+                 precision: str = "fp32", *, tile: int = DEFAULT_TILE,
+                 tile_overlap: int = DEFAULT_OVERLAP, color_order: str = "bgr") -> None:
+        if color_order not in ("bgr", "rgb"):
+            raise OptionError(f"color_order must be 'bgr' or 'rgb', not {color_order!r}")
+        self.model = resolve_model(model)
+        self.task = self.model.task
+        self.scale = self.model.scale
+        self.colors = self.model.colors
+        self.min_size = self.model.min_size
+        self.tile = tile
+        self.tile_overlap = tile_overlap
+        self.color_order = color_order
+        self.backend = make_backend(self.model, backend, device, precision)
+        run_tiled(lambda a: a, np.zeros((1, 1, 1, 1), np.float32), scale=1, tile=tile,
+                  overlap=tile_overlap, min_size=self.min_size)  # checks tile and overlap now
+
+    @classmethod
+    def from_pretrained(cls, name: str, **kwargs) -> Restorer:
+        """A Restorer for a model of the bundled zoo (`jsnet-edge models` lists them)."""
+        from jsnet_edge.zoo import zoo_entry
+
+        return cls(zoo_entry(name).path, **kwargs)
+
+    def __repr__(self) -> str:
+        b = self.backend
+        return (f"Restorer(task={self.task!r}, backend={b.name!r}, device={b.device!r}, "
+                f"precision={b.precision!r}, genotype={self.model.genotype.to_string()!r})")
+
+    def restore_array(self, x: np.ndarray) -> np.ndarray:
+        """The network on an NCHW float32 array (0..255, model channels), with tiling."""
+        return run_tiled(self.backend, x, scale=self.scale, tile=self.tile,
+                         overlap=self.tile_overlap, min_size=self.min_size)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Restore one image.
+
+        Accepts HxW or HxWxC (C = 1, 2 = gray+alpha, 3, 4 = colour+alpha), uint8, uint16 or
+        float (0..1). Returns the same dtype and layout; SR outputs are `scale` times larger,
+        alpha included (resized bicubically).
+        """
+        img = _check_image(image)
+        squeeze = img.ndim == 2
+        if squeeze:
+            img = img[:, :, None]
+        channels = img.shape[2]
+        alpha = img[:, :, -1] if channels in (2, 4) else None
+        color = img[:, :, :-1] if alpha is not None else img
+        x = _to_unit255(color)
+        if x.shape[2] == 3 and self.color_order == "bgr":
+            x = x[:, :, ::-1]
+        planes = x.shape[2]
+        if self.colors == 3 and planes == 1:
+            batch = np.repeat(x.transpose(2, 0, 1)[None], 3, axis=1)
+        elif self.colors == 1 and planes == 3:
+            batch = x.transpose(2, 0, 1)[:, None]  # each colour plane as a gray image
+        else:
+            batch = x.transpose(2, 0, 1)[None]
+        y = self.restore_array(np.ascontiguousarray(batch, dtype=np.float32))
+        if self.colors == 3 and planes == 1:
+            y = y.mean(axis=1, keepdims=True)[0].transpose(1, 2, 0)
+        elif self.colors == 1 and planes == 3:
+            y = y[:, 0].transpose(1, 2, 0)
+        else:
+            y = y[0].transpose(1, 2, 0)
+        if planes == 3 and self.color_order == "bgr":
+            y = y[:, :, ::-1]
+        out = _from_unit255(y, color.dtype)
+        if alpha is not None:
+            if self.scale > 1:
+                import cv2
+
+                a = cv2.resize(alpha, (alpha.shape[1] * self.scale, alpha.shape[0] * self.scale),
+                               interpolation=cv2.INTER_CUBIC)
+                if np.issubdtype(alpha.dtype, np.floating):
+                    a = np.clip(a, 0.0, 1.0)
+                alpha = a.astype(alpha.dtype)
+            out = np.concatenate([out, alpha[:, :, None]], axis=2)
+        return out[:, :, 0] if squeeze else out
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a numpy array, got {type(image).__name__}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+        raise ImageError(f"expected an HxW or HxWxC image with C in 1..4, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ImageError(f"the image is empty (shape {image.shape})")
+    if image.dtype == np.bool_ or not (image.dtype in (np.uint8, np.uint16)
+                                       or np.issubdtype(image.dtype, np.floating)):
+        raise ImageError(f"unsupported pixel type {image.dtype}; use uint8, uint16 or float (0..1)")
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        raise ImageError("the image contains NaN or infinite values")
+    return image
+
+
+def _to_unit255(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img.astype(np.float32)
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / 257.0
+    return img.astype(np.float32) * 255.0
+
+
+def _from_unit255(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    y = np.clip(y, 0.0, 255.0)
+    if dtype == np.uint8:
+        return (y + 0.5).astype(np.uint8)
+    if dtype == np.uint16:
+        return (y * 257.0 + 0.5).astype(np.uint16)
+    return (y / 255.0).astype(dtype)

@@ -1,0 +1,57 @@
+"""The bundled model zoo: weights trained by jsnet-edge's own code, shipped in the package.
+
+Each entry is a safetensors model file beside this module and a model card (Markdown) that
+says how it was made and what it measures. The dict is literal on purpose: what exists is
+written here, not discovered by scanning folders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from jsnet_edge.errors import ModelError
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    task: str
+    summary: str
+
+    @property
+    def path(self) -> Path:
+        return HERE / f"{self.name}.safetensors"
+
+    @property
+    def card_path(self) -> Path:
+        return HERE / f"{self.name}.md"
+
+    def card(self) -> str:
+        return self.card_path.read_text() if self.card_path.is_file() else "(no model card)"
+
+
+ZOO: dict[str, ZooEntry] = {}
+
+# The model a task uses when none is named.
+DEFAULT_FOR_TASK: dict[str, str] = {}
+
+
+def zoo_entry(name: str) -> ZooEntry:
+    if name not in ZOO:
+        known = ", ".join(ZOO) or "none bundled in this version"
+        raise ModelError(f"no model named {name!r} in the zoo (available: {known}); "
+                         "or pass the path of a .safetensors model file")
+    entry = ZOO[name]
+    if not entry.path.is_file():
+        raise ModelError(f"the zoo model {name!r} is missing from the installed package "
+                         f"({entry.path}); reinstall jsnet-edge")
+    return entry
+
+
+def default_model_for(task: str) -> str:
+    if task not in DEFAULT_FOR_TASK:
+        raise ModelError(f"no bundled model for task {task!r}; pass --model with a model file")
+    return DEFAULT_FOR_TASK[task]
