@@ -131,7 +131,7 @@ def image(
     restorer = Restorer(name, backend=backend, device=device, precision=precision, tile=tile,
                         tile_overlap=tile_overlap, color_order="rgb")
     _check_task(restorer.task, task, name)
-    bar = tqdm(list(zip(sources, targets)), unit="img", disable=len(sources) < 2,
+    bar = tqdm(list(zip(sources, targets, strict=True)), unit="img", disable=len(sources) < 2,
                file=sys.stderr)
     for src, dst in bar:
         bar.set_postfix_str(src.name)
@@ -243,6 +243,8 @@ def models(
 
 
 def main() -> None:
+    # OpenCV prints its own warnings for corrupt files; ours say it in one line.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     try:
         app()
     except JSNetEdgeError as e:

@@ -109,3 +109,11 @@ def save_image(path: str | Path, img: np.ndarray, *, overwrite: bool = False,
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+SAMPLES = Path(__file__).parent / "data"
+
+
+def sample_images() -> list[Path]:
+    """The photographs shipped with the package (CC0 / public domain; see data/README.md)."""
+    return list_images(SAMPLES)

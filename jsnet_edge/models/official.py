@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -29,7 +30,9 @@ def read_foreign_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols; not for users
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
             AttributeError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -83,7 +86,7 @@ def _rename(key: str) -> str:
 def load_official(path: str | Path, scale: int, genotype: Genotype = PAPER) -> JSNet:
     """The authors' x`scale` SR checkpoint as a `JSNet` with plain (folded) weights."""
     if scale not in (2, 3, 4):
-        raise ModelError(f"the authors released x2, x3 and x4 checkpoints; scale {scale} is not one")
+        raise ModelError(f"the authors released x2, x3 and x4 checkpoints, not x{scale}")
     state = read_foreign_checkpoint(path)
     if "head.weight" not in state or not any(k.startswith("cells.") for k in state):
         raise ModelError(f"{path} is not a JSNet checkpoint (no head or cells tensors)")

@@ -1,0 +1,53 @@
+"""Shared fixtures: real photographs (scikit-image ships them) and the authors' files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(os.environ.get("JSNET_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared"))
+OFFICIAL = SHARED / "official"
+
+
+def official_checkpoint(scale: int) -> Path:
+    path = OFFICIAL / f"jsnet_sr_x{scale}_official.pt"
+    if not path.is_file():
+        pytest.skip(f"the authors' checkpoints are not here ({path}); CI has them in ../shared")
+    return path
+
+
+@pytest.fixture(scope="session")
+def official_x2():
+    from jsnet_edge.models import load_official
+
+    return load_official(official_checkpoint(2), 2)
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """A colour photograph, RGB uint8, 512x512."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def gray_photo() -> np.ndarray:
+    from skimage import data
+
+    return data.camera()
+
+
+def run_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real `jsnet-edge` entry point (through the module, same code path)."""
+    proc = subprocess.run([sys.executable, "-m", "jsnet_edge", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"jsnet-edge {' '.join(map(str, args))} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc

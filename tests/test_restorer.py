@@ -1,0 +1,119 @@
+"""Restorer: dtypes, layouts, colour orders, alpha, tiling, small images, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from jsnet_edge.errors import ImageError, ModelError, OptionError
+from jsnet_edge.metrics import psnr
+from jsnet_edge.models import Genotype, JSNet
+from jsnet_edge.restorer import Restorer
+
+TINY = Genotype(ops=("srb",), attentions=("esab",), width=8, cells=1, nodes=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_sr():
+    torch.manual_seed(0)
+    return JSNet(TINY, task="sr-x2", colors=3).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_gray_denoiser():
+    torch.manual_seed(0)
+    return JSNet(TINY, task="denoise", colors=1).eval()
+
+
+def test_tiled_matches_untiled_on_a_photograph(official_x2, photo):
+    img = photo[:200, :260]
+    whole = Restorer(official_x2, tile=1024, color_order="rgb")(img.astype(np.float32) / 255)
+    tiled = Restorer(official_x2, tile=96, tile_overlap=24, color_order="rgb")(
+        img.astype(np.float32) / 255)
+    assert whole.shape == tiled.shape == (400, 520, 3)
+    assert psnr(whole * 255, tiled * 255, mode="rgb") >= 50.0
+
+
+def test_bgr_and_rgb_orders_agree(tiny_sr, photo):
+    img = photo[:48, :40]
+    rgb = Restorer(tiny_sr, color_order="rgb")(img)
+    bgr = Restorer(tiny_sr, color_order="bgr")(np.ascontiguousarray(img[:, :, ::-1]))
+    assert np.array_equal(rgb, bgr[:, :, ::-1])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_dtype_and_layout_are_kept(tiny_sr, photo, dtype):
+    img8 = photo[:40, :36]
+    img = {np.uint8: img8, np.uint16: img8.astype(np.uint16) * 257,
+           np.float32: img8.astype(np.float32) / 255,
+           np.float64: img8.astype(np.float64) / 255}[dtype]
+    r = Restorer(tiny_sr, color_order="rgb")
+    out = r(img)
+    assert out.dtype == dtype and out.shape == (80, 72, 3)
+    ref = r(img8).astype(np.float64)
+    scale = {np.uint8: 1, np.uint16: 257, np.float32: 1 / 255, np.float64: 1 / 255}[dtype]
+    assert np.abs(out.astype(np.float64) / scale - ref).max() <= 1.0
+
+
+def test_gray_and_alpha(tiny_sr, gray_photo, photo):
+    r = Restorer(tiny_sr)
+    g = gray_photo[:30, :40]
+    assert r(g).shape == (60, 80)
+    assert r(g[:, :, None]).shape == (60, 80, 1)
+    rgba = np.dstack([photo[:30, :40], np.full((30, 40), 200, np.uint8)])
+    rgba[:10, :10, 3] = 0
+    out = r(rgba)
+    assert out.shape == (60, 80, 4)
+    assert out[25:, 25:, 3].min() == 200 and out[:16, :16, 3].max() <= 5
+    la = np.dstack([g, np.full_like(g, 255)])
+    assert r(la).shape == (60, 80, 2)
+
+
+def test_gray_model_on_colour_image(tiny_gray_denoiser, photo):
+    out = Restorer(tiny_gray_denoiser, color_order="rgb")(photo[:32, :32])
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+
+
+def test_small_images_are_padded_not_refused(tiny_sr):
+    r = Restorer(tiny_sr)
+    for h, w in [(1, 1), (5, 3), (16, 40), (3, 90)]:
+        assert r(np.full((h, w, 3), 120, np.uint8)).shape == (2 * h, 2 * w, 3)
+
+
+def test_bad_images_are_refused_clearly(tiny_sr):
+    r = Restorer(tiny_sr)
+    with pytest.raises(ImageError, match="shape"):
+        r(np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(ImageError, match="empty"):
+        r(np.zeros((0, 4, 3), np.uint8))
+    with pytest.raises(ImageError, match="pixel type"):
+        r(np.zeros((4, 4), np.int32))
+    with pytest.raises(ImageError, match="NaN"):
+        r(np.full((4, 4), np.nan, np.float32))
+    with pytest.raises(ImageError, match="numpy array"):
+        r([[1, 2], [3, 4]])
+
+
+def test_bad_options_are_refused_clearly(tiny_sr):
+    with pytest.raises(OptionError, match="tile size"):
+        Restorer(tiny_sr, tile=4)
+    with pytest.raises(OptionError, match="overlap"):
+        Restorer(tiny_sr, tile=64, tile_overlap=40)
+    with pytest.raises(OptionError, match="backend"):
+        Restorer(tiny_sr, backend="tensorflow")
+    with pytest.raises(OptionError, match="color_order"):
+        Restorer(tiny_sr, color_order="yuv")
+    with pytest.raises(OptionError, match="fp16 needs"):
+        Restorer(tiny_sr, precision="fp16")
+    with pytest.raises(ModelError, match="no model named"):
+        Restorer("no-such-model")
+    with pytest.raises(ModelError, match="does not exist"):
+        Restorer("models/missing.safetensors")
+
+
+def test_bf16_on_cpu_is_close(tiny_sr, photo):
+    img = photo[:32, :32]
+    a = Restorer(tiny_sr)(img).astype(np.float64)
+    b = Restorer(tiny_sr, precision="bf16")(img).astype(np.float64)
+    assert psnr(a, b, mode="rgb") > 30
