@@ -10,6 +10,7 @@ import torch
 
 from conftest import OFFICIAL, official_checkpoint
 from jsnet_edge.errors import GenotypeError, ModelError
+from jsnet_edge.metrics import psnr
 from jsnet_edge.models import ATTENTIONS, OPS, PAPER, Genotype, JSNet, load_official
 from jsnet_edge.models.complexity import count_macs, count_parameters
 from jsnet_edge.models.genotype import resolve_genotype
@@ -141,7 +142,7 @@ def test_official_wrong_scale_and_wrong_file(tmp_path):
         load_official(junk, 2)
 
 
-def test_model_file_round_trip(tmp_path, official_x2):
+def test_model_file_round_trip(tmp_path, official_x2, photo):
     path = save_model(official_x2, tmp_path / "x2.safetensors")
     again = load_model(path)
     assert again.genotype == PAPER and again.task == "sr-x2" and again.colors == 3
@@ -149,9 +150,12 @@ def test_model_file_round_trip(tmp_path, official_x2):
     x = torch.rand(1, 3, 24, 24) * 255
     with torch.no_grad():
         assert torch.equal(again(x), official_x2(x))
+    # fp16 storage (the zoo's) costs nothing visible on a photograph.
     half = load_model(save_model(official_x2, tmp_path / "half.safetensors", half=True))
+    x = torch.from_numpy(photo[:64, :64].astype(np.float32)).permute(2, 0, 1)[None]
     with torch.no_grad():
-        assert (half(x) - official_x2(x)).abs().max() < 1.0
+        a, b = half(x)[0].permute(1, 2, 0).numpy(), official_x2(x)[0].permute(1, 2, 0).numpy()
+    assert psnr(a, b, mode="rgb") > 50
 
 
 def test_model_file_has_no_pickle(tmp_path):
