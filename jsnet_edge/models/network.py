@@ -66,6 +66,10 @@ class JSNet(nn.Module):
             self.tail = upsampler(features // 2, colors, self.scale)
         else:
             self.tail = residual_tail(features // 2, colors)
+            # Start as the identity: an untrained x1 model returns its input unchanged
+            # instead of adding a large random residual.
+            nn.init.zeros_(self.tail[-1].weight)
+            nn.init.zeros_(self.tail[-1].bias)
 
     @property
     def min_size(self) -> int:
