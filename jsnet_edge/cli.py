@@ -47,9 +47,11 @@ ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help=(
 TaskOpt = Annotated[str | None, typer.Option("--task", help=(
     "sr-x2, sr-x3, sr-x4, denoise or jpeg: picks the zoo model for the task, or checks that "
     "--model is for it."))]
-BackendOpt = Annotated[str, typer.Option("--backend", help="Runtime: torch.")]
+BackendOpt = Annotated[str, typer.Option("--backend", help=(
+    "auto (the fastest installed), torch, onnxruntime, openvino or tensorrt."))]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16 (cuda).")]
+PrecisionOpt = Annotated[str | None, typer.Option("--precision", help=(
+    "fp32, bf16, fp16 (cuda) or int8 (a calibrated .onnx); default: fp32, or the file's own."))]
 TileOpt = Annotated[int, typer.Option("--tile", help="Largest tile side in input pixels.")]
 OverlapOpt = Annotated[int, typer.Option("--tile-overlap", help="Overlap between tiles.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
@@ -83,9 +85,9 @@ def image(
         "Output file (one input) or folder (created if needed)."), show_default=False)],
     model: ModelOpt = None,
     task: TaskOpt = None,
-    backend: BackendOpt = "torch",
+    backend: BackendOpt = "auto",
     device: DeviceOpt = "cpu",
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = None,
     tile: TileOpt = 512,
     tile_overlap: OverlapOpt = 32,
     overwrite: OverwriteOpt = False,
@@ -131,6 +133,7 @@ def image(
     restorer = Restorer(name, backend=backend, device=device, precision=precision, tile=tile,
                         tile_overlap=tile_overlap, color_order="rgb")
     _check_task(restorer.task, task, name)
+    typer.echo(f"restoring with {restorer.describe()}", err=True)
     bar = tqdm(list(zip(sources, targets, strict=True)), unit="img", disable=len(sources) < 2,
                file=sys.stderr)
     for src, dst in bar:
@@ -211,7 +214,7 @@ def eval_cmd(
     limit: Annotated[int | None, typer.Option(help="Use the first N images only.")] = None,
     backend: BackendOpt = "torch",
     device: DeviceOpt = "cpu",
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Degrade clean images for the model's task, restore them, and report PSNR/SSIM."""
@@ -224,6 +227,117 @@ def eval_cmd(
                      limit=limit)
     report = evaluate(restorer, cfg)
     typer.echo(json.dumps(report.to_dict(), indent=2) if json_out else report.table())
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="Model file or zoo name.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .onnx file.",
+                                         show_default=False)],
+    precision: Annotated[str, typer.Option(help="fp32 or fp16 (for TensorRT / GPUs).")] = "fp32",
+    input_size: Annotated[str | None, typer.Option(help=(
+        "WxH for a static graph; default: dynamic batch, height and width."))] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Export ONNX (mean shift folded; checked with onnx.checker and against torch)."""
+    from jsnet_edge.deploy.export import export_onnx, parse_size
+    from jsnet_edge.deploy.verify import verify_onnx
+    from jsnet_edge.restorer import resolve_model
+
+    if output.suffix != ".onnx":
+        raise OptionError(f"the output must end in .onnx, got {output.name}")
+    if output.exists() and not overwrite:
+        raise OptionError(f"{output} exists; pass --overwrite to replace it")
+    net = resolve_model(model)
+    path = export_onnx(net, output, precision=precision, input_size=parse_size(input_size))
+    diff = verify_onnx(net, path)
+    typer.echo(f"wrote {path} ({precision}); onnxruntime vs torch on a photograph: max abs "
+               f"difference {diff:.2g} (0..255)")
+
+
+@app.command()
+def calibrate(
+    model: Annotated[str, typer.Argument(help="Model file or zoo name.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output int8 .onnx file.",
+                                         show_default=False)],
+    data: Annotated[Path | None, typer.Option(help=(
+        "Folder of photographs (default: the photographs shipped with jsnet-edge)."))] = None,
+    num_images: Annotated[int, typer.Option(help="Calibration crops.")] = 16,
+    method: Annotated[str, typer.Option(help="minmax, percentile or entropy.")] = "percentile",
+    max_drop: Annotated[float, typer.Option(help="Largest PSNR loss (dB) to accept.")] = 0.1,
+    target: Annotated[str, typer.Option(help=(
+        "cpu (onnxruntime/OpenVINO, uint8 activations) or tensorrt (symmetric int8)."))] = "cpu",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Calibrate INT8 (explicit Q/DQ ONNX), keeping sensitive blocks in float."""
+    from jsnet_edge.calibration.quantize import CalibrationConfig
+    from jsnet_edge.calibration.quantize import calibrate as run_calibration
+    from jsnet_edge.restorer import resolve_model
+
+    cfg = CalibrationConfig(data=data, num_images=num_images, method=method, max_drop=max_drop,
+                            target=target)
+    net = resolve_model(model)
+    report = run_calibration(net, output, cfg, overwrite=overwrite,
+                             log=lambda m: typer.echo(m, err=True))
+    report_path = output.with_suffix(".calibration.json")
+    report_path.write_text(report.to_json())
+    typer.echo(report.summary())
+    typer.echo(f"wrote {output} and {report_path}")
+    if report.drop > max_drop:
+        raise OptionError(f"the loss {report.drop:.3f} dB is above --max-drop {max_drop}; the "
+                          "file keeps the best trade-off found (see the report)")
+
+
+@app.command("build-engine")
+def build_engine_cmd(
+    model: Annotated[str, typer.Argument(help=(
+        "Model file, zoo name, or an .onnx from export/calibrate."), show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .engine file.",
+                                         show_default=False)],
+    fp16: Annotated[bool, typer.Option("--fp16", help="Build from the fp16 ONNX.")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help=(
+        "Calibrate (symmetric int8 Q/DQ for TensorRT) and build from it."))] = False,
+    calib: Annotated[Path | None, typer.Option(help="Calibration photographs (--int8).")] = None,
+    min_shape: Annotated[str, typer.Option(help="Smallest input WxH.")] = "64x64",
+    opt_shape: Annotated[str, typer.Option(help="Input WxH to tune for.")] = "640x360",
+    max_shape: Annotated[str, typer.Option(help="Largest input WxH.")] = "1920x1088",
+    workspace: Annotated[float, typer.Option(help="Builder workspace (GB).")] = 2.0,
+    via: Annotated[str, typer.Option(help="tensorrt, or torch-tensorrt.")] = "tensorrt",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Build a TensorRT engine (needs an NVIDIA GPU and the tensorrt extra)."""
+    from jsnet_edge.deploy.engine_cli import build_engine_command
+
+    path = build_engine_command(model, output, fp16=fp16, int8=int8, calib=calib,
+                                min_shape=min_shape, opt_shape=opt_shape, max_shape=max_shape,
+                                workspace=workspace, via=via, overwrite=overwrite,
+                                log=lambda m: typer.echo(m, err=True))
+    typer.echo(f"wrote {path} and {path.name}.json")
+
+
+@app.command()
+def bench(
+    model: Annotated[str, typer.Argument(help="Model file or zoo name.", show_default=False)],
+    input_size: Annotated[str, typer.Option(help="Input WxH.")] = "320x180",
+    int8: Annotated[str | None, typer.Option(help=(
+        "A calibrated .onnx to include (see `jsnet-edge calibrate`)."))] = None,
+    device: DeviceOpt = "cpu",
+    repeats: Annotated[int, typer.Option(help="Timed runs per configuration.")] = 10,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+) -> None:
+    """Latency, fps, peak memory and PSNR loss of every available backend and precision."""
+    from jsnet_edge.deploy.bench import bench as run_bench
+    from jsnet_edge.deploy.bench import default_configs, table, to_json
+    from jsnet_edge.deploy.export import parse_size
+    from jsnet_edge.train.trainer import machine_description
+
+    size = parse_size(input_size)
+    rows = run_bench(model, default_configs(model, int8, device), size, device=device,
+                     repeats=repeats, threads=threads)
+    typer.echo(table(rows, size))
+    if json_path:
+        json_path.write_text(to_json(rows, size, machine_description(device)))
 
 
 def _pair(text: str | None, name: str, cast):
@@ -303,6 +417,98 @@ def models(
         typer.echo("no models are bundled in this version")
     for entry in ZOO.values():
         typer.echo(f"{entry.name:<16}{entry.task:<9}{entry.summary}")
+
+
+@app.command()
+def video(
+    source: Annotated[str, typer.Argument(help=(
+        "Video file, camera index (0, 1 ...) or rtsp/http URL."), show_default=False)],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=(
+        "Output video; its extension picks the container (.mp4 .mov .mkv .avi .webm). "
+        "Default: IN_restored.mp4 beside the input."), show_default=False)] = None,
+    model: ModelOpt = None,
+    task: TaskOpt = None,
+    backend: BackendOpt = "torch",
+    device: DeviceOpt = "cpu",
+    precision: Annotated[str | None, typer.Option("--precision", help=(
+        "fp32, bf16 or fp16 (cuda); default: the backend's."))] = None,
+    batch: Annotated[int, typer.Option(help="Frames per backend call (raise it on GPUs).")] = 1,
+    codec: Annotated[str | None, typer.Option(help=(
+        "4 characters: an OpenCV fourcc (mp4v, the default for .mp4/.mov/.mkv; MJPG for "
+        ".avi); longer: a PyAV encoder such as libx264 (smaller files, takes --crf)."))] = None,
+    crf: Annotated[int | None, typer.Option(help=(
+        "Quality of PyAV encoders (libx264: 0 lossless .. 51; default 18)."))] = None,
+    preview: Annotated[str | None, typer.Option(help=(
+        "Also write a side-by-side video (input | restored) to this file; 'window' shows it "
+        "where OpenCV has a GUI."))] = None,
+    stats: Annotated[Path | None, typer.Option(help=(
+        "Write the summary (frames, fps, per-stage latency) as JSON here."))] = None,
+    realtime: Annotated[bool, typer.Option(help=(
+        "Live sources: drop frames (keep the newest) when restoration falls behind."))
+    ] = False,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after N frames.")] = None,
+    overwrite: OverwriteOpt = False,
+    keep_partial: Annotated[bool, typer.Option(help=(
+        "On an error or Ctrl-C keep the frames done as NAME.partial.EXT."))] = False,
+    progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
+    tile: TileOpt = 512,
+    tile_overlap: OverlapOpt = 32,
+) -> None:
+    """Restore a video (file, camera or stream): same frames, rate, audio and metadata."""
+    from jsnet_edge.restorer import Restorer
+    from jsnet_edge.video.errors import IncompleteVideoError
+    from jsnet_edge.video.pipeline import check_paths, default_output, process
+
+    dst = output if output is not None else default_output(source)
+    check_paths(source, dst, overwrite=overwrite, preview=preview, stats_path=stats,
+                codec=codec, crf=crf)
+    name = _pick_model(model, task)
+    extra = {} if precision is None else {"precision": precision}
+    restorer = Restorer(name, backend=backend, device=device, tile=tile,
+                        tile_overlap=tile_overlap, color_order="bgr", **extra)
+    _check_task(restorer.task, task, name)
+
+    def log(msg: str) -> None:
+        typer.echo(f"note: {msg}", err=True)
+
+    try:
+        result = process(source, dst, restorer, batch=batch, codec=codec, crf=crf,
+                         preview=preview, stats_path=stats, realtime=realtime,
+                         max_frames=max_frames, overwrite=overwrite, keep_partial=keep_partial,
+                         progress=progress, log=log)
+    except IncompleteVideoError as e:
+        typer.echo(e.stats.summary(notes=False))
+        raise
+    typer.echo(result.summary(notes=False))
+
+
+@app.command("make-sample-clip")
+def make_sample_clip_cmd(
+    output: Annotated[Path, typer.Argument(help="The clip to write (.mp4, .mov or .mkv).",
+                                           show_default=False)],
+    sigma: Annotated[float, typer.Option(help="Gaussian noise sigma (0..255 scale).")] = 25.0,
+    seconds: Annotated[float, typer.Option(help="Length.")] = 4.0,
+    fps: Annotated[float, typer.Option(help="Frame rate.")] = 25.0,
+    size: Annotated[str, typer.Option(help="WIDTHxHEIGHT, even.")] = "640x360",
+    photo: Annotated[str | None, typer.Option(help=(
+        "A bundled photo (coffee.png, astronaut.jpg, chelsea.png, rocket.jpg) or an image "
+        "file."))] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the noise.")] = 0,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Make a noisy demo clip: a slow pan over a bundled photo, with a sine-tone track."""
+    from jsnet_edge.video.sample import make_sample_clip, parse_size
+
+    if not 0 < seconds <= 600:
+        raise OptionError(f"--seconds must be between 0 and 600, got {seconds:g}")
+    w, h = parse_size(size)
+    clip = make_sample_clip(output, seconds=seconds, fps=fps, size=(w, h), sigma=sigma,
+                            seed=seed, photo=photo, overwrite=overwrite)
+    for n in clip.notes:
+        typer.echo(f"note: {n}", err=True)
+    typer.echo(f"wrote {clip.path}: {clip.frames} frames of {w}x{h} at {float(clip.fps):g} "
+               f"fps, noise sigma {sigma:g}, "
+               f"{'a sine-tone audio track' if clip.audio else 'no audio'}")
 
 
 def main() -> None:

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from jsnet_edge.deploy.backend import Backend
 from jsnet_edge.errors import ImageError, ModelError, OptionError
 from jsnet_edge.models.network import JSNet
 from jsnet_edge.tiling import run_tiled
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
-BACKENDS = ("torch",)
 
 
 def resolve_model(model: str | Path | JSNet) -> JSNet:
@@ -36,22 +34,17 @@ def resolve_model(model: str | Path | JSNet) -> JSNet:
     return load_model(zoo_entry(str(model)).path)  # raises: unknown name, lists the zoo
 
 
-def make_backend(model: JSNet, backend: str, device: str, precision: str) -> Backend:
-    if backend == "torch":
-        from jsnet_edge.deploy.torch_backend import TorchBackend
-
-        return TorchBackend(model, device=device, precision=precision)
-    raise OptionError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-
-
 class Restorer:
     """Restores images with one model on one backend.
 
     Args:
-        model: a model file (.safetensors), a zoo name (see `jsnet-edge models`), or a JSNet.
-        backend: the runtime that executes the network.
+        model: a model file (.safetensors), a zoo name (see `jsnet-edge models`), a JSNet,
+            an .onnx file from `jsnet-edge export`/`calibrate`, or a TensorRT .engine.
+        backend: "torch", "onnxruntime", "openvino", "tensorrt", or "auto" (the fastest
+            installed for the device; `restorer.backend.name` says which).
         device: "cpu" or "cuda".
-        precision: "fp32", "bf16", "fp16" (CUDA) ...
+        precision: "fp32", "bf16", "fp16", "int8"; None means fp32, or the precision an
+            .onnx/.engine file was made in.
         tile: largest tile side in input pixels; larger images are restored in overlapping
             tiles so memory stays bounded (about 0.5 GB for the paper's network at 512).
         tile_overlap: input pixels shared by neighbouring tiles.
@@ -59,19 +52,28 @@ class Restorer:
     """
 
     def __init__(self, model: str | Path | JSNet, backend: str = "torch", device: str = "cpu",
-                 precision: str = "fp32", *, tile: int = DEFAULT_TILE,
+                 precision: str | None = None, *, tile: int = DEFAULT_TILE,
                  tile_overlap: int = DEFAULT_OVERLAP, color_order: str = "bgr") -> None:
         if color_order not in ("bgr", "rgb"):
             raise OptionError(f"color_order must be 'bgr' or 'rgb', not {color_order!r}")
-        self.model = resolve_model(model)
-        self.task = self.model.task
-        self.scale = self.model.scale
-        self.colors = self.model.colors
-        self.min_size = self.model.min_size
+        from jsnet_edge.deploy.factory import load_source, open_backend
+
+        source = load_source(model)
+        self.model: JSNet | None = source.net  # None for .onnx and .engine files
+        self.info = source.info
+        self.task = source.info.task
+        self.scale = source.info.scale
+        self.colors = source.info.colors
+        self.min_size = source.info.min_size
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.color_order = color_order
-        self.backend = make_backend(self.model, backend, device, precision)
+        self._keep: list = []  # temporary files the backend needs while it lives
+        self.backend = open_backend(source, backend, device, precision, self._keep)
+        self.requested_backend = backend
+        max_input = getattr(self.backend, "max_input", None)  # engines have a shape profile
+        if max_input is not None:
+            self.tile = min(self.tile, *max_input)
         run_tiled(lambda a: a, np.zeros((1, 1, 1, 1), np.float32), scale=1, tile=tile,
                   overlap=tile_overlap, min_size=self.min_size)  # checks tile and overlap now
 
@@ -82,10 +84,16 @@ class Restorer:
 
         return cls(zoo_entry(name).path, **kwargs)
 
+    def describe(self) -> str:
+        """One line for logs: which backend runs, on what, in which precision."""
+        b = self.backend
+        how = " (picked by auto)" if self.requested_backend == "auto" else ""
+        return f"{self.task} on {b.name}{how}, {b.device}, {b.precision}"
+
     def __repr__(self) -> str:
         b = self.backend
         return (f"Restorer(task={self.task!r}, backend={b.name!r}, device={b.device!r}, "
-                f"precision={b.precision!r}, genotype={self.model.genotype.to_string()!r})")
+                f"precision={b.precision!r}, genotype={self.info.genotype.to_string()!r})")
 
     def restore_array(self, x: np.ndarray) -> np.ndarray:
         """The network on an NCHW float32 array (0..255, model channels), with tiling."""

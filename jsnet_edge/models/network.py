@@ -54,7 +54,8 @@ class JSNet(nn.Module):
         # Fixed 1x1 convolutions, as in the authors' code (whose released values are not
         # exactly the identity, so they are loaded rather than assumed). Never trained.
         self.sub_mean = mean_shift(mean, sign=-1)
-        self.add_mean = mean_shift(mean, sign=+1) if task_scale(task) > 1 else None
+        # x1 tasks add the input back instead (the output is input + residual).
+        self.add_mean = mean_shift(mean, sign=+1) if task_scale(task) > 1 else nn.Identity()
         self.head = nn.Conv2d(colors, features, 3, padding=1)
         self.cells = nn.ModuleList(
             JointSearchCell(genotype.ops, genotype.attentions, genotype.width, genotype.nodes)
@@ -85,7 +86,7 @@ class JSNet(nn.Module):
             outs.append(c)
         f = self.fusion(torch.cat(outs, 1)) + h
         y = self.tail(self.csfm(f))
-        return self.add_mean(y) if self.add_mean is not None else x + y
+        return self.add_mean(y) if self.scale > 1 else x + y
 
     def extra_repr(self) -> str:
         return f"task={self.task}, colors={self.colors}, genotype={self.genotype.to_string()}"

@@ -1,0 +1,173 @@
+"""`jsnet-edge bench`: every available backend and precision, side by side, in one run.
+
+Each configuration runs in a fresh process, so that its peak memory is its own and one
+runtime's thread pools do not slow the next. Latency is measured on one input of the
+given size after warm-up (median and p90); quality is the PSNR loss against torch fp32
+on photographs degraded for the task (the package's photographs by default).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from jsnet_edge.errors import OptionError
+
+
+@dataclass
+class BenchRow:
+    backend: str
+    precision: str
+    device: str
+    model: str
+    median_ms: float | None = None
+    p90_ms: float | None = None
+    fps: float | None = None
+    peak_mb: float | None = None
+    psnr: float | None = None
+    psnr_loss: float | None = None
+    speedup: float | None = None
+    error: str | None = None
+
+
+def default_configs(model: str, int8: str | None, device: str) -> list[tuple[str, str, str]]:
+    """(backend, precision, model file) for everything installed here."""
+    from jsnet_edge.deploy.factory import has_module
+
+    rows = [("torch", "fp32", model)]
+    if device == "cpu":
+        rows.append(("torch", "bf16", model))
+        rows.append(("onnxruntime", "fp32", model))
+        if has_module("openvino"):
+            from jsnet_edge.deploy.openvino_backend import cpu_capabilities
+
+            rows.append(("openvino", "fp32", model))
+            if "BF16" in cpu_capabilities():
+                rows.append(("openvino", "bf16", model))
+        if int8:
+            rows.append(("onnxruntime", "int8", int8))
+            if has_module("openvino"):
+                rows.append(("openvino", "int8", int8))
+    else:
+        rows.append(("torch", "fp16", model))
+    return rows
+
+
+def _photos_pairs(task: str, colors: int, count: int = 4, crop: int = 96):
+    from jsnet_edge.calibration.data import find_photos, make_pairs
+    from jsnet_edge.train.evaluate import Degradation
+
+    return make_pairs(find_photos(None), Degradation(task), colors, count, crop, seed=7,
+                      center_first=True)
+
+
+def _worker(conn, backend: str, precision: str, device: str, model: str,
+            size: tuple[int, int], repeats: int, warmup: int, threads: int | None) -> None:
+    """Runs in its own process; sends back a dict."""
+    try:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        from jsnet_edge.calibration.quantize import score  # noqa: F401 (import cost up front)
+        from jsnet_edge.metrics import psnr
+        from jsnet_edge.restorer import Restorer
+
+        r = Restorer(model, backend=backend, device=device, precision=precision,
+                     color_order="rgb", tile=4096)
+        w, h = size
+        x = (np.random.default_rng(0).random((1, r.colors, h, w)) * 255).astype(np.float32)
+        for _ in range(warmup):
+            r.backend(x)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            r.backend(x)
+            times.append((time.perf_counter() - t) * 1000)
+        metric = "y" if r.scale > 1 or r.colors == 1 else "rgb"
+        values = []
+        for p in _photos_pairs(r.task, r.colors):
+            y = r.restore_array(p.input)[0].transpose(1, 2, 0)
+            y = np.floor(np.clip(y, 0, 255) + 0.5)
+            t = p.target if p.target.ndim == 3 else p.target[:, :, None]
+            values.append(psnr(y[..., 0] if r.colors == 1 else y,
+                               t[..., 0] if r.colors == 1 else t,
+                               shave=r.scale if r.scale > 1 else 0, mode=metric))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if device.startswith("cuda"):
+            import torch
+
+            peak = torch.cuda.max_memory_allocated() / 2**20
+        conn.send({"times": times, "psnr": float(np.mean(values)), "peak_mb": peak,
+                   "precision": r.backend.precision, "backend": r.backend.name})
+    except Exception as e:  # reported in the table, never a crash of the whole run
+        conn.send({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"})
+    finally:
+        conn.close()
+
+
+def bench(model: str, configs: list[tuple[str, str, str]], size: tuple[int, int], *,
+          device: str = "cpu", repeats: int = 10, warmup: int = 2,
+          threads: int | None = None) -> list[BenchRow]:
+    if repeats < 1:
+        raise OptionError("--repeats must be at least 1")
+    ctx = mp.get_context("spawn")
+    rows: list[BenchRow] = []
+    for backend, precision, path in configs:
+        parent, child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker, args=(child, backend, precision, device, path, size,
+                                                 repeats, warmup, threads))
+        proc.start()
+        child.close()
+        try:
+            res = parent.recv()
+        except EOFError:
+            res = {"error": "the benchmark process died (out of memory?)"}
+        proc.join()
+        row = BenchRow(backend, precision, device, Path(path).name)
+        if "error" in res:
+            row.error = res["error"]
+        else:
+            t = np.array(res["times"])
+            row.median_ms = float(np.median(t))
+            row.p90_ms = float(np.percentile(t, 90))
+            row.fps = 1000.0 / row.median_ms
+            row.peak_mb = float(res["peak_mb"])
+            row.psnr = res["psnr"]
+        rows.append(row)
+    ref = next((r for r in rows if r.backend == "torch" and r.precision == "fp32" and r.psnr),
+               None)
+    ort32 = next((r for r in rows if r.backend == "onnxruntime" and r.precision == "fp32"
+                  and r.median_ms), None)
+    for r in rows:
+        if ref and r.psnr is not None:
+            r.psnr_loss = ref.psnr - r.psnr
+        if ort32 and r.median_ms:
+            r.speedup = ort32.median_ms / r.median_ms
+    return rows
+
+
+def table(rows: list[BenchRow], size: tuple[int, int]) -> str:
+    head = (f"input {size[0]}x{size[1]}; speed-up relative to onnxruntime fp32; PSNR loss "
+            "relative to torch fp32 on photographs")
+    lines = [head, f"{'backend':<12}{'prec':<6}{'median ms':>10}{'p90 ms':>9}{'fps':>8}"
+                   f"{'x ort32':>9}{'peak MB':>9}{'PSNR':>8}{'loss dB':>9}"]
+    for r in rows:
+        if r.error:
+            lines.append(f"{r.backend:<12}{r.precision:<6}  {r.error}")
+            continue
+        lines.append(f"{r.backend:<12}{r.precision:<6}{r.median_ms:>10.1f}{r.p90_ms:>9.1f}"
+                     f"{r.fps:>8.2f}{(r.speedup or 0):>9.2f}{r.peak_mb:>9.0f}{r.psnr:>8.2f}"
+                     f"{(r.psnr_loss or 0):>9.3f}")
+    return "\n".join(lines)
+
+
+def to_json(rows: list[BenchRow], size: tuple[int, int], machine: str) -> str:
+    return json.dumps({"input_size": list(size), "machine": machine,
+                       "rows": [asdict(r) for r in rows]}, indent=2)

@@ -1,0 +1,193 @@
+"""ONNX export: the one graph every runtime consumes.
+
+Precision is decided here, in the ONNX file (fp32, fp16, or int8 through explicit Q/DQ
+nodes written by `jsnet_edge.calibration`), so that what onnxruntime and OpenVINO run and
+test on the CPU is exactly what TensorRT compiles. Before export the mean shift is folded
+into the first and last convolutions (weight normalisation is already folded in our
+modules), and the model's identity (task, genotype, colours, precision) is written into
+the ONNX metadata so that an .onnx file is self-describing.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from jsnet_edge import __version__
+from jsnet_edge.errors import ModelError, OptionError
+from jsnet_edge.models.genotype import Genotype
+from jsnet_edge.models.network import JSNet
+
+INPUT, OUTPUT = "input", "output"
+OPSET = 17
+
+
+class AddConstant(nn.Module):
+    """x + c per channel: what remains of the input mean shift after folding its matrix."""
+
+    def __init__(self, c: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("c", c.view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.c
+
+
+@torch.no_grad()
+def fold_mean_shift(model: JSNet) -> JSNet:
+    """A copy of `model` without its two 1x1 mean-shift convolutions, same output.
+
+    sub_mean (x -> W x + b) becomes x -> W (x + c) with c = W^-1 b: W folds into the head
+    convolution exactly (zero padding commutes with a per-pixel linear map, a bias would
+    not), and only the per-channel add of c is left. add_mean (y -> W y + b) after the last
+    tail convolution folds into it completely.
+    """
+    m = copy.deepcopy(model).float().cpu().eval()
+    ws, bs = m.sub_mean.weight[:, :, 0, 0].double(), m.sub_mean.bias.double()
+    c = torch.linalg.solve(ws, bs)
+    m.head.weight.copy_(torch.einsum("oikl,ij->ojkl", m.head.weight.double(), ws).float())
+    m.sub_mean = AddConstant(c.float())
+    if m.scale > 1:
+        last = m.tail[-1]
+        wa, ba = m.add_mean.weight[:, :, 0, 0].double(), m.add_mean.bias.double()
+        last.weight.copy_(torch.einsum("ij,jokl->iokl", wa, last.weight.double()).float())
+        last.bias.copy_((wa @ last.bias.double() + ba).float())
+        m.add_mean = nn.Identity()
+    return m
+
+
+def model_metadata(model: JSNet, precision: str) -> dict[str, str]:
+    return {
+        "jsnet_edge.format": "1",
+        "jsnet_edge.version": __version__,
+        "task": model.task,
+        "colors": str(model.colors),
+        "scale": str(model.scale),
+        "min_size": str(model.min_size),
+        "genotype": model.genotype.to_json(),
+        "precision": precision,
+        "provenance": json.dumps(model.provenance or {}),
+    }
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """Our metadata from an .onnx file, with a clear error when it is not one of ours."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"ONNX file {path} does not exist")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
+        raise ModelError(f"{path} is not a readable ONNX file ({type(e).__name__}); export one "
+                         "with `jsnet-edge export MODEL -o model.onnx`") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if meta.get("jsnet_edge.format") != "1":
+        raise ModelError(f"{path} is an ONNX file but not one exported by jsnet-edge (no task/"
+                         "genotype metadata); export it with `jsnet-edge export`")
+    return meta
+
+
+def onnx_identity(meta: dict[str, str]) -> tuple[str, int, int, int, Genotype]:
+    """(task, scale, colors, min_size, genotype) from our ONNX metadata."""
+    return (meta["task"], int(meta["scale"]), int(meta["colors"]), int(meta["min_size"]),
+            Genotype.from_json(meta["genotype"]))
+
+
+def _atomic_save(proto, path: Path) -> None:
+    import onnx
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        onnx.save(proto, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'640x360' -> (W, H)."""
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise OptionError(f"sizes are given as WxH, e.g. 640x360; got {text!r}") from None
+    if w < 1 or h < 1:
+        raise OptionError(f"sizes must be positive, got {text!r}")
+    return w, h
+
+
+def to_fp16(proto):
+    """An fp16 copy of an fp32 graph, inputs and outputs included (fp16 end to end, as
+    strongly typed TensorRT expects). Resize scales stay fp32, as ONNX requires."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(proto, keep_io_types=False, disable_shape_infer=False)
+
+
+def export_onnx(model: JSNet, path: str | Path, *, precision: str = "fp32",
+                input_size: tuple[int, int] | None = None, overwrite: bool = True,
+                check: bool = True) -> Path:
+    """Write `model` as ONNX (opset 17).
+
+    Args:
+        precision: fp32, or fp16 (weights, activations and I/O in fp16).
+        input_size: (W, H) for a static graph; by default batch, height and width are
+            dynamic.
+        check: run `onnx.checker` on the result.
+    """
+    import onnx
+
+    path = Path(path)
+    if precision not in ("fp32", "fp16"):
+        raise OptionError(f"export writes fp32 or fp16 ONNX, not {precision!r}; int8 comes from "
+                          "`jsnet-edge calibrate`")
+    if path.exists() and not overwrite:
+        raise OptionError(f"{path} exists; pass --overwrite to replace it")
+    net = fold_mean_shift(model)
+    w, h = input_size or (64, 48)
+    h, w = max(h, model.min_size), max(w, model.min_size)
+    dummy = torch.rand(1, model.colors, h, w) * 255
+    dynamic = None if input_size else {INPUT: {0: "batch", 2: "height", 3: "width"},
+                                       OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"}}
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (dummy,), str(raw), input_names=[INPUT],
+                              output_names=[OUTPUT], opset_version=OPSET, dynamo=False,
+                              dynamic_axes=dynamic, do_constant_folding=True)
+        proto = onnx.load(str(raw))
+    if precision == "fp16":
+        proto = to_fp16(proto)
+    del proto.metadata_props[:]
+    for k, v in model_metadata(model, precision).items():
+        proto.metadata_props.add(key=k, value=v)
+    proto.producer_name = "jsnet-edge"
+    proto.producer_version = __version__
+    if check:
+        onnx.checker.check_model(proto)
+    _atomic_save(proto, path)
+    return path
+
+
+def onnx_input_dtype(path_or_proto) -> np.dtype:
+    import onnx
+
+    proto = onnx.load(str(path_or_proto), load_external_data=False) \
+        if not hasattr(path_or_proto, "graph") else path_or_proto
+    elem = proto.graph.input[0].type.tensor_type.elem_type
+    return np.dtype(np.float16) if elem == onnx.TensorProto.FLOAT16 else np.dtype(np.float32)

@@ -1,0 +1,73 @@
+"""OpenVINO backend (CPU): f32, bf16 (AVX-512 BF16 / AMX) and int8 from Q/DQ ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cpu_capabilities() -> list[str]:
+    import openvino as ov
+
+    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+class OpenVinoBackend:
+    """Compiles an ONNX file for the CPU plugin.
+
+    The inference precision is always set explicitly: OpenVINO otherwise runs bf16 on
+    CPUs that have it, which would silently change the results of an "fp32" request.
+    int8 files (Q/DQ) run their quantised convolutions in int8 and the rest in f32.
+    """
+
+    name = "openvino"
+
+    def __init__(self, onnx_path: str | Path, precision: str, device: str = "cpu",
+                 threads: int | None = None) -> None:
+        try:
+            import openvino as ov
+            import openvino.properties as props
+            import openvino.properties.hint as hints
+        except ImportError:
+            raise MissingDependencyError("the openvino backend needs the openvino extra: "
+                                         "pip install 'jsnet-edge[openvino]'") from None
+        if device != "cpu":
+            raise OptionError(f"the openvino backend runs on the cpu here, not {device!r}")
+        if precision not in ("fp32", "bf16", "int8"):
+            raise OptionError(f"openvino runs fp32, bf16 or int8, not {precision!r}")
+        core = ov.Core()
+        caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        if precision == "bf16" and "BF16" not in caps:
+            raise OptionError("this CPU has no bf16 support (AVX-512 BF16 or AMX); use fp32 "
+                              "or int8")
+        self.precision, self.device = precision, device
+        config = {
+            hints.performance_mode: hints.PerformanceMode.LATENCY,
+            hints.inference_precision: ov.Type.bf16 if precision == "bf16" else ov.Type.f32,
+        }
+        if threads:
+            config[props.inference_num_threads] = threads
+        try:
+            model = core.read_model(str(onnx_path))
+            self.compiled = core.compile_model(model, "CPU", config)
+        except RuntimeError as e:
+            raise ModelError(f"OpenVINO cannot compile {onnx_path}: "
+                             f"{str(e).strip().splitlines()[0][:200]}") from None
+        self.request = self.compiled.create_infer_request()
+        self.dtype = np.float32
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        out = self.request.infer({0: x})
+        return np.asarray(out[self.compiled.output(0)], dtype=np.float32)

@@ -1,0 +1,53 @@
+"""Checks of an exported graph against the torch reference, with stated tolerances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jsnet_edge.errors import ModelError
+from jsnet_edge.models.network import JSNet
+
+FP32_TOLERANCE = 1e-3  # max abs difference on the 0..255 scale
+
+
+def photo_input(net: JSNet, height: int = 96, width: int = 96) -> np.ndarray:
+    """A crop of a shipped photograph as a network input (NCHW float32, 0..255)."""
+    from jsnet_edge.images import load_image, sample_images
+    from jsnet_edge.train.evaluate import prepare_clean
+
+    img = prepare_clean(load_image(sample_images()[0]), net.colors)
+    reps = (-(-height // img.shape[0]), -(-width // img.shape[1])) + (1,) * (img.ndim - 2)
+    img = np.tile(img, reps)[:height, :width]
+    img = img[:, :, None] if img.ndim == 2 else img
+    return np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def verify_onnx(net: JSNet, path: str | Path) -> float:
+    """Max abs difference between onnxruntime on `path` and torch fp32, on a photograph.
+
+    Raises for an fp32 file that is off by more than 1e-3 (0..255): an export bug, never a
+    rounding question. fp16 files are only reported.
+    """
+    import onnx
+
+    from jsnet_edge.deploy.export import onnx_input_dtype
+    from jsnet_edge.deploy.onnxruntime_backend import OnnxRuntimeBackend
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    h, w = (d.dim_value if d.dim_value > 0 else 96 for d in dims[2:])
+    x = photo_input(net, h, w)
+    if dims[0].dim_value > 1:
+        x = np.repeat(x, dims[0].dim_value, axis=0)
+    with torch.inference_mode():
+        ref = net.float().eval()(torch.from_numpy(x)).numpy()
+    dtype = onnx_input_dtype(path)
+    backend = OnnxRuntimeBackend(path, precision="fp16" if dtype == np.float16 else "fp32")
+    diff = float(np.abs(backend(x) - ref).max())
+    if dtype == np.float32 and diff > FP32_TOLERANCE:
+        raise ModelError(f"the exported graph differs from torch by {diff:.3g} (> "
+                         f"{FP32_TOLERANCE}); please report this export bug")
+    return diff

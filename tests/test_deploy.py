@@ -1,0 +1,173 @@
+"""Export and the runtime backends against the torch FP32 reference, on photographs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from conftest import run_cli
+from jsnet_edge.deploy.export import export_onnx, fold_mean_shift, read_onnx_metadata
+from jsnet_edge.deploy.factory import has_module
+from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
+from jsnet_edge.metrics import psnr
+from jsnet_edge.models import Genotype, JSNet, save_model
+from jsnet_edge.restorer import Restorer
+
+TINY = Genotype.from_string("C8-L1-N1:srb:esab")
+
+
+def bf16_cpu() -> bool:
+    if not has_module("openvino"):
+        return False
+    from jsnet_edge.deploy.openvino_backend import cpu_capabilities
+
+    return "BF16" in cpu_capabilities()
+
+
+@pytest.fixture(scope="module")
+def x2_onnx(official_x2, tmp_path_factory):
+    return export_onnx(official_x2, tmp_path_factory.mktemp("onnx") / "x2.onnx")
+
+
+def photo_batch(photo, side=64):
+    return np.ascontiguousarray(photo[:side, :side].transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def test_mean_shift_folding_is_exact(official_x2, photo):
+    x = torch.from_numpy(photo_batch(photo, 48))
+    folded = fold_mean_shift(official_x2)
+    assert not any("mean" in k for k, _ in folded.named_parameters())
+    with torch.no_grad():
+        assert (folded(x) - official_x2(x)).abs().max() < 1e-3
+
+
+def test_export_checks_and_describes_itself(official_x2, x2_onnx, photo):
+    proto = onnx.load(str(x2_onnx))
+    onnx.checker.check_model(proto)
+    ops = {n.op_type for n in proto.graph.node}
+    assert "BatchNormalization" not in ops and len([n for n in proto.graph.node
+                                                    if n.op_type == "Conv"]) == 267
+    meta = read_onnx_metadata(x2_onnx)
+    assert meta["task"] == "sr-x2" and meta["precision"] == "fp32"
+    assert Genotype.from_json(meta["genotype"]) == official_x2.genotype
+
+
+def test_dynamic_batch_height_width(x2_onnx, official_x2, photo):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(x2_onnx), providers=["CPUExecutionProvider"])
+    for shape in [(1, 40, 56), (2, 33, 17)]:
+        n, h, w = shape
+        x = np.stack([photo_batch(photo[i * 7 :], 64)[0, :, :h, :w] for i in range(n)])
+        y = sess.run(None, {"input": x})[0]
+        with torch.no_grad():
+            ref = official_x2(torch.from_numpy(x)).numpy()
+        assert y.shape == (n, 3, 2 * h, 2 * w)
+        assert np.abs(y - ref).max() <= 1e-3
+
+
+def restored(backend, model, photo, precision=None):
+    r = Restorer(model, backend=backend, precision=precision, color_order="rgb")
+    return r(photo[:96, :128]).astype(np.float64), r
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
+def test_fp32_backends_match_torch(backend, official_x2, photo):
+    if backend == "openvino" and not has_module("openvino"):
+        pytest.skip("openvino is not installed (pip install 'jsnet-edge[openvino]')")
+    ref = official_x2(torch.from_numpy(photo_batch(photo, 64))).detach().numpy()
+    r = Restorer(official_x2, backend=backend, precision="fp32")
+    assert r.backend.name == backend and r.backend.precision == "fp32"
+    out = r.backend(photo_batch(photo, 64))
+    assert np.abs(out - ref).max() <= 1e-3
+
+
+@pytest.mark.parametrize("backend,precision", [("torch", "bf16"), ("openvino", "bf16"),
+                                               ("onnxruntime", "fp16")])
+def test_16_bit_paths_lose_at_most_0_05_db(backend, precision, official_x2, photo):
+    from jsnet_edge.degradations import bicubic_downscale
+
+    if backend == "openvino" and not bf16_cpu():
+        pytest.skip("this CPU (or install) has no OpenVINO bf16")
+    hr = photo[100:292, 150:342]
+    lr = bicubic_downscale(hr, 2)
+    ref = Restorer(official_x2, color_order="rgb")(lr)
+    out = Restorer(official_x2, backend=backend, precision=precision, color_order="rgb")(lr)
+    loss = psnr(ref, hr, shave=2) - psnr(out, hr, shave=2)
+    assert loss <= 0.05
+
+
+def test_onnx_file_as_model(x2_onnx, official_x2, photo, tmp_path):
+    a, _ = restored("torch", official_x2, photo)
+    b, r = restored("onnxruntime", x2_onnx, photo)
+    assert r.model is None and r.task == "sr-x2" and r.scale == 2
+    assert np.abs(a - b).max() <= 1
+    with pytest.raises(OptionError, match="holds a fp32 network"):
+        Restorer(x2_onnx, backend="onnxruntime", precision="int8")
+    with pytest.raises(OptionError, match="torch backend runs"):
+        Restorer(x2_onnx, backend="torch")
+
+
+def test_auto_backend_says_which(official_x2):
+    r = Restorer(official_x2, backend="auto")
+    expected = "openvino" if has_module("openvino") else "onnxruntime"
+    assert r.backend.name == expected and "picked by auto" in r.describe()
+
+
+def test_bad_deployment_inputs(tmp_path, official_x2):
+    bogus = tmp_path / "model.onnx"
+    bogus.write_bytes(b"this is not a protobuf")
+    with pytest.raises(ModelError, match="not a readable ONNX"):
+        Restorer(bogus, backend="onnxruntime")
+    plain = tmp_path / "plain.onnx"
+    onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], "g", [], [])), str(plain))
+    with pytest.raises(ModelError, match="not one exported by jsnet-edge"):
+        Restorer(plain, backend="onnxruntime")
+    with pytest.raises(OptionError, match="needs a calibrated ONNX"):
+        Restorer(official_x2, backend="onnxruntime", precision="int8")
+    engine = tmp_path / "x.engine"
+    engine.write_bytes(b"\x00garbage")
+    with pytest.raises(ModelError, match="no sidecar"):
+        Restorer(engine)
+    (tmp_path / "x.engine.json").write_text("{broken")
+    with pytest.raises(ModelError, match="sidecar .* is damaged"):
+        Restorer(engine)
+
+
+@pytest.mark.skipif(has_module("tensorrt"), reason="checks the message shown without TensorRT")
+def test_build_engine_without_tensorrt_names_the_alternatives(tmp_path):
+    m = save_model(JSNet(TINY, task="denoise"), tmp_path / "m.safetensors")
+    proc = run_cli("build-engine", m, "--fp16", "-o", tmp_path / "m.engine", check=False)
+    assert proc.returncode == 1 and "TensorRT is not installed" in proc.stderr
+    assert "openvino" in proc.stderr and "Traceback" not in proc.stderr
+    with pytest.raises(MissingDependencyError):
+        from jsnet_edge.deploy.tensorrt_engine import import_tensorrt
+
+        import_tensorrt()
+
+
+def test_export_cli(tmp_path):
+    m = save_model(JSNet(TINY, task="sr-x2"), tmp_path / "m.safetensors")
+    out = run_cli("export", m, "-o", tmp_path / "m.onnx").stdout
+    assert "max abs difference" in out
+    run_cli("export", m, "-o", tmp_path / "s.onnx", "--input-size", "64x48", "--precision", "fp16")
+    proto = onnx.load(str(tmp_path / "s.onnx"))
+    dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, 48, 64] and proto.graph.input[0].type.tensor_type.elem_type == 10
+    again = run_cli("export", m, "-o", tmp_path / "m.onnx", check=False)
+    assert again.returncode == 1 and "--overwrite" in again.stderr
+
+
+def test_bench_cli_table_and_json(tmp_path):
+    m = save_model(JSNet(TINY, task="denoise"), tmp_path / "m.safetensors")
+    out = run_cli("bench", m, "--input-size", "48x32", "--repeats", "2", "--json",
+                  tmp_path / "b.json").stdout
+    assert "onnxruntime" in out and "median ms" in out
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    ok = [r for r in rows if r["error"] is None]
+    assert {r["backend"] for r in ok} >= {"torch", "onnxruntime"}
+    assert all(r["median_ms"] > 0 and r["peak_mb"] > 0 for r in ok)
