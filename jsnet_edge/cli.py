@@ -133,7 +133,7 @@ def image(
     restorer = Restorer(name, backend=backend, device=device, precision=precision, tile=tile,
                         tile_overlap=tile_overlap, color_order="rgb")
     _check_task(restorer.task, task, name)
-    typer.echo(f"restoring with {restorer.describe()}", err=True)
+    typer.echo(f"restoring with {restorer.describe()}")
     bar = tqdm(list(zip(sources, targets, strict=True)), unit="img", disable=len(sources) < 2,
                file=sys.stderr)
     for src, dst in bar:
@@ -430,8 +430,7 @@ def video(
     task: TaskOpt = None,
     backend: BackendOpt = "torch",
     device: DeviceOpt = "cpu",
-    precision: Annotated[str | None, typer.Option("--precision", help=(
-        "fp32, bf16 or fp16 (cuda); default: the backend's."))] = None,
+    precision: PrecisionOpt = None,
     batch: Annotated[int, typer.Option(help="Frames per backend call (raise it on GPUs).")] = 1,
     codec: Annotated[str | None, typer.Option(help=(
         "4 characters: an OpenCV fourcc (mp4v, the default for .mp4/.mov/.mkv; MJPG for "
@@ -451,7 +450,9 @@ def video(
     keep_partial: Annotated[bool, typer.Option(help=(
         "On an error or Ctrl-C keep the frames done as NAME.partial.EXT."))] = False,
     progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
-    tile: TileOpt = 512,
+    tile: Annotated[int, typer.Option("--tile", help=(
+        "Largest tile side in input pixels (640: a 640x360 frame runs whole, not as two "
+        "overlapping 512 tiles)."))] = 640,
     tile_overlap: OverlapOpt = 32,
 ) -> None:
     """Restore a video (file, camera or stream): same frames, rate, audio and metadata."""
@@ -463,9 +464,8 @@ def video(
     check_paths(source, dst, overwrite=overwrite, preview=preview, stats_path=stats,
                 codec=codec, crf=crf)
     name = _pick_model(model, task)
-    extra = {} if precision is None else {"precision": precision}
-    restorer = Restorer(name, backend=backend, device=device, tile=tile,
-                        tile_overlap=tile_overlap, color_order="bgr", **extra)
+    restorer = Restorer(name, backend=backend, device=device, precision=precision, tile=tile,
+                        tile_overlap=tile_overlap, color_order="bgr")
     _check_task(restorer.task, task, name)
 
     def log(msg: str) -> None:
@@ -509,6 +509,156 @@ def make_sample_clip_cmd(
     typer.echo(f"wrote {clip.path}: {clip.frames} frames of {w}x{h} at {float(clip.fps):g} "
                f"fps, noise sigma {sigma:g}, "
                f"{'a sine-tone audio track' if clip.audio else 'no audio'}")
+
+
+SearchBackendOpt = Annotated[str, typer.Option("--backend", help=(
+    "torch, onnxruntime, openvino or tensorrt: the runtime the network will be deployed on."))]
+SearchPrecisionOpt = Annotated[str, typer.Option("--precision", help=(
+    "fp32, fp16 or bf16, as the backend supports (int8: search in fp32, then calibrate)."))]
+InputSizeOpt = Annotated[str, typer.Option("--input-size", help=(
+    "Network input WxH (for SR, the low-resolution frame)."))]
+WidthsOpt = Annotated[str, typer.Option(help="Operation widths C to choose from (cells work at 4C).")]
+
+
+def _search_space(widths: str, max_cells: int, nodes: int, partial: int = 4):
+    from jsnet_edge.search.space import SearchSpace, parse_widths
+
+    return SearchSpace(parse_widths(widths), max_cells, nodes, partial)
+
+
+def _input_size(text: str) -> tuple[int, int]:
+    from jsnet_edge.deploy.export import parse_size
+
+    return parse_size(text)
+
+
+@app.command()
+def profile(
+    device: DeviceOpt = "cpu",
+    backend: SearchBackendOpt = "onnxruntime",
+    precision: SearchPrecisionOpt = "fp32",
+    input_size: InputSizeOpt = "640x360",
+    task: Annotated[str, typer.Option(help="sr-x2, sr-x3, sr-x4, denoise or jpeg.")] = "sr-x2",
+    widths: WidthsOpt = "8,12,16,24",
+    max_cells: Annotated[int, typer.Option(help="Depth choices are 1..N cells.")] = 5,
+    nodes: Annotated[int, typer.Option(help="Nodes per search module (fixed).")] = 3,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=(
+        "Also write the table here (it is always cached under ~/.cache/jsnet-edge/latency)."))
+    ] = None,
+    table: Annotated[Path | None, typer.Option(help="Start from this table file.")] = None,
+    validate: Annotated[int, typer.Option(help=(
+        "Measure N random whole networks, fit the correction, report the error."))] = 0,
+    refresh: Annotated[bool, typer.Option(help="Measure again even if a table exists.")] = False,
+    gray: Annotated[bool, typer.Option(help="1-channel networks.")] = False,
+    repeats: Annotated[int, typer.Option(help="Timed runs per block, at most.")] = 15,
+    seed: Annotated[int, typer.Option(help="Seeds the validation networks.")] = 0,
+) -> None:
+    """Measure the latency table of the search space on a device and backend."""
+    from jsnet_edge.search.profile import ProfileConfig
+    from jsnet_edge.search.profile import profile as run_profile
+    from jsnet_edge.search.timing import TimingMethod
+
+    cfg = ProfileConfig(device=device, backend=backend, precision=precision,
+                        input_size=_input_size(input_size), task=task,
+                        space=_search_space(widths, max_cells, nodes), out=output, table=table,
+                        validate=validate, refresh=refresh, gray=gray,
+                        timing=TimingMethod(repeats=repeats, min_repeats=min(5, repeats)),
+                        seed=seed)
+    result, v = run_profile(cfg, log=lambda s: typer.echo(s, err=True))
+    typer.echo(f"latency table {result.path} ({result.source}, {result.measured_blocks} blocks "
+               f"timed, {len(result.table.entries)} entries)")
+    if output is not None:
+        typer.echo(f"wrote {output}")
+    if v is not None:
+        loo = f", {v.mape_loo:.1f}% leave-one-out" if v.mape_loo is not None else ""
+        typer.echo(f"validation on {len(v.genotypes)} random networks: mean absolute "
+                   f"percentage error {v.mape_raw:.1f}% uncorrected, {v.mape_fit:.1f}% with "
+                   f"the fitted correction (measured = {v.a:.3f} x sum + {v.b:.3f} ms){loo}")
+
+
+@app.command()
+def search(
+    task: Annotated[str, typer.Option(help="sr-x2, sr-x3, sr-x4, denoise or jpeg.",
+                                      show_default=False)],
+    latency_budget: Annotated[str, typer.Option(help=(
+        "Latency budget: 10ms, 0.5s or 20 (ms); the network is measured to fit it."),
+        show_default=False)],
+    data: Annotated[Path, typer.Option(help="Folder of training photographs.",
+                                       show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.", show_default=False)],
+    budgets: Annotated[str | None, typer.Option(help=(
+        "More budgets to sweep in the same run, e.g. 5ms,20ms."))] = None,
+    device: DeviceOpt = "cpu",
+    backend: SearchBackendOpt = "onnxruntime",
+    precision: SearchPrecisionOpt = "fp32",
+    input_size: InputSizeOpt = "640x360",
+    val: Annotated[Path | None, typer.Option(help=(
+        "Folder of validation photographs (architecture steps, PSNR); default: --data."))
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Supernet steps per budget, warm-up included.")
+                     ] = 400,
+    warmup_steps: Annotated[int | None, typer.Option(help=(
+        "Weights-only steps first, shared by all budgets (default: steps / 4)."))] = None,
+    finetune_steps: Annotated[int, typer.Option(help=(
+        "Training steps of each result (and of the paper's network) for its PSNR."))] = 200,
+    widths: WidthsOpt = "8,12,16,24",
+    max_cells: Annotated[int, typer.Option(help="Depth choices are 1..N cells.")] = 5,
+    nodes: Annotated[int, typer.Option(help="Nodes per search module (fixed).")] = 3,
+    batch: Annotated[int, typer.Option(help="Patches per step.")] = 8,
+    patch: Annotated[int, typer.Option(help="Target patch side (pixels).")] = 64,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of the network weights.")
+                  ] = 1e-3,
+    arch_lr: Annotated[float, typer.Option(help="Adam learning rate of the architecture.")
+                       ] = 3e-3,
+    latency_weight: Annotated[float, typer.Option(help="Weight of the latency term.")] = 1.0,
+    margin: Annotated[float, typer.Option(help=(
+        "The latency term aims at budget x (1 - margin)."))] = 0.05,
+    validate: Annotated[int, typer.Option(help=(
+        "Random networks measured to fit the table's correction if it has none (0: skip)."))
+    ] = 6,
+    table: Annotated[Path | None, typer.Option(help="Use this latency table file.")] = None,
+    paper: Annotated[bool, typer.Option(help=(
+        "Measure and fine-tune the paper's network for the Pareto plot."))] = True,
+    gray: Annotated[bool, typer.Option(help="Search a 1-channel network.")] = False,
+    train_precision: Annotated[str, typer.Option(help="fp32 or bf16 (autocast) training.")
+                               ] = "fp32",
+    snapshot_every: Annotated[int, typer.Option(help=(
+        "Record the architecture weights every N steps."))] = 10,
+    repeats: Annotated[int, typer.Option(help="Timed runs per latency, at most.")] = 15,
+    seed: Annotated[int, typer.Option(help="Seeds patches and initialisation.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Search a network that runs within a latency budget on this device and backend."""
+    from jsnet_edge.search.search import SearchConfig, budget_label, parse_budget, parse_budgets
+    from jsnet_edge.search.search import search as run_search
+    from jsnet_edge.search.space import parse_widths
+    from jsnet_edge.search.timing import TimingMethod
+
+    main_budget = parse_budget(latency_budget)
+    extra = parse_budgets(budgets) if budgets is not None else ()
+    sweep = (main_budget, *[b for b in dict.fromkeys(extra) if b != main_budget])
+    cfg = SearchConfig(task=task, data=data, out=out, budgets=sweep, device=device,
+                       backend=backend, precision=precision, input_size=_input_size(input_size),
+                       val=val, steps=steps, warmup_steps=warmup_steps,
+                       finetune_steps=finetune_steps, widths=parse_widths(widths),
+                       max_cells=max_cells, nodes=nodes, batch=batch, patch=patch, lr=lr,
+                       arch_lr=arch_lr, latency_weight=latency_weight, margin=margin,
+                       validate=validate, table=table, paper=paper, gray=gray,
+                       train_precision=train_precision, snapshot_every=snapshot_every,
+                       timing=TimingMethod(repeats=repeats, min_repeats=min(5, repeats)),
+                       seed=seed, threads=threads, overwrite=overwrite,
+                       command="jsnet-edge " + " ".join(sys.argv[1:]))
+    result = run_search(cfg, log=lambda s: typer.echo(s, err=True))
+    for r in result.results:
+        psnr = f", PSNR {r.psnr:.2f} dB" if r.psnr is not None else ""
+        typer.echo(f"budget {budget_label(r.budget_ms)}: {r.genotype.to_string()}: predicted "
+                   f"{r.fit.predicted_ms:.2f} ms, measured {r.fit.measured_ms:.2f} ms{psnr}")
+    if result.paper is not None:
+        psnr = f", PSNR {result.paper['psnr']:.2f} dB" if result.paper.get("psnr") else ""
+        typer.echo(f"paper's network: measured {result.paper['measured_ms']:.2f} ms{psnr}")
+    typer.echo(f"wrote {result.genotype_path}, {result.report}, {result.plot} and "
+               f"{result.out / 'latency_table.json'}")
 
 
 def main() -> None:

@@ -95,6 +95,12 @@ class Restorer:
         return (f"Restorer(task={self.task!r}, backend={b.name!r}, device={b.device!r}, "
                 f"precision={b.precision!r}, genotype={self.info.genotype.to_string()!r})")
 
+    def stream(self, frames, batch: int = 1):
+        """Restore an iterable of frames lazily (a generator), e.g. a video's frames."""
+        from jsnet_edge.video.stream import stream
+
+        return stream(self, frames, batch=batch)
+
     def restore_array(self, x: np.ndarray) -> np.ndarray:
         """The network on an NCHW float32 array (0..255, model channels), with tiling."""
         return run_tiled(self.backend, x, scale=self.scale, tile=self.tile,
