@@ -26,16 +26,16 @@ run() { # name, then train options
   [ -f "$OUT/$name.safetensors" ] && { echo "$name: done"; return; }
   local resume=()
   [ -f "$OUT/$name.ckpt.safetensors" ] && resume=(--resume)
-  jsnet-edge train --data "$DATA/train" --val "$DATA/val" --out "$OUT/$name.safetensors" \
+  jsnet-edge train --threads "${THREADS:-1}" --data "$DATA/train" --val "$DATA/val" --out "$OUT/$name.safetensors" \
     "${resume[@]}" "$@"
 }
-run denoise      --task denoise --sigma-range 0,50 --steps 4000 --batch 16 --patch 48 \
+run denoise      --task denoise --sigma-range 0,50 --steps 2500 --batch 16 --patch 48 \
                  --init "$OFF/jsnet_sr_x2_official.pt"
-run sr-x2        --task sr-x2 --steps 3000 --batch 16 --patch 96 \
+run sr-x2        --task sr-x2 --steps 1500 --batch 8 --patch 96 \
                  --init "$OFF/jsnet_sr_x4_official.pt"
-run jpeg         --task jpeg --quality-range 10,40 --steps 3000 --batch 16 --patch 48 \
+run jpeg         --task jpeg --quality-range 10,40 --steps 1500 --batch 8 --patch 48 \
                  --init "$OFF/jsnet_sr_x2_official.pt"
-run denoise-gray --task denoise --gray --sigma 25 --steps 3000 --batch 16 --patch 48 \
+run denoise-gray --task denoise --gray --sigma 25 --steps 1200 --batch 8 --patch 48 \
                  --init "$OFF/jsnet_sr_x2_official.pt"
-run sr-x4        --task sr-x4 --steps 3000 --batch 16 --patch 192 \
+run sr-x4        --task sr-x4 --steps 1500 --batch 8 --patch 192 \
                  --init "$OFF/jsnet_sr_x2_official.pt"

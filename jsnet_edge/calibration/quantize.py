@@ -107,16 +107,15 @@ class CalibrationReport:
 def group_of(node_name: str, level: int) -> str:
     """The block a graph node belongs to, from the module path in its name.
 
-    level 0: head, cells.i, fusion, csfm, tail; level 1: cells.i.ops.j, cells.i.atts.j,
-    cells.i.process ..., csfm.pa_1, csfm.ca_1_1 ...
+    level 0: head, cells.i, fusion, csfm, tail, and "network" for the glue between them
+    (the global residual adds and concatenations); level 1: cells.i.ops.j, cells.i.atts.j,
+    cells.i.process, csfm.pa_1, csfm.ca_1_1, csfm.Add_2 ... Level-1 names always extend a
+    level-0 name, so the two never collide.
     """
     parts = [p for p in node_name.strip("/").split("/") if p]
-    if not parts:
-        return "other"
-    top = parts[0]
-    if level == 0 or len(parts) < 3:
-        return top
-    return f"{top}.{parts[1]}"
+    if len(parts) < 2:
+        return "network"
+    return parts[0] if level == 0 else f"{parts[0]}.{parts[1]}"
 
 
 def _ort():
@@ -130,10 +129,22 @@ def _ort():
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over our calibration crops."""
+    """onnxruntime's CalibrationDataReader protocol over our calibration crops.
+
+    `set_range` lets onnxruntime calibrate one image at a time (CalibStridedMinMax, which
+    despite its name strides every method): its histogram calibrators otherwise keep every
+    activation of every image in memory at once (over 15 GB for the paper's network).
+    """
 
     def __init__(self, pairs: list[Pair]) -> None:
-        self.items = iter([{"input": p.input} for p in pairs])
+        self.data = [{"input": p.input} for p in pairs]
+        self.set_range(0, len(self.data))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.items = iter(self.data[start_index:end_index])
 
     def get_next(self):
         return next(self.items, None)
@@ -172,7 +183,7 @@ class Quantizer:
     def write(self, out: Path, exclude: list[str]) -> Path:
         q, trt = self.q, self.cfg.target == "tensorrt"
         extra = {"ActivationSymmetric": trt, "WeightSymmetric": True,
-                 "CalibPercentile": self.cfg.percentile}
+                 "CalibPercentile": self.cfg.percentile, "CalibStridedMinMax": 1}
         kwargs = {}
         reader = _Reader(self.calib)
         if self.cached:
@@ -276,7 +287,7 @@ def _search(nodes, base, naive, max_drop, trial, say) -> tuple[list[str], float]
     def members(groups: list[str]) -> list[str]:
         return [n for n in nodes if any(_in_group(n, g) for g in groups)]
 
-    top = sorted({group_of(n, 0) for n in nodes if group_of(n, 0) != "other"})
+    top = sorted({group_of(n, 0) for n in nodes})
     gain0 = {}
     for g in top:
         gain0[g] = trial(members([g]), g) - naive
