@@ -379,6 +379,8 @@ def train(
     seed: Annotated[int, typer.Option(help="Seeds crops, noise and initialisation.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from the run's checkpoint.")] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    max_side: Annotated[int, typer.Option(help=(
+        "Downscale larger training photographs to this side first (0: never)."))] = 2048,
 ) -> None:
     """Train a JSNet for one task; writes the model, its model card, a log and checkpoints."""
     from jsnet_edge.train.trainer import TrainConfig
@@ -396,7 +398,8 @@ def train(
                       batch=batch, patch=patch, sigma=s, quality=q, gray=gray, init=init,
                       device=device, precision=precision, lr=lr, val_every=val_every,
                       checkpoint_every=checkpoint_every, seed=seed, resume=resume,
-                      threads=threads, command="jsnet-edge " + " ".join(sys.argv[1:]))
+                      threads=threads, max_side=max_side or None,
+                      command="jsnet-edge " + " ".join(sys.argv[1:]))
     result = run_training(cfg)
     psnr = f", validation PSNR {result.val_psnr:.2f} dB" if result.val_psnr else ""
     typer.echo(f"wrote {result.out} and {result.card} ({result.steps} steps in "
@@ -517,7 +520,8 @@ SearchPrecisionOpt = Annotated[str, typer.Option("--precision", help=(
     "fp32, fp16 or bf16, as the backend supports (int8: search in fp32, then calibrate)."))]
 InputSizeOpt = Annotated[str, typer.Option("--input-size", help=(
     "Network input WxH (for SR, the low-resolution frame)."))]
-WidthsOpt = Annotated[str, typer.Option(help="Operation widths C to choose from (cells work at 4C).")]
+WidthsOpt = Annotated[str, typer.Option(help=(
+    "Operation widths C to choose from (cells work at 4C)."))]
 
 
 def _search_space(widths: str, max_cells: int, nodes: int, partial: int = 4):
@@ -551,6 +555,8 @@ def profile(
     refresh: Annotated[bool, typer.Option(help="Measure again even if a table exists.")] = False,
     gray: Annotated[bool, typer.Option(help="1-channel networks.")] = False,
     repeats: Annotated[int, typer.Option(help="Timed runs per block, at most.")] = 15,
+    runtime_threads: Annotated[int | None, typer.Option(help=(
+        "Threads of the runtime being profiled (default: its own choice)."))] = None,
     seed: Annotated[int, typer.Option(help="Seeds the validation networks.")] = 0,
 ) -> None:
     """Measure the latency table of the search space on a device and backend."""
@@ -563,7 +569,7 @@ def profile(
                         space=_search_space(widths, max_cells, nodes), out=output, table=table,
                         validate=validate, refresh=refresh, gray=gray,
                         timing=TimingMethod(repeats=repeats, min_repeats=min(5, repeats)),
-                        seed=seed)
+                        threads=runtime_threads, seed=seed)
     result, v = run_profile(cfg, log=lambda s: typer.echo(s, err=True))
     typer.echo(f"latency table {result.path} ({result.source}, {result.measured_blocks} blocks "
                f"timed, {len(result.table.entries)} entries)")
@@ -610,9 +616,13 @@ def search(
                   ] = 1e-3,
     arch_lr: Annotated[float, typer.Option(help="Adam learning rate of the architecture.")
                        ] = 3e-3,
-    latency_weight: Annotated[float, typer.Option(help="Weight of the latency term.")] = 1.0,
+    latency_weight: Annotated[float, typer.Option(help=(
+        "Weight of the latency term (grey levels of L1 per unit of relative overshoot)."))
+    ] = 20.0,
     margin: Annotated[float, typer.Option(help=(
         "The latency term aims at budget x (1 - margin)."))] = 0.05,
+    grow: Annotated[bool, typer.Option(help=(
+        "Spend budget the derived network leaves unused on more cells or width."))] = True,
     validate: Annotated[int, typer.Option(help=(
         "Random networks measured to fit the table's correction if it has none (0: skip)."))
     ] = 6,
@@ -622,11 +632,16 @@ def search(
     gray: Annotated[bool, typer.Option(help="Search a 1-channel network.")] = False,
     train_precision: Annotated[str, typer.Option(help="fp32 or bf16 (autocast) training.")
                                ] = "fp32",
+    train_device: Annotated[str, typer.Option(help=(
+        "Where the supernet and the fine-tunes train (cpu or cuda); latencies are measured "
+        "on --device."))] = "cpu",
     snapshot_every: Annotated[int, typer.Option(help=(
         "Record the architecture weights every N steps."))] = 10,
     repeats: Annotated[int, typer.Option(help="Timed runs per latency, at most.")] = 15,
     seed: Annotated[int, typer.Option(help="Seeds patches and initialisation.")] = 0,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch training.")] = None,
+    runtime_threads: Annotated[int | None, typer.Option(help=(
+        "Threads of the target runtime when measuring (default: its own choice)."))] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Search a network that runs within a latency budget on this device and backend."""
@@ -643,11 +658,13 @@ def search(
                        val=val, steps=steps, warmup_steps=warmup_steps,
                        finetune_steps=finetune_steps, widths=parse_widths(widths),
                        max_cells=max_cells, nodes=nodes, batch=batch, patch=patch, lr=lr,
-                       arch_lr=arch_lr, latency_weight=latency_weight, margin=margin,
+                       arch_lr=arch_lr, latency_weight=latency_weight, margin=margin, grow=grow,
                        validate=validate, table=table, paper=paper, gray=gray,
-                       train_precision=train_precision, snapshot_every=snapshot_every,
+                       train_precision=train_precision, train_device=train_device,
+                       snapshot_every=snapshot_every,
                        timing=TimingMethod(repeats=repeats, min_repeats=min(5, repeats)),
-                       seed=seed, threads=threads, overwrite=overwrite,
+                       seed=seed, threads=threads, runtime_threads=runtime_threads,
+                       overwrite=overwrite,
                        command="jsnet-edge " + " ".join(sys.argv[1:]))
     result = run_search(cfg, log=lambda s: typer.echo(s, err=True))
     for r in result.results:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -42,7 +44,8 @@ class TorchBackend:
                               "use bf16 (or the openvino backend)")
         self.precision = precision
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.eval().to(self.dev, memory_format=self.memory_format)
+        # A copy: moving to a device or to channels-last must not change the caller's module.
+        self.model = copy.deepcopy(model).eval().to(self.dev, memory_format=self.memory_format)
         self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.module = torch.compile(self.model, dynamic=True) if compile else self.model
 
