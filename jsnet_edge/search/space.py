@@ -1,0 +1,94 @@
+"""The search space: candidates on every edge, and the sizes the search may choose.
+
+Beyond the paper, widths and depths are searched too, so that budgets far below the
+paper's network are reachable. Nodes per module are a fixed setting of the supernet
+(not searched): a node count changes the edge set, which a mask cannot express cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from jsnet_edge.errors import OptionError
+from jsnet_edge.models.attentions import ATTENTIONS
+from jsnet_edge.models.genotype import Genotype, edge_count
+from jsnet_edge.models.ops import OPS
+
+OP_NAMES: tuple[str, ...] = tuple(OPS)
+ATT_NAMES: tuple[str, ...] = tuple(ATTENTIONS)
+# Derivation never keeps `none` (as in the paper), so neither do random or give-up networks.
+OP_CHOICES = tuple(n for n in OP_NAMES if n != "none")
+ATT_CHOICES = tuple(n for n in ATT_NAMES if n != "none")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Sizes of the supernet.
+
+    Args:
+        widths: choices for the operation width C (a cell works at 4 C); multiples of 4 and
+            of `partial`.
+        max_cells: depth choices are 1 .. max_cells joint search modules.
+        nodes: nodes per search module, fixed (the paper's 3).
+        partial: partial-channel factor k of the mixed operations (1/k of the channels go
+            through the candidates, as in PC-DARTS); 1 turns it off.
+    """
+
+    widths: tuple[int, ...] = (8, 12, 16, 24)
+    max_cells: int = 5
+    nodes: int = 3
+    partial: int = 4
+
+    def __post_init__(self) -> None:
+        widths = tuple(sorted({int(w) for w in self.widths}))
+        object.__setattr__(self, "widths", widths)
+        if not widths:
+            raise OptionError("the search space needs at least one width")
+        if self.partial < 1:
+            raise OptionError(f"partial-channel factor must be >= 1, got {self.partial}")
+        for w in widths:
+            if w < 4 or w % 4 or w % self.partial:
+                raise OptionError(f"widths must be multiples of 4 and of the partial-channel "
+                                  f"factor {self.partial}, got {w}")
+        if self.max_cells < 1:
+            raise OptionError(f"max cells must be >= 1, got {self.max_cells}")
+        if self.nodes < 1:
+            raise OptionError(f"nodes must be >= 1, got {self.nodes}")
+
+    @property
+    def edges(self) -> int:
+        return edge_count(self.nodes)
+
+    @property
+    def depths(self) -> tuple[int, ...]:
+        return tuple(range(1, self.max_cells + 1))
+
+    def contains(self, g: Genotype) -> bool:
+        return g.width in self.widths and 1 <= g.cells <= self.max_cells and g.nodes == self.nodes
+
+    def smallest(self) -> Genotype:
+        """The cheapest network of the space: narrowest, one cell, identity edges."""
+        n = self.edges
+        return Genotype(("skip_connect",) * n, ("skip_connect",) * n, self.widths[0], 1,
+                        self.nodes)
+
+    def random_genotype(self, rng: np.random.Generator) -> Genotype:
+        n = self.edges
+        return Genotype(tuple(str(o) for o in rng.choice(OP_CHOICES, n)),
+                        tuple(str(a) for a in rng.choice(ATT_CHOICES, n)),
+                        int(rng.choice(self.widths)), int(rng.integers(1, self.max_cells + 1)),
+                        self.nodes)
+
+    def to_dict(self) -> dict:
+        return {"widths": list(self.widths), "max_cells": self.max_cells, "nodes": self.nodes,
+                "partial": self.partial}
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    """'8,12,16,24' -> (8, 12, 16, 24)."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise OptionError(f"--widths must be integers separated by commas, got {text!r}") from None

@@ -1,0 +1,322 @@
+"""Search: supernet, latency table, expected latency, derivation, the budget promise, CLI.
+
+Latencies here are real: a tiny table measured with onnxruntime (one thread, which keeps
+the numbers steadier on a shared machine) at 32x32, and whole networks measured the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from conftest import run_cli
+from jsnet_edge.errors import OptionError
+from jsnet_edge.models import JSNet
+from jsnet_edge.models.genotype import Genotype
+from jsnet_edge.search import (
+    ExpectedLatency,
+    LatencyTable,
+    LatencyTableError,
+    ProfileConfig,
+    SearchSpace,
+    SuperNet,
+    TimingMethod,
+    fit_to_budget,
+    parse_budget,
+    parse_budgets,
+    time_network,
+)
+from jsnet_edge.search.latency import att_key, op_key
+from jsnet_edge.search.mixed import MaskBank, MixedOp
+from jsnet_edge.search.profile import load_or_measure
+from jsnet_edge.search.search import ArchWeights, give_ups, grow_within_budget
+from jsnet_edge.search.space import ATT_CHOICES, ATT_NAMES, OP_CHOICES, OP_NAMES
+
+SPACE = SearchSpace(widths=(4, 8), max_cells=2, nodes=2)
+SIZE = (32, 32)
+FAST = TimingMethod(warmup=2, repeats=10, min_repeats=5, min_seconds=0.1, max_seconds=0.5)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A private latency cache for this module (the CLI runs inherit it)."""
+    root = tmp_path_factory.mktemp("xdg")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(root))
+        yield root / "jsnet-edge" / "latency"
+
+
+@pytest.fixture(scope="module")
+def profile_cfg(cache) -> ProfileConfig:
+    return ProfileConfig(input_size=SIZE, task="sr-x2", space=SPACE, timing=FAST, threads=1)
+
+
+@pytest.fixture(scope="module")
+def table(profile_cfg) -> LatencyTable:
+    result = load_or_measure(profile_cfg)
+    assert result.source == "measured" and result.measured_blocks == len(result.table.entries)
+    return result.table
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("photos")
+    for name in ("astronaut", "coffee", "chelsea"):
+        cv2.imwrite(str(d / f"{name}.png"), cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR))
+    return d
+
+
+def measure(g: Genotype) -> float:
+    return time_network(g, "sr-x2", 3, SIZE, "onnxruntime", "cpu", "fp32", FAST, threads=1).ms
+
+
+def largest(table: LatencyTable, space: SearchSpace) -> Genotype:
+    """The most expensive network of the space according to the table."""
+    w = max(space.widths)
+    op = max((o for o in OP_CHOICES if o != "skip_connect"), key=lambda o: table.ms(op_key(o, w)))
+    att = max((a for a in ATT_CHOICES if a != "skip_connect"),
+              key=lambda a: table.ms(att_key(a, w)))
+    return Genotype((op,) * space.edges, (att,) * space.edges, w, space.max_cells, space.nodes)
+
+
+# --- supernet ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("task,out", [("sr-x2", 48), ("sr-x3", 72), ("denoise", 24)])
+def test_supernet_forward_and_backward_reach_weights_and_every_alpha(task, out):
+    torch.manual_seed(0)
+    net = SuperNet(SPACE, task)
+    alphas, weights = net.alphas(), net.weights()
+    assert {id(p) for p in alphas}.isdisjoint(id(p) for p in weights)
+    trainable = {id(p) for p in net.parameters() if p.requires_grad}
+    assert trainable == {id(p) for p in alphas} | {id(p) for p in weights}
+    if task == "denoise":  # the x1 tail starts at zero (identity network): make it live
+        torch.nn.init.normal_(net.tail[-1].weight, std=0.01)
+    x = torch.rand(2, 3, 24, 24) * 255
+    y = net(x)
+    assert y.shape == (2, 3, out, out) and torch.isfinite(y).all()
+    y.mean().backward()
+    for name, p in net.named_alphas().items():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert sum(p.grad.abs().sum() for p in weights if p.grad is not None) > 0
+
+
+def test_mixed_op_bypasses_three_quarters_of_the_channels():
+    bank = MaskBank((8,))
+    op = MixedOp(8, 4, offset=1, bank=bank)
+    bank.set(torch.ones(1))
+    x = torch.randn(1, 8, 10, 10)
+    w = torch.softmax(torch.randn(len(OP_NAMES)), 0)
+    y = op(x, w)
+    through = [1, 5]  # offset 1, every 4th channel
+    bypass = [c for c in range(8) if c not in through]
+    assert torch.equal(y[:, bypass], x[:, bypass])
+    assert not torch.allclose(y[:, through], x[:, through])
+
+
+def test_width_masks_silence_the_channels_of_unchosen_widths():
+    net = SuperNet(SPACE, "sr-x2")
+    with torch.no_grad():
+        net.alpha_width.copy_(torch.tensor([30.0, -30.0]))  # all on width 4 (16 features)
+    seen = []
+    net.cells[0].register_forward_hook(lambda m, i, o: seen.append(o))
+    net.cells[0].ops[0].candidates[OP_NAMES.index("rb")].op1.register_forward_hook(
+        lambda m, i, o: seen.append(o))
+    net(torch.rand(1, 3, 24, 24) * 255)
+    cell_out, rb_inner = seen[1], seen[0]
+    assert cell_out[:, 16:].abs().max() < 1e-6 < cell_out[:, :16].abs().max()
+    # Inside a candidate (width 8 / 4 partial = 2 channels at width 4 -> 1 channel).
+    assert rb_inner[:, 1:].abs().max() < 1e-6 < rb_inner[:, :1].abs().max()
+
+
+def test_derive_gives_a_valid_genotype_that_builds_and_never_keeps_none():
+    torch.manual_seed(0)
+    net = SuperNet(SPACE, "sr-x2")
+    with torch.no_grad():
+        net.alpha_op.zero_()
+        net.alpha_op[:, OP_NAMES.index("none")] = 9.0  # strongest, never kept
+        net.alpha_op[:, OP_NAMES.index("lrb")] = 5.0
+        net.alpha_op[2, OP_NAMES.index("srb")] = 6.0
+        net.alpha_att.zero_()
+        net.alpha_att[:, ATT_NAMES.index("none")] = 9.0
+        net.alpha_att[:, ATT_NAMES.index("cea")] = 3.0
+        net.alpha_depth.copy_(torch.tensor([0.0, 1.0]))
+        net.alpha_width.copy_(torch.tensor([1.0, 0.0]))
+    g = net.derive()
+    assert g == Genotype(("lrb", "lrb", "srb"), ("cea",) * 3, width=4, cells=2, nodes=2)
+    out = JSNet(g, "sr-x2")(torch.rand(1, 3, 20, 20) * 255)
+    assert out.shape == (1, 3, 40, 40)
+
+
+# --- latency table and expected latency -----------------------------------------------------
+
+def test_expected_latency_is_differentiable_and_matches_the_table(table):
+    net = SuperNet(SPACE, "sr-x2")
+    expected = ExpectedLatency(table, SPACE)
+    e = expected(net.alpha_op, net.alpha_att, net.alpha_depth, net.alpha_width)
+    e.backward()
+    for name in ("alpha_op", "alpha_att", "alpha_depth", "alpha_width"):
+        grad = getattr(net, name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+    # beta does not enter (derivation keeps every edge whatever its beta): documented.
+    assert net.beta.grad is None
+    # With (almost) one-hot architecture weights the expectation is the table's prediction.
+    g = Genotype(("rb", "skip_connect", "sep_conv_3x3"), ("esab", "cea", "skip_connect"), 8, 2, 2)
+    hot = {n: torch.full_like(getattr(net, n), -40.0) for n in ("alpha_op", "alpha_att",
+                                                                 "alpha_depth", "alpha_width")}
+    for e_i, (o, a) in enumerate(zip(g.ops, g.attentions, strict=True)):
+        hot["alpha_op"][e_i, OP_NAMES.index(o)] = 40.0
+        hot["alpha_att"][e_i, ATT_NAMES.index(a)] = 40.0
+    hot["alpha_depth"][g.cells - 1] = 40.0
+    hot["alpha_width"][SPACE.widths.index(g.width)] = 40.0
+    value = float(expected(hot["alpha_op"], hot["alpha_att"], hot["alpha_depth"],
+                           hot["alpha_width"]))
+    assert math.isclose(value, table.predict(g), rel_tol=1e-4)
+
+
+def test_table_round_trips_and_is_reused_from_the_cache(table, profile_cfg, cache, tmp_path):
+    again = LatencyTable.from_json(table.to_json())
+    assert again.to_dict() == table.to_dict() and again.id == table.id
+    assert table.method["statistic"].startswith("median")
+    assert (cache / f"{table.id}.json").is_file()
+    reused = load_or_measure(profile_cfg)
+    assert reused.source == "cache" and reused.measured_blocks == 0
+    assert reused.table.entries == table.entries
+    # Another precision or input size is another table.
+    other = ProfileConfig(input_size=(48, 32), space=SPACE, threads=1)
+    assert other.fingerprint() != profile_cfg.fingerprint()
+    # A table file for another setting is refused with the reason.
+    path = table.save(tmp_path / "t.json")
+    with pytest.raises(LatencyTableError, match="input_size"):
+        load_or_measure(ProfileConfig(input_size=(48, 32), space=SPACE, threads=1, table=path))
+    with pytest.raises(LatencyTableError, match="not a jsnet-edge latency table"):
+        LatencyTable.from_json('{"format": "something else"}')
+
+
+def test_int8_and_impossible_targets_are_refused_clearly():
+    with pytest.raises(OptionError, match="int8 cannot be profiled per block"):
+        ProfileConfig(precision="int8")
+    with pytest.raises(OptionError, match="openvino backend runs on cpu"):
+        ProfileConfig(device="cuda", backend="openvino")
+    with pytest.raises(OptionError, match="tensorrt backend runs on cuda"):
+        ProfileConfig(backend="tensorrt")
+
+
+# --- budgets -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,ms", [("10ms", 10.0), ("0.5s", 500.0), ("20", 20.0),
+                                     (" 7.5 MS ", 7.5), ("2e1ms", 20.0)])
+def test_budgets_parse(text, ms):
+    assert parse_budget(text) == ms
+
+
+@pytest.mark.parametrize("text,message", [("0", "positive"), ("-5ms", "positive"),
+                                          ("0s", "positive"), ("abc", "cannot read"),
+                                          ("10 fps", "cannot read"), ("nan", "cannot read"),
+                                          ("", "cannot read")])
+def test_bad_budgets_are_refused(text, message):
+    with pytest.raises(OptionError, match=message):
+        parse_budget(text)
+
+
+def test_budget_lists_parse():
+    assert parse_budgets("5ms,10ms,0.02s") == (5.0, 10.0, 20.0)
+    with pytest.raises(OptionError):
+        parse_budgets(",")
+
+
+def test_derivation_keeps_a_measured_budget(table):
+    """Between the smallest and the largest network of the space, the give-up loop ends at a
+    network that measures within budget."""
+    small, big = SPACE.smallest(), largest(table, SPACE)
+    small_ms, big_ms = measure(small), measure(big)
+    assert small_ms < big_ms
+    budget = math.sqrt(small_ms * big_ms)
+    weights = ArchWeights.uniform(SPACE)
+    steps = give_ups(big, weights, table, SPACE)
+    assert steps and all(s.saved_ms > 0 for s in steps)
+    fit = fit_to_budget(big, weights, table, SPACE, budget, measure)
+    assert fit.measured_ms <= budget
+    assert SPACE.contains(fit.genotype) and fit.genotype != big
+    measured = [h for h in fit.history if "measured_ms" in h]
+    assert measured[0]["genotype"] == big.to_string()
+    assert any(h["measured_ms"] > budget for h in measured)
+    # From below, the spare budget goes into size, still within the measured budget.
+    start = fit_to_budget(small, weights, table, SPACE, budget, measure)
+    assert start.genotype == small
+    grown = grow_within_budget(start, weights, table, SPACE, budget, 0.05, measure)
+    assert grown.measured_ms <= budget
+    assert (grown.genotype.width, grown.genotype.cells) > (small.width, small.cells)
+    assert grown.genotype.ops == small.ops
+    assert any(h["action"].startswith("grow") and h["accepted"] for h in grown.history)
+
+
+# --- command line --------------------------------------------------------------------------
+
+COMMON = ["--input-size", "32x32", "--widths", "4,8", "--max-cells", "2", "--nodes", "2",
+          "--runtime-threads", "1", "--repeats", "10"]
+
+
+def test_search_end_to_end_through_the_cli(photo_dir, tmp_path, cache, table):
+    run = tmp_path / "run"
+    proc = run_cli("search", "--task", "sr-x2", "--latency-budget", "50ms", "--budgets",
+                   "1s,1.2ms", "--data", photo_dir, "--steps", "6", "--warmup-steps", "2",
+                   "--finetune-steps", "2", "--batch", "2", "--patch", "32", "--validate", "3",
+                   "--snapshot-every", "2", "--out", run, *COMMON)
+    assert "budget 50ms:" in proc.stdout and "paper's network: measured" in proc.stdout
+    for name in ("genotype.json", "report.json", "latency_table.json", "pareto.png"):
+        assert (run / name).is_file(), name
+    assert (run / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads((run / "report.json").read_text())
+    assert [r["budget_ms"] for r in report["results"]] == [50.0, 1000.0, 1.2]
+    for r in report["results"]:
+        assert r["measured_ms"] <= r["budget_ms"] and r["within_budget"]
+        assert r["predicted_ms"] > 0 and r["psnr"] > 0
+        assert [s["step"] for s in r["snapshots"]] == [4, 6]
+        assert set(r["snapshots"][0]["weights"]) == {"op", "att", "edge", "depth", "width"}
+    assert report["paper"]["measured_ms"] > 0 and report["paper"]["psnr"] > 0
+    assert report["latency_table"]["source"] == "cache"  # the module's table was reused
+    assert report["latency_table"]["correction"]["fitted"]
+    assert report["latency_table"]["validation"]["n"] == 3
+    genotype = json.loads((run / "genotype.json").read_text())
+    assert genotype["budget_ms"] == 50.0 and genotype["measured_ms"] <= 50.0
+    assert Genotype.from_dict(genotype["genotype"]).to_string() == genotype["string"]
+    # The result trains with the ordinary trainer.
+    model = tmp_path / "searched.safetensors"
+    run_cli("train", "--task", "sr-x2", "--data", photo_dir, "--genotype", run / "genotype.json",
+            "--steps", "2", "--batch", "2", "--patch", "32", "--out", model)
+    assert model.is_file()
+    # A second run into the same folder is refused, not clobbered.
+    again = run_cli("search", "--task", "sr-x2", "--latency-budget", "50ms", "--data",
+                    photo_dir, "--out", run, *COMMON, check=False)
+    assert again.returncode == 1 and "--overwrite" in again.stderr
+
+
+def test_budget_below_the_smallest_network_is_refused(photo_dir, tmp_path, cache):
+    proc = run_cli("search", "--task", "sr-x2", "--latency-budget", "0.001ms", "--data",
+                   photo_dir, "--out", tmp_path / "run", *COMMON, check=False)
+    assert proc.returncode == 1
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: a budget of 0.001 ms is below the smallest network")
+    assert "C4-L1-N2" in line and "measured" in line
+    bad = run_cli("search", "--task", "sr-x2", "--latency-budget", "-3ms", "--data", photo_dir,
+                  "--out", tmp_path / "run", check=False)
+    assert bad.returncode == 1 and "positive" in bad.stderr
+
+
+def test_profile_cli_validates_the_table(tmp_path, cache):
+    out = tmp_path / "table.json"
+    proc = run_cli("profile", "--input-size", "32x32", "--widths", "4", "--max-cells", "1",
+                   "--nodes", "1", "--runtime-threads", "1", "--repeats", "5", "--validate", "3",
+                   "-o", out)
+    assert "mean absolute percentage error" in proc.stdout
+    saved = LatencyTable.load(out)
+    assert saved.correction["fitted"] and saved.validation["n"] == 3
+    assert np.isfinite(saved.validation["mape_fitted_percent"])
+    bad = run_cli("profile", "--precision", "int8", check=False)
+    assert bad.returncode == 1 and "int8 cannot be profiled" in bad.stderr
