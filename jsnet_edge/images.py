@@ -8,13 +8,12 @@ never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from jsnet_edge.atomic import atomic_output
 from jsnet_edge.errors import ImageError, OutputExistsError
 
 # What OpenCV reads and writes in every build we support.
@@ -99,15 +98,8 @@ def save_image(path: str | Path, img: np.ndarray, *, overwrite: bool = False,
     ok, buf = cv2.imencode(suffix, out, params)
     if not ok:
         raise ImageError(f"OpenCV could not encode {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.tobytes())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
     return path
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from jsnet_edge import __version__
+from jsnet_edge.atomic import atomic_output
 from jsnet_edge.errors import ModelError, OptionError
 from jsnet_edge.models.genotype import Genotype
 from jsnet_edge.models.network import JSNet
@@ -106,15 +106,8 @@ def onnx_identity(meta: dict[str, str]) -> tuple[str, int, int, int, Genotype]:
 def _atomic_save(proto, path: Path) -> None:
     import onnx
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as tmp:
+        onnx.save(proto, str(tmp))
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from jsnet_edge.atomic import atomic_output
 from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
 
 TRT_MISSING = (
@@ -192,11 +191,8 @@ def build_engine(onnx_path: Path, out: Path, *, profile: Profile = Profile(),
     if plan is None:
         raise ModelError("TensorRT failed to build the engine: "
                          + "; ".join(logger.messages[-3:])[:400])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(plan)
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        tmp.write_bytes(bytes(plan))
     cache_file.write_bytes(bytes(config.get_timing_cache().serialize()))
     side = {
         "tensorrt": trt.__version__,

@@ -8,14 +8,13 @@ Loading never unpickles anything, so a model file cannot execute code.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from jsnet_edge.atomic import atomic_output
 from jsnet_edge.errors import GenotypeError, ModelError, OptionError, OutputExistsError
 from jsnet_edge.models.genotype import Genotype
 from jsnet_edge.models.network import JSNet
@@ -47,15 +46,8 @@ def save_model(model: JSNet, path: str | Path, *, half: bool = False,
         "colors": str(model.colors),
         "provenance": json.dumps(model.provenance or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from jsnet_edge.atomic import atomic_output
 from jsnet_edge.errors import OptionError
 from jsnet_edge.models.attentions import ATTENTIONS
 from jsnet_edge.models.cell import JointSearchCell
@@ -243,11 +243,8 @@ class LatencyTable:
     def save(self, path: str | Path) -> Path:
         """Write atomically (a profile interrupted half way leaves the old table intact)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(self.to_json())
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            tmp.write_text(self.to_json())
         return path
 
     def cache_path(self) -> Path:

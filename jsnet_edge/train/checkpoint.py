@@ -8,14 +8,13 @@ code from a file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from jsnet_edge.atomic import atomic_output
 from jsnet_edge.errors import ModelError
 
 FORMAT = "jsnet-edge.train-checkpoint"
@@ -32,14 +31,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     tensors["rng.torch"] = torch.get_rng_state()
     header = {"format": FORMAT, "meta": json.dumps(meta),
               "param_groups": json.dumps(opt["param_groups"])}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module,

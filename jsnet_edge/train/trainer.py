@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from jsnet_edge.atomic import atomic_output
 from jsnet_edge.errors import ModelError, OptionError
 from jsnet_edge.models.genotype import Genotype, resolve_genotype
 from jsnet_edge.models.network import JSNet
@@ -258,12 +258,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     sampler = PatchSampler(cfg.data, cfg.degradation(), cfg.colors, cfg.patch,
                            max_side=cfg.max_side, seed=cfg.seed)
     start, elapsed, history = 0, 0.0, []
+    commands = [{"step": 0, "command": cfg.command}]
     if cfg.resume:
         meta = load_checkpoint(cfg.checkpoint_path, model, optimizer)
         if meta["config"]["task"] != cfg.task or meta["config"]["genotype"] != \
                 cfg.genotype.to_dict():
             raise OptionError("--resume: the checkpoint is for another task or genotype")
         start, elapsed, history = meta["step"], meta["elapsed"], meta.get("history", [])
+        commands = meta.get("commands", []) + [{"step": start, "command": cfg.command}]
         sampler.set_state(meta["sampler"])
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     amp = cfg.precision == "bf16"
@@ -272,7 +274,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     def checkpoint(step: int) -> None:
         save_checkpoint(cfg.checkpoint_path, model, optimizer, {
             "step": step, "elapsed": elapsed, "sampler": sampler.state(),
-            "config": cfg.to_json_dict(), "history": history})
+            "config": cfg.to_json_dict(), "history": history, "commands": commands})
 
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, file=sys.stderr,
                unit="step", dynamic_ncols=True)
@@ -336,6 +338,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
         "validation": f"{cfg.val.name}/" if cfg.val else "none",
         "init": cfg.init or "random",
         "command": cfg.command,
+        "commands": commands,
         "steps": cfg.steps,
         "batch": cfg.batch,
         "patch": cfg.patch,
@@ -378,9 +381,13 @@ def write_card(cfg: TrainConfig, prov: dict, init_count: int) -> Path:
         "```",
         "",
     ]
-    tmp = cfg.card_path.with_suffix(".md.partial")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, cfg.card_path)
+    if len(prov.get("commands", [])) > 1:
+        lines += ["The run was stopped and resumed; the commands, with the step each started at:",
+                  ""]
+        lines += [f"- step {c['step']}: `{c['command']}`" for c in prov["commands"]]
+        lines.append("")
+    with atomic_output(cfg.card_path) as tmp:
+        tmp.write_text("\n".join(lines))
     return cfg.card_path
 
 

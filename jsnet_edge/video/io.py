@@ -10,7 +10,6 @@ into the final file, by stream copy (no re-encoding of either).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jsnet_edge import atomic
 from jsnet_edge.errors import MissingDependencyError, OptionError, OutputExistsError
 from jsnet_edge.video.errors import VideoError
 
@@ -197,11 +197,7 @@ def check_output(path: Path, inputs: list[Path], *, overwrite: bool, what: str =
 def temp_beside(path: Path, tag: str) -> Path:
     """A fresh hidden file next to `path` with the same extension (so muxers pick the
     same container); renamed over `path` once it is complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".{tag}{path.suffix}",
-                               dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+    return atomic.temp_beside(path, f".{tag}{path.suffix}")
 
 
 def partial_name(path: Path) -> Path:

@@ -33,10 +33,12 @@ class ZooEntry:
         return self.card_path.read_text() if self.card_path.is_file() else "(no model card)"
 
 
-ZOO: dict[str, ZooEntry] = {}
+ZOO: dict[str, ZooEntry] = {
+    "denoise": ZooEntry("denoise", "denoise", "colour Gaussian denoising, blind (sigma 0-50)"),
+}
 
 # The model a task uses when none is named.
-DEFAULT_FOR_TASK: dict[str, str] = {}
+DEFAULT_FOR_TASK: dict[str, str] = {"denoise": "denoise"}
 
 
 def zoo_entry(name: str) -> ZooEntry:

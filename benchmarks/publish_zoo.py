@@ -1,0 +1,60 @@
+"""Copies trained models into the package zoo: fp16 storage (halves the file), the
+training card, and the measured quality from benchmarks/quality.py appended to it.
+
+    python benchmarks/publish_zoo.py --runs runs/zoo --quality benchmarks/results/quality.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from jsnet_edge.models import load_model, save_model
+
+ZOO = Path(__file__).resolve().parents[1] / "jsnet_edge" / "zoo"
+
+BASELINES = {"noisy": "noisy input", "bm3d": "BM3D / CBM3D", "nlmeans": "OpenCV fastNlMeans",
+             "jpeg": "JPEG input", "bicubic": "bicubic", "authors": "authors' checkpoint",
+             "jsnet": "this model"}
+
+
+def quality_section(name: str, quality: dict) -> str:
+    res = quality["results"].get(name)
+    if not res:
+        return ""
+    lines = ["", "## Measured quality (benchmarks/quality.py)", "",
+             f"{len(quality['photos'])} test photographs never used in training "
+             f"({', '.join(quality['photos'])}), {quality['crop']} px centre crops; "
+             + {"denoise": "sigma 25, RGB PSNR", "denoise-gray": "sigma 25, gray",
+                "jpeg": "quality 10, RGB PSNR"}.get(name, "Y PSNR, border = scale") + ".", "",
+             "| method | PSNR (dB) | SSIM |", "| --- | --- | --- |"]
+    for key, (p, s) in res["mean"].items():
+        lines.append(f"| {BASELINES.get(key, key)} | {p:.2f} | {s:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=Path, default=Path("runs/zoo"))
+    ap.add_argument("--quality", type=Path, default=None)
+    ap.add_argument("names", nargs="*", default=["denoise", "denoise-gray", "jpeg", "sr-x2",
+                                                  "sr-x4"])
+    args = ap.parse_args()
+    quality = json.loads(args.quality.read_text()) if args.quality else None
+    for name in args.names:
+        src = args.runs / f"{name}.safetensors"
+        if not src.is_file():
+            print(f"{name}: not trained yet ({src})")
+            continue
+        model = load_model(src)
+        dst = save_model(model, ZOO / f"{name}.safetensors", half=True)
+        card = (args.runs / f"{name}.md").read_text().replace(f"# {name}\n", f"# {name}\n", 1)
+        if quality:
+            card += quality_section(name, quality)
+        (ZOO / f"{name}.md").write_text(card)
+        print(f"{name}: {dst} ({dst.stat().st_size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()
