@@ -31,7 +31,7 @@ from jsnet_edge.degradations import (
 from jsnet_edge.images import list_images, load_image
 from jsnet_edge.metrics import psnr, ssim
 from jsnet_edge.restorer import Restorer
-from jsnet_edge.train.evaluate import center_crop
+from jsnet_edge.train.evaluate import center_crop, prepare_clean
 
 SIGMA, QUALITY = 25.0, 10
 
@@ -42,7 +42,7 @@ def test_photos(val_dir: Path | None, crop: int) -> list[tuple[str, np.ndarray]]
     photos = [(n, getattr(data, n)()) for n in ("astronaut", "coffee", "chelsea", "rocket")]
     if val_dir and val_dir.is_dir():
         photos += [(p.stem, load_image(p)) for p in list_images(val_dir)]
-    return [(n, center_crop(img[..., :3], crop)) for n, img in photos]
+    return [(n, center_crop(prepare_clean(img, 3), crop)) for n, img in photos]
 
 
 def score(out, ref, shave=0, mode="rgb"):

@@ -332,4 +332,6 @@ def _search(nodes, base, naive, max_drop, trial, say,
             kept.append(g)
             best = value
             say(f"keep {g} in float: loss {base - best:.3f} dB")
+    # Parts of a block that was later kept whole need no mention of their own.
+    kept = [g for g in kept if not any(g.startswith(k + ".") for k in kept)]
     return kept, best

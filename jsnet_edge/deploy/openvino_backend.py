@@ -29,7 +29,13 @@ class OpenVinoBackend:
     The inference precision is always set explicitly: OpenVINO otherwise runs bf16 on
     CPUs that have it, which would silently change the results of an "fp32" request.
     int8 files (Q/DQ) run their quantised convolutions in int8 and the rest in f32.
+
+    The model is compiled for each input shape it meets (a few are kept): static shapes
+    run 10-15% faster than the dynamic graph on the CPU plugin, and tiles and video frames
+    repeat one shape.
     """
+
+    MAX_SHAPES = 4
 
     name = "openvino"
 
@@ -58,16 +64,33 @@ class OpenVinoBackend:
         }
         if threads:
             config[props.inference_num_threads] = threads
+        self.core, self.config, self.path = core, config, str(onnx_path)
         try:
-            model = core.read_model(str(onnx_path))
-            self.compiled = core.compile_model(model, "CPU", config)
+            self.model = core.read_model(self.path)
         except RuntimeError as e:
-            raise ModelError(f"OpenVINO cannot compile {onnx_path}: "
+            raise ModelError(f"OpenVINO cannot read {onnx_path}: "
                              f"{str(e).strip().splitlines()[0][:200]}") from None
-        self.request = self.compiled.create_infer_request()
+        self.compiled: dict[tuple[int, ...], tuple] = {}
         self.dtype = np.float32
+        self._compile((1, self.model.input(0).get_partial_shape()[1].get_length(), 32, 32))
+
+    def _compile(self, shape: tuple[int, ...]):
+        if shape in self.compiled:
+            return self.compiled[shape]
+        if len(self.compiled) >= self.MAX_SHAPES:
+            self.compiled.pop(next(iter(self.compiled)))
+        model = self.model.clone()
+        try:
+            model.reshape({0: list(shape)})
+            compiled = self.core.compile_model(model, "CPU", self.config)
+        except RuntimeError as e:
+            raise ModelError(f"OpenVINO cannot compile {self.path} for input {shape}: "
+                             f"{str(e).strip().splitlines()[0][:200]}") from None
+        self.compiled[shape] = (compiled, compiled.create_infer_request())
+        return self.compiled[shape]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        out = self.request.infer({0: x})
-        return np.asarray(out[self.compiled.output(0)], dtype=np.float32)
+        compiled, request = self._compile(tuple(x.shape))
+        out = request.infer({0: x})
+        return np.asarray(out[compiled.output(0)], dtype=np.float32)
