@@ -49,11 +49,13 @@ class Restorer:
             tiles so memory stays bounded (about 0.5 GB for the paper's network at 512).
         tile_overlap: input pixels shared by neighbouring tiles.
         color_order: "bgr" (OpenCV's order, the default) or "rgb" for 3/4-channel input.
+        compile: run the torch backend through `torch.compile` (slow first call).
     """
 
     def __init__(self, model: str | Path | JSNet, backend: str = "torch", device: str = "cpu",
                  precision: str | None = None, *, tile: int = DEFAULT_TILE,
-                 tile_overlap: int = DEFAULT_OVERLAP, color_order: str = "bgr") -> None:
+                 tile_overlap: int = DEFAULT_OVERLAP, color_order: str = "bgr",
+                 compile: bool = False) -> None:
         if color_order not in ("bgr", "rgb"):
             raise OptionError(f"color_order must be 'bgr' or 'rgb', not {color_order!r}")
         from jsnet_edge.deploy.factory import load_source, open_backend
@@ -69,7 +71,8 @@ class Restorer:
         self.tile_overlap = tile_overlap
         self.color_order = color_order
         self._keep: list = []  # temporary files the backend needs while it lives
-        self.backend = open_backend(source, backend, device, precision, self._keep)
+        self.backend = open_backend(source, backend, device, precision, self._keep,
+                                    compile=compile)
         self.requested_backend = backend
         max_input = getattr(self.backend, "max_input", None)  # engines have a shape profile
         if max_input is not None:

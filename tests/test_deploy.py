@@ -171,3 +171,9 @@ def test_bench_cli_table_and_json(tmp_path):
     ok = [r for r in rows if r["error"] is None]
     assert {r["backend"] for r in ok} >= {"torch", "onnxruntime"}
     assert all(r["median_ms"] > 0 and r["peak_mb"] > 0 for r in ok)
+
+
+def test_compile_is_a_torch_option(tmp_path):
+    net = JSNet(TINY, task="denoise")
+    with pytest.raises(OptionError, match="needs the torch backend"):
+        Restorer(net, backend="onnxruntime", compile=True)

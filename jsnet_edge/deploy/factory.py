@@ -119,12 +119,14 @@ def resolve_precision(source: ModelSource, backend: str, precision: str | None) 
 
 
 def open_backend(source: ModelSource, backend: str, device: str, precision: str | None,
-                 keep: list) -> Backend:
+                 keep: list, *, compile: bool = False) -> Backend:
     """A ready backend. Temporary files it needs are appended to `keep` (kept alive)."""
     if backend not in BACKENDS:
         raise OptionError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "auto":
         backend = auto_backend(source, device, precision or source.info.precision or "fp32")
+    if compile and backend != "torch":
+        raise OptionError(f"compile (torch.compile) needs the torch backend, not {backend}")
     precision = resolve_precision(source, backend, precision)
     if backend == "torch":
         if source.net is None:
@@ -132,7 +134,7 @@ def open_backend(source: ModelSource, backend: str, device: str, precision: str 
                               "onnxruntime/openvino for .onnx and tensorrt for .engine files")
         from jsnet_edge.deploy.torch_backend import TorchBackend
 
-        return TorchBackend(source.net, device=device, precision=precision)
+        return TorchBackend(source.net, device=device, precision=precision, compile=compile)
     if backend == "tensorrt":
         from jsnet_edge.deploy.tensorrt_backend import TensorRTBackend
 
