@@ -35,10 +35,13 @@ class ZooEntry:
 
 ZOO: dict[str, ZooEntry] = {
     "denoise": ZooEntry("denoise", "denoise", "colour Gaussian denoising, blind (sigma 0-50)"),
+    "denoise-gray": ZooEntry("denoise-gray", "denoise", "gray Gaussian denoising, sigma 25"),
+    "jpeg": ZooEntry("jpeg", "jpeg", "colour JPEG deblocking, blind (quality 10-40)"),
+    "sr-x2": ZooEntry("sr-x2", "sr-x2", "x2 super-resolution (bicubic degradation)"),
 }
 
 # The model a task uses when none is named.
-DEFAULT_FOR_TASK: dict[str, str] = {"denoise": "denoise"}
+DEFAULT_FOR_TASK: dict[str, str] = {"denoise": "denoise", "jpeg": "jpeg", "sr-x2": "sr-x2"}
 
 
 def zoo_entry(name: str) -> ZooEntry:
