@@ -1,5 +1,8 @@
 """Copies trained models into the package zoo: fp16 storage (halves the file), the
 training card, and the measured quality from benchmarks/quality.py appended to it.
+A card also takes RUNS/NAME.notes.md (what the trainer could not record) and, where an INT8
+file ships (`jsnet-edge calibrate NAME -o jsnet_edge/zoo/NAME-int8.onnx`, report moved to
+RUNS/NAME-int8.calibration.json), the calibration's measured loss.
 
     python benchmarks/publish_zoo.py --runs runs/zoo --quality benchmarks/results/quality.json
 """
@@ -34,6 +37,22 @@ def quality_section(name: str, quality: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def int8_section(name: str, report: dict) -> str:
+    kept = ", ".join(report["kept_float"]) or "nothing"
+    return "\n".join([
+        "", "## INT8 (shipped as `" + name + "-int8.onnx`)", "",
+        f"`jsnet-edge calibrate {name} -o jsnet_edge/zoo/{name}-int8.onnx` (target "
+        f"{report['target']}, {report['method']} ranges, calibration photographs: "
+        f"{', '.join(report['calibration_images'])}; held out: "
+        f"{', '.join(report['heldout_images'])}): {report['quantized_convs']} of "
+        f"{report['total_convs']} convolutions in int8, kept in float: {kept}; "
+        f"PSNR {report['int8_psnr']:.2f} dB vs {report['fp32_psnr']:.2f} dB in fp32 on the "
+        f"held-out crops, a loss of {report['drop']:.3f} dB (every layer in int8: "
+        f"{report['naive_drop']:.3f} dB). Use it with "
+        f"`Restorer.from_pretrained(\"{name}\", backend=\"openvino\", precision=\"int8\")`.",
+        ""])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=Path, default=Path("runs/zoo"))
@@ -50,6 +69,12 @@ def main() -> None:
         model = load_model(src)
         dst = save_model(model, ZOO / f"{name}.safetensors", half=True)
         card = (args.runs / f"{name}.md").read_text().replace(f"# {name}\n", f"# {name}\n", 1)
+        notes = args.runs / f"{name}.notes.md"
+        if notes.is_file():
+            card += notes.read_text()
+        report = args.runs / f"{name}-int8.calibration.json"
+        if report.is_file() and (ZOO / f"{name}-int8.onnx").is_file():
+            card += int8_section(name, json.loads(report.read_text()))
         if quality:
             card += quality_section(name, quality)
         (ZOO / f"{name}.md").write_text(card)

@@ -31,6 +31,8 @@ run() { # name, then train options; a run with a checkpoint continues (up to --s
   jsnet-edge train --threads "${THREADS:-1}" --data "$DATA/train" --val "$DATA/val" --out "$OUT/$name.safetensors" \
     "${resume[@]}" "$@"
 }
+run sr-x4        --task sr-x4 --steps 1500 --batch 8 --patch 192 \
+                 --init "$OFF/jsnet_sr_x2_official.pt"
 run denoise      --task denoise --sigma-range 0,50 --steps 5000 --batch 16 --patch 48 \
                  --init "$OFF/jsnet_sr_x2_official.pt"
 run sr-x2        --task sr-x2 --steps 4500 --batch 8 --patch 96 \
@@ -38,6 +40,4 @@ run sr-x2        --task sr-x2 --steps 4500 --batch 8 --patch 96 \
 run jpeg         --task jpeg --quality-range 10,40 --steps 1500 --batch 8 --patch 48 \
                  --init "$OFF/jsnet_sr_x2_official.pt"
 run denoise-gray --task denoise --gray --sigma 25 --steps 4000 --batch 8 --patch 48 \
-                 --init "$OFF/jsnet_sr_x2_official.pt"
-run sr-x4        --task sr-x4 --steps 1500 --batch 8 --patch 192 \
                  --init "$OFF/jsnet_sr_x2_official.pt"

@@ -60,7 +60,7 @@ class Restorer:
             raise OptionError(f"color_order must be 'bgr' or 'rgb', not {color_order!r}")
         from jsnet_edge.deploy.factory import load_source, open_backend
 
-        source = load_source(model)
+        source = load_source(model, precision)
         self.model: JSNet | None = source.net  # None for .onnx and .engine files
         self.info = source.info
         self.task = source.info.task
@@ -82,10 +82,12 @@ class Restorer:
 
     @classmethod
     def from_pretrained(cls, name: str, **kwargs) -> Restorer:
-        """A Restorer for a model of the bundled zoo (`jsnet-edge models` lists them)."""
+        """A Restorer for a model of the bundled zoo (`jsnet-edge models` lists them);
+        `precision="int8"` takes the calibrated INT8 file shipped with the model."""
         from jsnet_edge.zoo import zoo_entry
 
-        return cls(zoo_entry(name).path, **kwargs)
+        zoo_entry(name)  # a clear error for unknown names
+        return cls(name, **kwargs)
 
     def describe(self) -> str:
         """One line for logs: which backend runs, on what, in which precision."""

@@ -48,3 +48,46 @@ def test_models_command_lists_cards():
     out = run_cli("models").stdout
     assert all(name in out for name in ZOO)
     assert "Command" in run_cli("models", "denoise").stdout
+
+
+INT8 = [name for name, e in ZOO.items() if e.int8_path.is_file()]
+
+
+def test_int8_files_ship_for_the_cpu():
+    assert INT8, "at least one zoo model ships a calibrated INT8 file"
+
+
+@pytest.mark.parametrize("name", INT8)
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_int8_loses_at_most_0_1_db_on_photographs(name, backend):
+    """The INT8 parity test of every backend that runs INT8, on a photograph the
+    calibration never calibrated on (it used the astronaut, chelsea and coffee photographs
+    shipped in the package)."""
+    from jsnet_edge.deploy.factory import has_module
+
+    if backend == "openvino" and not has_module("openvino"):
+        pytest.skip("openvino is not installed (pip install 'jsnet-edge[openvino]')")
+    entry = ZOO[name]
+    ref = Restorer.from_pretrained(name, color_order="rgb")
+    q = Restorer.from_pretrained(name, backend=backend, precision="int8", color_order="rgb")
+    assert q.backend.precision == "int8" and q.task == entry.task
+    losses = []
+    rocket = data.rocket()
+    for img in (rocket[40:296, 60:316], rocket[100:356, 300:556]):
+        clean = img if ref.colors == 3 else img.mean(2).astype(np.uint8)
+        s = ref.scale
+        if entry.task == "denoise":
+            x = add_gaussian_noise(clean, 25, seed=3) / 255.0
+            a, b = ref(x) * 255.0, q(x) * 255.0
+        elif entry.task == "jpeg":
+            x = jpeg_compress(clean, 20)
+            a, b = ref(x), q(x)
+        else:
+            x = bicubic_downscale(clean, s)
+            clean = clean[: x.shape[0] * s, : x.shape[1] * s]
+            a, b = ref(x), q(x)
+        mode = "rgb" if ref.colors == 3 and s == 1 else "y"
+        shave = s if s > 1 else 0
+        losses.append(psnr(a, clean, shave=shave, mode=mode) -
+                      psnr(b, clean, shave=shave, mode=mode))
+    assert np.mean(losses) <= 0.1

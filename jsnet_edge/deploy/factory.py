@@ -47,8 +47,15 @@ class ModelSource:
     engine: Path | None = None
 
 
-def load_source(model: str | Path | JSNet) -> ModelSource:
+def load_source(model: str | Path | JSNet, precision: str | None = None) -> ModelSource:
     from jsnet_edge.restorer import resolve_model
+    from jsnet_edge.zoo import ZOO
+
+    if precision == "int8" and isinstance(model, str) and model in ZOO:
+        if not ZOO[model].int8_path.is_file():
+            raise OptionError(f"the zoo has no INT8 file for {model!r}; make one with "
+                              f"`jsnet-edge calibrate {model} -o {model}-int8.onnx`")
+        model = str(ZOO[model].int8_path)  # the calibrated file shipped with the model
 
     if isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".onnx":
         import json

@@ -26,6 +26,11 @@ class ZooEntry:
         return HERE / f"{self.name}.safetensors"
 
     @property
+    def int8_path(self) -> Path:
+        """The calibrated INT8 ONNX (`jsnet-edge calibrate`) shipped beside some models."""
+        return HERE / f"{self.name}-int8.onnx"
+
+    @property
     def card_path(self) -> Path:
         return HERE / f"{self.name}.md"
 
@@ -38,10 +43,12 @@ ZOO: dict[str, ZooEntry] = {
     "denoise-gray": ZooEntry("denoise-gray", "denoise", "gray Gaussian denoising, sigma 25"),
     "jpeg": ZooEntry("jpeg", "jpeg", "colour JPEG deblocking, blind (quality 10-40)"),
     "sr-x2": ZooEntry("sr-x2", "sr-x2", "x2 super-resolution (bicubic degradation)"),
+    "sr-x4": ZooEntry("sr-x4", "sr-x4", "x4 super-resolution (bicubic degradation)"),
 }
 
 # The model a task uses when none is named.
-DEFAULT_FOR_TASK: dict[str, str] = {"denoise": "denoise", "jpeg": "jpeg", "sr-x2": "sr-x2"}
+DEFAULT_FOR_TASK: dict[str, str] = {"denoise": "denoise", "jpeg": "jpeg", "sr-x2": "sr-x2",
+                                   "sr-x4": "sr-x4"}
 
 
 def zoo_entry(name: str) -> ZooEntry:
