@@ -524,10 +524,15 @@ WidthsOpt = Annotated[str, typer.Option(help=(
     "Operation widths C to choose from (cells work at 4C)."))]
 
 
-def _search_space(widths: str, max_cells: int, nodes: int, partial: int = 4):
+UnshuffleOpt = Annotated[int, typer.Option(help=(
+    "The networks' body runs at 1/N of the input resolution (pixel unshuffle); 2 makes "
+    "real-time budgets on CPUs reachable. 1: the paper's layout."))]
+
+
+def _search_space(widths: str, max_cells: int, nodes: int, unshuffle: int = 1):
     from jsnet_edge.search.space import SearchSpace, parse_widths
 
-    return SearchSpace(parse_widths(widths), max_cells, nodes, partial)
+    return SearchSpace(parse_widths(widths), max_cells, nodes, unshuffle=unshuffle)
 
 
 def _input_size(text: str) -> tuple[int, int]:
@@ -546,6 +551,7 @@ def profile(
     widths: WidthsOpt = "8,12,16,24",
     max_cells: Annotated[int, typer.Option(help="Depth choices are 1..N cells.")] = 5,
     nodes: Annotated[int, typer.Option(help="Nodes per search module (fixed).")] = 3,
+    unshuffle: UnshuffleOpt = 1,
     output: Annotated[Path | None, typer.Option("--output", "-o", help=(
         "Also write the table here (it is always cached under ~/.cache/jsnet-edge/latency)."))
     ] = None,
@@ -566,7 +572,8 @@ def profile(
 
     cfg = ProfileConfig(device=device, backend=backend, precision=precision,
                         input_size=_input_size(input_size), task=task,
-                        space=_search_space(widths, max_cells, nodes), out=output, table=table,
+                        space=_search_space(widths, max_cells, nodes, unshuffle), out=output,
+                        table=table,
                         validate=validate, refresh=refresh, gray=gray,
                         timing=TimingMethod(repeats=repeats, min_repeats=min(5, repeats)),
                         threads=runtime_threads, seed=seed)
@@ -610,6 +617,7 @@ def search(
     widths: WidthsOpt = "8,12,16,24",
     max_cells: Annotated[int, typer.Option(help="Depth choices are 1..N cells.")] = 5,
     nodes: Annotated[int, typer.Option(help="Nodes per search module (fixed).")] = 3,
+    unshuffle: UnshuffleOpt = 1,
     batch: Annotated[int, typer.Option(help="Patches per step.")] = 8,
     patch: Annotated[int, typer.Option(help="Target patch side (pixels).")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate of the network weights.")
@@ -657,7 +665,8 @@ def search(
                        backend=backend, precision=precision, input_size=_input_size(input_size),
                        val=val, steps=steps, warmup_steps=warmup_steps,
                        finetune_steps=finetune_steps, widths=parse_widths(widths),
-                       max_cells=max_cells, nodes=nodes, batch=batch, patch=patch, lr=lr,
+                       max_cells=max_cells, nodes=nodes, unshuffle=unshuffle, batch=batch,
+                       patch=patch, lr=lr,
                        arch_lr=arch_lr, latency_weight=latency_weight, margin=margin, grow=grow,
                        validate=validate, table=table, paper=paper, gray=gray,
                        train_precision=train_precision, train_device=train_device,

@@ -109,7 +109,8 @@ class Restorer:
     def restore_array(self, x: np.ndarray) -> np.ndarray:
         """The network on an NCHW float32 array (0..255, model channels), with tiling."""
         return run_tiled(self.backend, x, scale=self.scale, tile=self.tile,
-                         overlap=self.tile_overlap, min_size=self.min_size)
+                         overlap=self.tile_overlap, min_size=self.min_size,
+                         multiple=self.info.genotype.unshuffle)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Restore one image.

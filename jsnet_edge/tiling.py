@@ -37,10 +37,12 @@ def _ramp(length: int, ramp: int, left: bool, right: bool) -> np.ndarray:
     return w
 
 
-def pad_to_min(x: np.ndarray, min_size: int) -> np.ndarray:
-    """Mirror-pad the bottom/right of an NCHW array so both sides reach `min_size`."""
+def pad_to_min(x: np.ndarray, min_size: int, multiple: int = 1) -> np.ndarray:
+    """Mirror-pad the bottom/right of an NCHW array so both sides reach `min_size` and are
+    multiples of `multiple`."""
     h, w = x.shape[2:]
     ph, pw = max(0, min_size - h), max(0, min_size - w)
+    ph, pw = ph + -(h + ph) % multiple, pw + -(w + pw) % multiple
     if not ph and not pw:
         return x
     # Mirror padding needs the pad to be shorter than the side; edge padding otherwise.
@@ -49,7 +51,7 @@ def pad_to_min(x: np.ndarray, min_size: int) -> np.ndarray:
 
 
 def run_tiled(run: Run, x: np.ndarray, *, scale: int, tile: int, overlap: int,
-              min_size: int = 1, batch: int = 1) -> np.ndarray:
+              min_size: int = 1, batch: int = 1, multiple: int = 1) -> np.ndarray:
     """Apply `run` (NCHW -> NCHW, `scale` times larger) to `x` tile by tile.
 
     Args:
@@ -60,6 +62,8 @@ def run_tiled(run: Run, x: np.ndarray, *, scale: int, tile: int, overlap: int,
         overlap: input pixels shared by neighbouring tiles.
         min_size: smallest side the network accepts; smaller inputs are padded.
         batch: tiles per call (more is faster on GPUs, costs memory).
+        multiple: input sides the network needs to be multiples of (its unshuffle factor);
+            inputs are padded and tiles placed on that grid.
     """
     if tile < max(min_size, 8):
         raise OptionError(f"tile size {tile} is too small; this network needs at least "
@@ -67,8 +71,12 @@ def run_tiled(run: Run, x: np.ndarray, *, scale: int, tile: int, overlap: int,
     if not 0 <= overlap < tile // 2:
         raise OptionError(f"tile overlap must be between 0 and half the tile ({tile // 2 - 1}), "
                           f"got {overlap}")
+    if multiple > 1:  # tiles on the grid: size and overlap multiples, so are their starts
+        tile -= tile % multiple
+        overlap = min(-(-overlap // multiple) * multiple, max(0, (tile // 2 - 1) // multiple
+                                                              * multiple))
     n, c, h0, w0 = x.shape
-    x = pad_to_min(x, min_size)
+    x = pad_to_min(x, min_size, multiple)
     h, w = x.shape[2:]
     if h <= tile and w <= tile:
         return run(x)[:, :, : h0 * scale, : w0 * scale]

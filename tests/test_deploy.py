@@ -177,3 +177,32 @@ def test_compile_is_a_torch_option(tmp_path):
     net = JSNet(TINY, task="denoise")
     with pytest.raises(OptionError, match="needs the torch backend"):
         Restorer(net, backend="onnxruntime", compile=True)
+
+
+@pytest.mark.parametrize("task", ["denoise", "sr-x2"])
+def test_unshuffled_network_exports_and_tiles_on_its_grid(task, photo, tmp_path):
+    """A body at half resolution: the mean-shift fold, ONNX and tiling all respect the
+    2x2 grid; odd image sides are padded by the Restorer."""
+    torch.manual_seed(0)
+    net = JSNet(Genotype.from_string("C8-L1-N1-S2:srb:cea"), task=task).eval()
+    for p in net.tail.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    model = save_model(net, tmp_path / "m.safetensors")
+    x = torch.from_numpy(photo_batch(photo))
+    with torch.no_grad():
+        assert (fold_mean_shift(net)(x) - net(x)).abs().max() < 1e-3
+    onnx_path = export_onnx(net, tmp_path / "m.onnx")
+    img = photo[:61, :67]  # odd sides
+    ref = Restorer(model, color_order="rgb")(img.astype(np.float32) / 255)
+    ort = Restorer(onnx_path, backend="onnxruntime", color_order="rgb")(
+        img.astype(np.float32) / 255)
+    assert ref.shape == ort.shape == (61 * net.scale, 67 * net.scale, 3)
+    assert np.abs(ref - ort).max() * 255 < 1e-3
+    big = photo[:150, :170]
+    whole = Restorer(model, color_order="rgb")(big)
+    tiled = Restorer(model, color_order="rgb", tile=63, tile_overlap=9)(big)
+    # Random weights and small tiles are not seamless (about 41 dB, as for the same network
+    # without unshuffle); tiles off the 2x2 grid would be far worse.
+    assert psnr(tiled, whole, mode="rgb") >= 38
+    with pytest.raises(OptionError, match="multiple of 2"):
+        export_onnx(net, tmp_path / "odd.onnx", input_size=(65, 64))

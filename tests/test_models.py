@@ -181,3 +181,22 @@ def test_model_file_rejects_bad_files(tmp_path):
         load_model(foreign)
     with pytest.raises(ModelError, match="does not exist"):
         load_model(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize("task,scale", [("denoise", 1), ("sr-x2", 2), ("sr-x3", 3),
+                                        ("sr-x4", 4)])
+def test_unshuffled_network_runs_its_body_at_half_resolution(task, scale):
+    g = Genotype.from_string("C8-L1-N1-S2:srb:esab")
+    assert g.unshuffle == 2 and Genotype.from_string(g.to_string()) == g
+    assert Genotype.from_json(g.to_json()) == g
+    net = JSNet(g, task=task)
+    assert net.head.in_channels == 12 and net.size_multiple == 2 and net.min_size >= 30
+    seen = []
+    net.cells[0].register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[-2:])))
+    y = net(torch.rand(1, 3, 33, 35) * 255)  # odd sides: padded, then cropped back
+    assert y.shape == (1, 3, 33 * scale, 35 * scale) and seen == [(17, 18)]
+    y.mean().backward()
+    assert net.head.weight.grad is not None
+    # Older genotype files (without the field) are the paper's layout.
+    assert Genotype.from_dict({k: v for k, v in TINY.to_dict().items()
+                               if k != "unshuffle"}).unshuffle == 1

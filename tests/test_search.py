@@ -320,3 +320,36 @@ def test_profile_cli_validates_the_table(tmp_path, cache):
     assert np.isfinite(saved.validation["mape_fitted_percent"])
     bad = run_cli("profile", "--precision", "int8", check=False)
     assert bad.returncode == 1 and "int8 cannot be profiled" in bad.stderr
+
+
+# --- unshuffled networks (the body at half resolution) ----------------------------------------
+
+@pytest.mark.parametrize("task,out", [("sr-x2", 64), ("denoise", 32)])
+def test_unshuffled_supernet_runs_at_half_resolution_and_derives_unshuffled(task, out):
+    space = SearchSpace(widths=(4, 8), max_cells=2, nodes=2, unshuffle=2)
+    net = SuperNet(space, task)
+    torch.nn.init.normal_(net.tail[0].weight, std=0.01)
+    seen = []
+    net.cells[0].register_forward_hook(lambda m, i, o: seen.append(o.shape[-1]))
+    y = net(torch.rand(2, 3, 32, 32) * 255)
+    assert y.shape == (2, 3, out, out) and seen == [16]
+    y.mean().backward()
+    assert net.alpha_op.grad.abs().sum() > 0
+    g = net.derive()
+    assert g.unshuffle == 2 and space.contains(g) and "-S2:" in g.to_string()
+    s = out // 32  # odd multiples of 2 are padded and cropped back
+    assert JSNet(g, task)(torch.rand(1, 3, 30, 34) * 255).shape[-2:] == (30 * s, 34 * s)
+
+
+def test_unshuffled_table_times_the_body_at_half_resolution(cache):
+    space = SearchSpace(widths=(4,), max_cells=1, nodes=1, unshuffle=2)
+    cfg = ProfileConfig(input_size=(64, 64), task="denoise", space=space, timing=FAST,
+                        threads=1)
+    table = load_or_measure(cfg).table
+    assert table.fingerprint["unshuffle"] == 2
+    g = space.smallest()
+    assert table.predict(g) > 0  # every entry the network reads is there
+    assert time_network(g, "denoise", 3, (64, 64), "onnxruntime", "cpu", "fp32", FAST,
+                        threads=1).ms > 0
+    with pytest.raises(OptionError, match="multiple of the unshuffle"):
+        ProfileConfig(input_size=(65, 64), task="denoise", space=space)

@@ -53,7 +53,11 @@ def fold_mean_shift(model: JSNet) -> JSNet:
     m = copy.deepcopy(model).float().cpu().eval()
     ws, bs = m.sub_mean.weight[:, :, 0, 0].double(), m.sub_mean.bias.double()
     c = torch.linalg.solve(ws, bs)
-    m.head.weight.copy_(torch.einsum("oikl,ij->ojkl", m.head.weight.double(), ws).float())
+    # With unshuffle s the head sees colour c in channels c*s*s .. c*s*s + s*s - 1.
+    o, cin, kh, kw = m.head.weight.shape
+    head = m.head.weight.double().view(o, m.colors, cin // m.colors, kh, kw)
+    head = torch.einsum("oiskl,ij->ojskl", head, ws).reshape(o, cin, kh, kw)
+    m.head.weight.copy_(head.float())
     m.sub_mean = AddConstant(c.float())
     if m.scale > 1:
         last = m.tail[-1]
@@ -153,6 +157,10 @@ def export_onnx(model: JSNet, path: str | Path, *, precision: str = "fp32",
     net = fold_mean_shift(model)
     w, h = input_size or (64, 48)
     h, w = max(h, model.min_size), max(w, model.min_size)
+    m = model.size_multiple
+    if h % m or w % m:
+        raise OptionError(f"--input-size must be a multiple of {m} for this network "
+                          f"(its body runs unshuffled by {m}), got {w}x{h}")
     dummy = torch.rand(1, model.colors, h, w) * 255
     dynamic = None if input_size else {INPUT: {0: "batch", 2: "height", 3: "width"},
                                        OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"}}

@@ -49,6 +49,10 @@ class Genotype:
         width: operation width C; a cell's working width is 4 C.
         cells: number of joint search modules.
         nodes: nodes per search module (the paper uses 3).
+        unshuffle: the body runs at 1/unshuffle of the input resolution: the input is
+            pixel-unshuffled (space to depth, lossless) before the head and the tail
+            shuffles back. 1 is the paper's network; 2 quarters the cost of every block,
+            which is what real-time networks on CPUs need (as FFDNet does for denoising).
     """
 
     ops: tuple[str, ...]
@@ -56,6 +60,7 @@ class Genotype:
     width: int = 16
     cells: int = 5
     nodes: int = 3
+    unshuffle: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ops", tuple(OP_ALIASES.get(o, o) for o in self.ops))
@@ -63,7 +68,7 @@ class Genotype:
             self, "attentions", tuple(ATT_ALIASES.get(a, a) for a in self.attentions)
         )
         for name, value, low in (("width", self.width, 4), ("cells", self.cells, 1),
-                                 ("nodes", self.nodes, 1)):
+                                 ("nodes", self.nodes, 1), ("unshuffle", self.unshuffle, 1)):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise GenotypeError(f"genotype {name} must be an integer >= {low}, got {value!r}")
         if self.width % 4:
@@ -116,22 +121,27 @@ class Genotype:
         return cls.from_dict(d)
 
     def to_string(self) -> str:
-        """Compact form, e.g. `C16-L5-N3:rb,lrb,rb,rb,srb,rb:esab,cea,cea,esab,skip,cea`."""
+        """Compact form, e.g. `C16-L5-N3:rb,lrb,rb,rb,srb,rb:esab,cea,cea,esab,skip,cea`
+        (`C8-L2-N2-S2:...` with unshuffle 2)."""
         op_short = {v: k for k, v in OP_ALIASES.items()}
         att_short = {v: k for k, v in ATT_ALIASES.items()}
         ops = ",".join(op_short.get(o, o) for o in self.ops)
         atts = ",".join(att_short.get(a, a) for a in self.attentions)
-        return f"C{self.width}-L{self.cells}-N{self.nodes}:{ops}:{atts}"
+        sizes = f"C{self.width}-L{self.cells}-N{self.nodes}"
+        if self.unshuffle > 1:
+            sizes += f"-S{self.unshuffle}"
+        return f"{sizes}:{ops}:{atts}"
 
     @classmethod
     def from_string(cls, text: str) -> Genotype:
         try:
             sizes, ops, atts = text.strip().split(":")
-            c, lay, n = sizes.split("-")
-            if (c[0], lay[0], n[0]) != ("C", "L", "N"):
+            c, lay, n, *rest = sizes.split("-")
+            if (c[0], lay[0], n[0]) != ("C", "L", "N") or len(rest) > 1 or \
+                    (rest and rest[0][0] != "S"):
                 raise ValueError
             return cls(tuple(ops.split(",")), tuple(atts.split(",")), int(c[1:]), int(lay[1:]),
-                       int(n[1:]))
+                       int(n[1:]), int(rest[0][1:]) if rest else 1)
         except ValueError:
             raise GenotypeError(
                 f"cannot read genotype string {text!r}; expected the form "

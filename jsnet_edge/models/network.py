@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from jsnet_edge.errors import OptionError
@@ -56,7 +57,10 @@ class JSNet(nn.Module):
         self.sub_mean = mean_shift(mean, sign=-1)
         # x1 tasks add the input back instead (the output is input + residual).
         self.add_mean = mean_shift(mean, sign=+1) if task_scale(task) > 1 else nn.Identity()
-        self.head = nn.Conv2d(colors, features, 3, padding=1)
+        s = genotype.unshuffle
+        # Space to depth first when the body runs at 1/s resolution (a no-op for the paper).
+        self.unshuffle = nn.PixelUnshuffle(s) if s > 1 else nn.Identity()
+        self.head = nn.Conv2d(colors * s * s, features, 3, padding=1)
         self.cells = nn.ModuleList(
             JointSearchCell(genotype.ops, genotype.attentions, genotype.width, genotype.nodes)
             for _ in range(genotype.cells)
@@ -64,21 +68,33 @@ class JSNet(nn.Module):
         self.fusion = nn.Conv2d(genotype.cells * features, features, 1)
         self.csfm = CrossScaleFusion(features)
         if self.scale > 1:
-            self.tail = upsampler(features // 2, colors, self.scale)
+            self.tail = upsampler(features // 2, colors, self.scale * s)
         else:
-            self.tail = residual_tail(features // 2, colors)
+            self.tail = residual_tail(features // 2, colors, s)
             # Start as the identity: an untrained x1 model returns its input unchanged
             # instead of adding a large random residual.
-            nn.init.zeros_(self.tail[-1].weight)
-            nn.init.zeros_(self.tail[-1].bias)
+            nn.init.zeros_(self.tail[0].weight)
+            nn.init.zeros_(self.tail[0].bias)
 
     @property
     def min_size(self) -> int:
         """Smallest input side the network accepts (ESAB's strided conv and pool)."""
-        return ESAB.MIN_SIZE if "esab" in self.genotype.attentions else 1
+        s = self.genotype.unshuffle
+        return ESAB.MIN_SIZE * s if "esab" in self.genotype.attentions else s
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sides must be multiples of this (the unshuffle factor); the Restorer pads
+        to it, as does this module in eager mode (exported graphs expect it done)."""
+        return self.genotype.unshuffle
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.head(self.sub_mean(x))
+        s = self.genotype.unshuffle
+        h0, w0 = x.shape[-2:]
+        if s > 1 and (h0 % s or w0 % s):
+            x = F.pad(x, (0, -w0 % s, 0, -h0 % s), mode="replicate")
+            return self.forward(x)[..., : h0 * self.scale, : w0 * self.scale]
+        h = self.head(self.unshuffle(self.sub_mean(x)))
         outs = []
         c = h
         for cell in self.cells:

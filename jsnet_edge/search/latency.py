@@ -103,25 +103,28 @@ class _Fusion(nn.Module):
 
 
 class _Head(nn.Module):
-    """Input mean shift (a per-channel add once folded) and the head convolution."""
+    """Input mean shift (a per-channel add once folded), the unshuffle (if any) and the
+    head convolution; its input is the full-resolution frame."""
 
-    def __init__(self, colors: int, features: int) -> None:
+    def __init__(self, colors: int, features: int, unshuffle: int = 1) -> None:
         super().__init__()
         self.register_buffer("mean", torch.full((1, colors, 1, 1), -110.0))
-        self.conv = nn.Conv2d(colors, features, 3, padding=1)
+        self.unshuffle = nn.PixelUnshuffle(unshuffle) if unshuffle > 1 else nn.Identity()
+        self.conv = nn.Conv2d(colors * unshuffle * unshuffle, features, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x + self.mean)
+        return self.conv(self.unshuffle(x + self.mean))
 
 
-def _tail(features: int, colors: int, scale: int) -> nn.Module:
-    tail = upsampler(features // 2, colors, scale) if scale > 1 else \
-        residual_tail(features // 2, colors)
+def _tail(features: int, colors: int, scale: int, unshuffle: int = 1) -> nn.Module:
+    tail = upsampler(features // 2, colors, scale * unshuffle) if scale > 1 else \
+        residual_tail(features // 2, colors, unshuffle)
     return nn.Sequential(CrossScaleFusion(features), tail)
 
 
-def block_for(key: str, task: str, colors: int) -> tuple[nn.Module, int]:
-    """The module an entry times and its input channels (the input is 1 x ch x H x W)."""
+def block_for(key: str, task: str, colors: int, unshuffle: int = 1) -> tuple[nn.Module, int]:
+    """The module an entry times and its input channels (the input is 1 x ch x H x W: the
+    frame for the head, the body's resolution, 1/unshuffle of it, for everything else)."""
     kind, *rest = key.split(":")
     if kind == CALL:
         return nn.Identity(), 1
@@ -133,7 +136,7 @@ def block_for(key: str, task: str, colors: int) -> tuple[nn.Module, int]:
     c = value["C"]
     f = 4 * c
     if kind == "head":
-        return _Head(colors, f), colors
+        return _Head(colors, f, unshuffle), colors
     if kind == "cell":
         n = value["N"]
         skips = ("skip_connect",) * (n * (n + 1) // 2)
@@ -141,7 +144,7 @@ def block_for(key: str, task: str, colors: int) -> tuple[nn.Module, int]:
     if kind == "fusion":
         return _Fusion(f, value["L"]), f
     if kind == "tail":
-        return _tail(f, colors, task_scale(task)), f
+        return _tail(f, colors, task_scale(task), unshuffle), f
     raise LatencyTableError(f"unknown latency-table key {key!r}")
 
 

@@ -71,9 +71,13 @@ class ProfileConfig:
         check_task(self.task)
         check_target(self.device, self.backend, self.precision)
         w, h = self.input_size
-        if min(w, h) < 16:
-            raise OptionError(f"--input-size must be at least 16x16 (the esab attention needs "
-                              f"it), got {w}x{h}")
+        u = self.space.unshuffle
+        if min(w, h) < 16 * u:
+            raise OptionError(f"--input-size must be at least {16 * u}x{16 * u} (the esab "
+                              f"attention needs it), got {w}x{h}")
+        if w % u or h % u:
+            raise OptionError(f"--input-size must be a multiple of the unshuffle factor {u}, "
+                              f"got {w}x{h}")
         if self.threads is not None and self.threads < 1:
             raise OptionError(f"--runtime-threads must be >= 1, got {self.threads}")
         if self.validate < 0:
@@ -89,7 +93,7 @@ class ProfileConfig:
 
     def fingerprint(self) -> dict:
         return fingerprint(self.device, self.backend, self.precision, self.input_size,
-                           self.task, self.colors, self.threads)
+                           self.task, self.colors, self.threads, self.space.unshuffle)
 
 
 @dataclass
@@ -111,9 +115,15 @@ def measure_entries(table: LatencyTable, keys: list[str], cfg: ProfileConfig,
     if "call" in todo:
         todo.remove("call")
         todo.insert(0, "call")
+    s = fp.get("unshuffle", 1)
     for i, key in enumerate(todo):
-        module, channels = block_for(key, fp["task"], fp["colors"])
-        shape = (1, channels, 1, 1) if key == "call" else (1, channels, h, w)
+        module, channels = block_for(key, fp["task"], fp["colors"], s)
+        if key == "call":
+            shape = (1, channels, 1, 1)
+        elif key.startswith("head:"):
+            shape = (1, channels, h, w)
+        else:  # the body runs at 1/s of the frame
+            shape = (1, channels, h // s, w // s)
         t = time_block(module, shape, cfg.backend, cfg.device, cfg.precision, cfg.timing,
                        cfg.threads)
         net = t.ms if key == "call" else max(0.0, t.ms - table.ms("call"))

@@ -103,7 +103,7 @@ class SearchConfig:
         steps: supernet steps per budget, warm-up included.
         warmup_steps: weights-only steps before the architecture steps (default steps // 4).
         finetune_steps: training steps of each derived network for its PSNR (>= 1).
-        widths, max_cells, nodes, partial: the search space (see `SearchSpace`).
+        widths, max_cells, nodes, partial, unshuffle: the search space (see `SearchSpace`).
         batch, patch: patches per step and target patch side.
         lr: Adam learning rate of the network weights.
         arch_lr, arch_weight_decay: Adam of the architecture weights.
@@ -146,6 +146,7 @@ class SearchConfig:
     max_cells: int = 5
     nodes: int = 3
     partial: int = 4
+    unshuffle: int = 1
     batch: int = 8
     patch: int = 64
     lr: float = 1e-3
@@ -196,9 +197,11 @@ class SearchConfig:
         if self.batch < 1:
             raise OptionError(f"--batch must be at least 1, got {self.batch}")
         scale = task_scale(self.task)
-        if self.patch % scale or self.patch // scale < 16:
-            raise OptionError(f"--patch must be a multiple of {scale} with at least 16 input "
-                              f"pixels (the esab attention needs them), got {self.patch}")
+        m = scale * self.unshuffle
+        if self.patch % m or self.patch // m < 16:
+            raise OptionError(f"--patch must be a multiple of {m} with at least 16 pixels in "
+                              f"the network's body (the esab attention needs them), got "
+                              f"{self.patch}")
         w, h = self.input_size
         if min(w, h) < 16:
             raise OptionError(f"--input-size must be at least 16x16, got {w}x{h}")
@@ -223,7 +226,8 @@ class SearchConfig:
 
     @property
     def space(self) -> SearchSpace:
-        return SearchSpace(tuple(self.widths), self.max_cells, self.nodes, self.partial)
+        return SearchSpace(tuple(self.widths), self.max_cells, self.nodes, self.partial,
+                           self.unshuffle)
 
     @property
     def colors(self) -> int:

@@ -94,8 +94,10 @@ class SuperNet(nn.Module):
         mean = RGB_MEAN if colors == 3 else (sum(RGB_MEAN) / 3,)
         self.sub_mean = mean_shift(mean, sign=-1)
         self.add_mean = mean_shift(mean, sign=+1) if self.scale > 1 else nn.Identity()
-        self.head = nn.Conv2d(colors, f, 3, padding=1)
-        self.bank.attach(self.head, lambda w: nn.Conv2d(colors, 4 * w, 3, padding=1))
+        u = space.unshuffle
+        self.unshuffle = nn.PixelUnshuffle(u) if u > 1 else nn.Identity()
+        self.head = nn.Conv2d(colors * u * u, f, 3, padding=1)
+        self.bank.attach(self.head, lambda w: nn.Conv2d(colors * u * u, 4 * w, 3, padding=1))
         self.cells = nn.ModuleList(SuperCell(space, self.bank) for _ in space.depths)
         self.fusions = nn.ModuleList()
         for d in space.depths:
@@ -105,13 +107,13 @@ class SuperNet(nn.Module):
         self.csfm = CrossScaleFusion(f)
         self.bank.attach(self.csfm, lambda w: CrossScaleFusion(4 * w))
         if self.scale > 1:
-            self.tail = upsampler(f // 2, colors, self.scale)
-            self.bank.attach(self.tail, lambda w: upsampler(2 * w, colors, self.scale))
+            self.tail = upsampler(f // 2, colors, self.scale * u)
+            self.bank.attach(self.tail, lambda w: upsampler(2 * w, colors, self.scale * u))
         else:
-            self.tail = residual_tail(f // 2, colors)
-            self.bank.attach(self.tail, lambda w: residual_tail(2 * w, colors))
-            nn.init.zeros_(self.tail[-1].weight)
-            nn.init.zeros_(self.tail[-1].bias)
+            self.tail = residual_tail(f // 2, colors, u)
+            self.bank.attach(self.tail, lambda w: residual_tail(2 * w, colors, u))
+            nn.init.zeros_(self.tail[0].weight)
+            nn.init.zeros_(self.tail[0].bias)
         n = space.edges
         self.alpha_op = nn.Parameter(1e-3 * torch.randn(n, len(OP_NAMES)))
         self.alpha_att = nn.Parameter(1e-3 * torch.randn(n, len(ATT_NAMES)))
@@ -146,7 +148,7 @@ class SuperNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.probabilities()
         self.bank.set(p["width"])
-        h = self.head(self.sub_mean(x))
+        h = self.head(self.unshuffle(self.sub_mean(x)))
         outs, c = [], h
         for cell in self.cells:
             c = cell(c, p["op"], p["edge"], p["att"])
@@ -170,7 +172,8 @@ class SuperNet(nn.Module):
         ops = tuple(OP_NAMES[i] for i in op_w.argmax(-1).tolist())
         atts = tuple(ATT_NAMES[i] for i in att_w.argmax(-1).tolist())
         return Genotype(ops, atts, width=self.space.widths[int(p["width"].argmax())],
-                        cells=int(p["depth"].argmax()) + 1, nodes=self.space.nodes)
+                        cells=int(p["depth"].argmax()) + 1, nodes=self.space.nodes,
+                        unshuffle=self.space.unshuffle)
 
     @torch.no_grad()
     def snapshot(self) -> dict:

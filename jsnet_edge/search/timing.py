@@ -197,7 +197,8 @@ def backend_version(backend: str) -> str:
 
 
 def fingerprint(device: str, backend: str, precision: str, input_size: tuple[int, int],
-                task: str, colors: int, threads: int | None = None) -> dict:
+                task: str, colors: int, threads: int | None = None, unshuffle: int = 1
+                ) -> dict:
     """What a latency table is valid for: the same hardware, runtime (and its thread count),
     precision and shapes."""
     check_target(device, backend, precision)
@@ -214,6 +215,8 @@ def fingerprint(device: str, backend: str, precision: str, input_size: tuple[int
     fp.update(backend=backend, backend_version=version, precision=precision,
               input_size=[int(input_size[0]), int(input_size[1])], task=task, colors=colors,
               table_format=1, jsnet_edge=__version__)
+    if unshuffle > 1:  # absent for the paper's layout, so older tables still match
+        fp["unshuffle"] = unshuffle
     return fp
 
 
