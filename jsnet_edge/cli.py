@@ -629,6 +629,9 @@ def search(
     ] = 20.0,
     margin: Annotated[float, typer.Option(help=(
         "The latency term aims at budget x (1 - margin)."))] = 0.05,
+    max_skip: Annotated[int, typer.Option(help=(
+        "Operation edges per cell the derivation may leave as skip_connect (-1: no limit); "
+        "counters the drift of differentiable search towards the free skip."))] = 1,
     grow: Annotated[bool, typer.Option(help=(
         "Spend budget the derived network leaves unused on more cells or width."))] = True,
     validate: Annotated[int, typer.Option(help=(
@@ -667,7 +670,8 @@ def search(
                        finetune_steps=finetune_steps, widths=parse_widths(widths),
                        max_cells=max_cells, nodes=nodes, unshuffle=unshuffle, batch=batch,
                        patch=patch, lr=lr,
-                       arch_lr=arch_lr, latency_weight=latency_weight, margin=margin, grow=grow,
+                       arch_lr=arch_lr, latency_weight=latency_weight, margin=margin,
+                       max_skip=None if max_skip < 0 else max_skip, grow=grow,
                        validate=validate, table=table, paper=paper, gray=gray,
                        train_precision=train_precision, train_device=train_device,
                        snapshot_every=snapshot_every,

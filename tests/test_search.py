@@ -353,3 +353,21 @@ def test_unshuffled_table_times_the_body_at_half_resolution(cache):
                         threads=1).ms > 0
     with pytest.raises(OptionError, match="multiple of the unshuffle"):
         ProfileConfig(input_size=(65, 64), task="denoise", space=space)
+
+
+def test_derive_limits_skip_connections_keeping_the_clearest():
+    net = SuperNet(SPACE, "sr-x2")
+    with torch.no_grad():
+        net.alpha_op.zero_()
+        net.alpha_op[:, OP_NAMES.index("skip_connect")] = torch.tensor([3.0, 5.0, 2.0])
+        net.alpha_op[:, OP_NAMES.index("rb")] = 1.0
+        net.alpha_op[1, OP_NAMES.index("srb")] = 1.5
+    assert net.derive().ops == ("skip_connect",) * 3
+    p = net.probabilities()
+    w = p["op"] * p["edge"][:, None]  # what derivation compares
+    lead = w[:, OP_NAMES.index("skip_connect")] - w[:, OP_NAMES.index("srb")].maximum(
+        w[:, OP_NAMES.index("rb")])
+    keep = int(lead.argmax())
+    ops = net.derive(max_skip=1).ops
+    assert ops[keep] == "skip_connect" and ops.count("skip_connect") == 1
+    assert net.derive(max_skip=0).ops == ("rb", "srb", "rb")

@@ -113,6 +113,8 @@ class SearchConfig:
             a soft barrier; within the budget it is zero.
         margin: the latency term aims at budget * (1 - margin), leaving room for the
             prediction error before the measured check.
+        max_skip: operation edges (per cell) the derivation may leave as skip_connect
+            (see `SuperNet.derive`); None: no limit.
         grow: when the derived network is within budget, spend what is left on one more
             cell or the next width while the measurement fits (see `grow_within_budget`).
         validate: random whole networks measured to fit the table's correction when it has
@@ -154,6 +156,7 @@ class SearchConfig:
     arch_weight_decay: float = 1e-3
     latency_weight: float = 20.0
     margin: float = 0.05
+    max_skip: int | None = 1
     grow: bool = True
     validate: int = 6
     snapshot_every: int = 10
@@ -543,11 +546,12 @@ def _arch_step(net: SuperNet, opt: torch.optim.Optimizer, batches: _Batches,
     return task.item(), penalty.item(), lat.item()
 
 
-def _snapshot(net: SuperNet, step: int, phase: str, expected: ExpectedLatency, **extra) -> dict:
+def _snapshot(net: SuperNet, step: int, phase: str, expected: ExpectedLatency,
+              max_skip: int | None = None, **extra) -> dict:
     with torch.no_grad():
         e = float(expected(net.alpha_op, net.alpha_att, net.alpha_depth, net.alpha_width))
     return {"step": step, "phase": phase, "expected_ms": round(e, 4),
-            "derived": net.derive().to_string(), **extra, "weights": net.snapshot()}
+            "derived": net.derive(max_skip).to_string(), **extra, "weights": net.snapshot()}
 
 
 def _finetune(cfg: SearchConfig, g: Genotype, folder: Path) -> tuple[float | None, Path]:
@@ -619,11 +623,12 @@ def search(cfg: SearchConfig, log: Callable[[str], None] = lambda s: None) -> Se
     amp = cfg.train_precision == "bf16"
     net = SuperNet(space, cfg.task, cfg.colors).to(cfg.train_device).train()
     w_opt = torch.optim.Adam(net.weights(), lr=cfg.lr)
-    warm_snaps = [_snapshot(net, 0, "warmup", expected)]
+    warm_snaps = [_snapshot(net, 0, "warmup", expected, cfg.max_skip)]
     for step in range(1, cfg.warmup_steps + 1):
         loss = _weight_step(net, w_opt, batches, amp)
         if step % cfg.snapshot_every == 0 or step == cfg.warmup_steps:
-            warm_snaps.append(_snapshot(net, step, "warmup", expected, train_loss=loss))
+            warm_snaps.append(_snapshot(net, step, "warmup", expected, cfg.max_skip,
+                                            train_loss=loss))
             log(f"warm-up {step}/{cfg.warmup_steps}: L1 {loss:.3f}")
     warm_state = (copy.deepcopy(net.state_dict()), copy.deepcopy(w_opt.state_dict()),
                   batches.train.state(), batches.val.state())
@@ -644,16 +649,17 @@ def search(cfg: SearchConfig, log: Callable[[str], None] = lambda s: None) -> Se
                                              cfg.latency_weight, amp)
             train_l = _weight_step(net, w_opt, batches, amp)
             if step % cfg.snapshot_every == 0 or step == cfg.steps:
-                snaps.append(_snapshot(net, step, "search", expected, val_loss=task_l,
+                snaps.append(_snapshot(net, step, "search", expected, cfg.max_skip,
+                                       val_loss=task_l,
                                        latency_loss=lat_l, train_loss=train_l))
                 log(f"[{budget_label(budget)}] step {step}/{cfg.steps}: val L1 {task_l:.3f}, "
-                    f"E[latency] {e_ms:.2f} ms, derived {net.derive().to_string()}")
+                    f"E[latency] {e_ms:.2f} ms, derived {net.derive(cfg.max_skip).to_string()}")
         weights = ArchWeights.of(net)
 
         def say(s: str, b: float = budget) -> None:
             log(f"[{budget_label(b)}] {s}")
 
-        fit = fit_to_budget(net.derive(), weights, table, space, budget, measure, say)
+        fit = fit_to_budget(net.derive(cfg.max_skip), weights, table, space, budget, measure, say)
         if cfg.grow and fit.genotype == fit.derived:
             fit = grow_within_budget(fit, weights, table, space, budget, cfg.margin, measure,
                                      say)

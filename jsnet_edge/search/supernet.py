@@ -160,16 +160,31 @@ class SuperNet(nn.Module):
         return self.add_mean(y) if self.scale > 1 else x + y
 
     @torch.no_grad()
-    def derive(self) -> Genotype:
+    def derive(self, max_skip: int | None = None) -> Genotype:
         """The network the search chose: on every edge the strongest candidate other than
         `none` (operation weights times the edge's normalised beta, as in PC-DARTS; every
-        node keeps all its input edges), the most likely depth and width."""
+        node keeps all its input edges), the most likely depth and width.
+
+        `max_skip` limits the operation edges that keep `skip_connect` (as P-DARTS does):
+        differentiable search drifts towards the parameter-free skip, the more so under a
+        latency term for which it is free; edges over the limit take their strongest real
+        operation, those where skip leads by the least first. The budget step that follows
+        may still give an edge up to skip, by measurement."""
         p = self.probabilities()
         op_w = p["op"] * p["edge"][:, None]
         op_w[:, OP_NAMES.index("none")] = -1
         att_w = p["att"].clone()
         att_w[:, ATT_NAMES.index("none")] = -1
-        ops = tuple(OP_NAMES[i] for i in op_w.argmax(-1).tolist())
+        op_idx = op_w.argmax(-1).tolist()
+        skip = OP_NAMES.index("skip_connect")
+        skipped = [e for e, i in enumerate(op_idx) if i == skip]
+        if max_skip is not None and len(skipped) > max_skip:
+            real = op_w.clone()
+            real[:, skip] = -1
+            lead = {e: float(op_w[e, skip] - real[e].max()) for e in skipped}
+            for e in sorted(skipped, key=lead.get)[: len(skipped) - max_skip]:
+                op_idx[e] = int(real[e].argmax())
+        ops = tuple(OP_NAMES[i] for i in op_idx)
         atts = tuple(ATT_NAMES[i] for i in att_w.argmax(-1).tolist())
         return Genotype(ops, atts, width=self.space.widths[int(p["width"].argmax())],
                         cells=int(p["depth"].argmax()) + 1, nodes=self.space.nodes,
