@@ -11,7 +11,7 @@ from jsnet_edge.models.attentions import ESAB
 from jsnet_edge.models.cell import JointSearchCell
 from jsnet_edge.models.csfm import CrossScaleFusion
 from jsnet_edge.models.genotype import PAPER, Genotype
-from jsnet_edge.models.tails import residual_tail, upsampler
+from jsnet_edge.models.tails import make_tail
 from jsnet_edge.tasks import check_task, task_scale
 
 # DIV2K mean (RGB) on the 0..255 scale, subtracted at the input as in the authors' code.
@@ -67,10 +67,8 @@ class JSNet(nn.Module):
         )
         self.fusion = nn.Conv2d(genotype.cells * features, features, 1)
         self.csfm = CrossScaleFusion(features)
-        if self.scale > 1:
-            self.tail = upsampler(features // 2, colors, self.scale * s)
-        else:
-            self.tail = residual_tail(features // 2, colors, s)
+        self.tail = make_tail(features // 2, colors, self.scale, s)
+        if self.scale == 1:
             # Start as the identity: an untrained x1 model returns its input unchanged
             # instead of adding a large random residual.
             nn.init.zeros_(self.tail[0].weight)

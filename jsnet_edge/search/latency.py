@@ -31,7 +31,7 @@ from jsnet_edge.models.cell import JointSearchCell
 from jsnet_edge.models.csfm import CrossScaleFusion
 from jsnet_edge.models.genotype import Genotype
 from jsnet_edge.models.ops import OPS
-from jsnet_edge.models.tails import residual_tail, upsampler
+from jsnet_edge.models.tails import make_tail
 from jsnet_edge.search.space import ATT_CHOICES, ATT_NAMES, OP_CHOICES, OP_NAMES, SearchSpace
 from jsnet_edge.tasks import task_scale
 
@@ -117,9 +117,8 @@ class _Head(nn.Module):
 
 
 def _tail(features: int, colors: int, scale: int, unshuffle: int = 1) -> nn.Module:
-    tail = upsampler(features // 2, colors, scale * unshuffle) if scale > 1 else \
-        residual_tail(features // 2, colors, unshuffle)
-    return nn.Sequential(CrossScaleFusion(features), tail)
+    return nn.Sequential(CrossScaleFusion(features),
+                         make_tail(features // 2, colors, scale, unshuffle))
 
 
 def block_for(key: str, task: str, colors: int, unshuffle: int = 1) -> tuple[nn.Module, int]:

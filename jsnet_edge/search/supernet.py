@@ -21,7 +21,7 @@ from jsnet_edge.models.cell import node_sums
 from jsnet_edge.models.csfm import CrossScaleFusion
 from jsnet_edge.models.genotype import Genotype, edges
 from jsnet_edge.models.network import RGB_MEAN, mean_shift
-from jsnet_edge.models.tails import residual_tail, upsampler
+from jsnet_edge.models.tails import make_tail
 from jsnet_edge.search.mixed import MaskBank, MixedAttention, MixedOp
 from jsnet_edge.search.space import ATT_NAMES, OP_NAMES, SearchSpace
 from jsnet_edge.tasks import check_task, task_scale
@@ -106,12 +106,9 @@ class SuperNet(nn.Module):
             self.fusions.append(fusion)
         self.csfm = CrossScaleFusion(f)
         self.bank.attach(self.csfm, lambda w: CrossScaleFusion(4 * w))
-        if self.scale > 1:
-            self.tail = upsampler(f // 2, colors, self.scale * u)
-            self.bank.attach(self.tail, lambda w: upsampler(2 * w, colors, self.scale * u))
-        else:
-            self.tail = residual_tail(f // 2, colors, u)
-            self.bank.attach(self.tail, lambda w: residual_tail(2 * w, colors, u))
+        self.tail = make_tail(f // 2, colors, self.scale, u)
+        self.bank.attach(self.tail, lambda w: make_tail(2 * w, colors, self.scale, u))
+        if self.scale == 1:
             nn.init.zeros_(self.tail[0].weight)
             nn.init.zeros_(self.tail[0].bias)
         n = space.edges
