@@ -371,3 +371,18 @@ def test_derive_limits_skip_connections_keeping_the_clearest():
     ops = net.derive(max_skip=1).ops
     assert ops[keep] == "skip_connect" and ops.count("skip_connect") == 1
     assert net.derive(max_skip=0).ops == ("rb", "srb", "rb")
+
+
+def test_shipped_tables_load_and_cover_the_rt_search_space():
+    """The tables under jsnet_edge/search/tables (measured for the zoo's rt models) are
+    valid, keyed by their fingerprint, and cover the space benchmarks/make_rt.sh searches."""
+    from jsnet_edge.search.latency import SHIPPED, fingerprint_id, space_keys
+
+    shipped = sorted(SHIPPED.glob("*.json"))
+    assert shipped, "latency tables ship with the package"
+    for path in shipped:
+        table = LatencyTable.load(path)
+        assert table.id == fingerprint_id(table.fingerprint)
+        space = SearchSpace((8, 12, 16), 3, 2, unshuffle=table.fingerprint.get("unshuffle", 1))
+        assert not table.missing(space_keys(space))
+        assert table.correction["fitted"] and table.validation["mape_fitted_percent"] <= 15
