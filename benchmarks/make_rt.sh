@@ -28,11 +28,13 @@ make_rt() { # task, budget, then train options
     --table "$OUT/table-$task.json" --out "$OUT/search-$task" --overwrite
   local resume=()
   [ -f "$OUT/$name.ckpt.safetensors" ] && resume=(--resume)
+  # Starts from the search's short fine-tune of the same network.
   jsnet-edge train --task "$task" --genotype "$OUT/search-$task/genotype.json" \
     --data "$DATA/train" --val "$DATA/val" --threads "${THREADS:-1}" \
-    --out "$OUT/$name.safetensors" "${resume[@]}" "$@"
+    --out "$OUT/$name.safetensors" "${resume[@]}" "$@" \
+    --init "$OUT/search-$task/budget_$budget/model.safetensors"
 }
 
-make_rt denoise 30ms --sigma-range 0,50 --steps 6000 --batch 16 --patch 96 --lr 1e-3
-make_rt sr-x2 30ms --steps 6000 --batch 16 --patch 96 --lr 1e-3
+make_rt denoise 30ms --sigma-range 0,50 --steps 6000 --batch 16 --patch 96 --lr 5e-4
+make_rt sr-x2 30ms --steps 6000 --batch 16 --patch 96 --lr 5e-4
 python benchmarks/publish_zoo.py --runs "$OUT" denoise-rt sr-x2-rt

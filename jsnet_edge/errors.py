@@ -34,3 +34,7 @@ class OutputExistsError(JSNetEdgeError):
 
 class MissingDependencyError(JSNetEdgeError):
     """An optional dependency (extra) that is not installed."""
+
+
+class TrainingError(JSNetEdgeError):
+    """Training that cannot go on (a diverged loss), with what to change."""

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from jsnet_edge.atomic import atomic_output
-from jsnet_edge.errors import ModelError, OptionError
+from jsnet_edge.errors import ModelError, OptionError, TrainingError
 from jsnet_edge.models.genotype import Genotype, resolve_genotype
 from jsnet_edge.models.network import JSNet
 from jsnet_edge.tasks import check_task, task_scale
@@ -294,7 +294,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
                 pred = model(x)
             loss = (pred.float() - y).abs().mean()
             if not torch.isfinite(loss):
-                raise RuntimeError(f"the loss became {loss.item()} at step {step}; lower --lr")
+                raise TrainingError(
+                    f"training diverged: the loss became {loss.item()} at step {step}; run "
+                    f"again with a lower --lr (this run: {cfg.lr:g}), or --resume from the last "
+                    "checkpoint with a lower --lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, cfg.clip)
