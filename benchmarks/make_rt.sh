@@ -35,6 +35,6 @@ make_rt() { # task, budget, then train options
     --init "$OUT/search-$task/budget_$budget/model.safetensors"
 }
 
-make_rt denoise 30ms --sigma-range 0,50 --steps 6000 --batch 16 --patch 96 --lr 5e-4
-make_rt sr-x2 30ms --steps 6000 --batch 16 --patch 96 --lr 5e-4
+make_rt denoise 30ms --sigma-range 0,50 --steps 6000 --batch 16 --patch 96 --precision fp32
+make_rt sr-x2 30ms --steps 6000 --batch 16 --patch 96 --precision fp32
 python benchmarks/publish_zoo.py --runs "$OUT" denoise-rt sr-x2-rt

@@ -75,7 +75,9 @@ class ContrastChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = x.mean(dim=(2, 3), keepdim=True)
-        std = (x - mean).pow(2).mean(dim=(2, 3), keepdim=True).sqrt()
+        # The epsilon keeps the gradient finite for a constant channel (a dead ReLU gives
+        # one), where sqrt's derivative at 0 would turn the whole network into NaN.
+        std = ((x - mean).pow(2).mean(dim=(2, 3), keepdim=True) + 1e-6).sqrt()
         return x * self.at(std + mean)
 
 

@@ -296,8 +296,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"training diverged: the loss became {loss.item()} at step {step}; run "
-                    f"again with a lower --lr (this run: {cfg.lr:g}), or --resume from the last "
-                    "checkpoint with a lower --lr")
+                    f"again with a lower --lr (this run: {cfg.lr:g})"
+                    + (" or with --precision fp32 (bf16 autocast lost precision)" if amp else "")
+                    + ", or --resume from the last checkpoint with the change")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, cfg.clip)
