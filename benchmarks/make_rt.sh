@@ -36,5 +36,5 @@ make_rt() { # task, budget, then train options
 }
 
 make_rt denoise 30ms --sigma-range 0,50 --steps 6000 --batch 16 --patch 96 --precision fp32
-make_rt sr-x2 30ms --steps 6000 --batch 16 --patch 96 --precision fp32
-python benchmarks/publish_zoo.py --runs "$OUT" denoise-rt sr-x2-rt
+make_rt sr-x2 30ms --steps 30000 --batch 16 --patch 96 --precision fp32
+python benchmarks/publish_zoo.py --runs "$OUT" denoise-rt sr-x2-rt  # then benchmarks/realtime.py, and again with --realtime

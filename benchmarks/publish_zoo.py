@@ -5,6 +5,8 @@ file ships (`jsnet-edge calibrate NAME -o jsnet_edge/zoo/NAME-int8.onnx`, report
 RUNS/NAME-int8.calibration.json), the calibration's measured loss.
 
     python benchmarks/publish_zoo.py --runs runs/zoo --quality benchmarks/results/quality.json
+    python benchmarks/publish_zoo.py --runs runs/rt \
+        --realtime benchmarks/results/realtime_dev_cpu.json denoise-rt sr-x2-rt
 """
 
 from __future__ import annotations
@@ -37,6 +39,24 @@ def quality_section(name: str, quality: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def realtime_section(name: str, rt: dict) -> str:
+    """The rt models' measurements from benchmarks/realtime.py."""
+    task = name.removesuffix("-rt")
+    rows = rt["tasks"].get(task)
+    if not rows or name not in {r["method"] for r in rows}:
+        return ""
+    lines = ["", "## Measured speed and quality (benchmarks/realtime.py)", "",
+             f"{rt['machine']['cpu']}, 2 cores; one 640x360 frame per call (input; SR "
+             f"outputs 1280x720); PSNR on {len(rt['photos'])} test photographs never used in "
+             "training (" + ("sigma 25, RGB" if task == "denoise" else "Y, border 2") + ").",
+             "", "| method | latency (ms) | PSNR (dB) | video, end to end (fps) |",
+             "| --- | --- | --- | --- |"]
+    for r in rows:
+        fps = f"{r['video']['pipeline_fps']:.1f}" if "video" in r else ""
+        lines.append(f"| {r['method']} | {r['latency_ms']:.1f} | {r['psnr']:.2f} | {fps} |")
+    return "\n".join(lines) + "\n"
+
+
 def int8_section(name: str, report: dict) -> str:
     kept = ", ".join(report["kept_float"]) or "nothing"
     return "\n".join([
@@ -57,10 +77,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=Path, default=Path("runs/zoo"))
     ap.add_argument("--quality", type=Path, default=None)
+    ap.add_argument("--realtime", type=Path, default=None,
+                    help="benchmarks/realtime.py's JSON, for the rt models' cards")
     ap.add_argument("names", nargs="*", default=["denoise", "denoise-gray", "jpeg", "sr-x2",
-                                                  "sr-x4"])
+                                                  "sr-x4", "denoise-rt", "sr-x2-rt"])
     args = ap.parse_args()
     quality = json.loads(args.quality.read_text()) if args.quality else None
+    realtime = json.loads(args.realtime.read_text()) if args.realtime else None
     for name in args.names:
         src = args.runs / f"{name}.safetensors"
         if not src.is_file():
@@ -77,6 +100,8 @@ def main() -> None:
             card += int8_section(name, json.loads(report.read_text()))
         if quality:
             card += quality_section(name, quality)
+        if realtime:
+            card += realtime_section(name, realtime)
         (ZOO / f"{name}.md").write_text(card)
         print(f"{name}: {dst} ({dst.stat().st_size / 1e6:.2f} MB)")
 
