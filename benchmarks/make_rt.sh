@@ -28,13 +28,14 @@ make_rt() { # task, budget, then train options
     --table "$OUT/table-$task.json" --out "$OUT/search-$task" --overwrite
   local resume=()
   [ -f "$OUT/$name.ckpt.safetensors" ] && resume=(--resume)
-  # Starts from the search's short fine-tune of the same network.
   jsnet-edge train --task "$task" --genotype "$OUT/search-$task/genotype.json" \
     --data "$DATA/train" --val "$DATA/val" --threads "${THREADS:-1}" \
-    --out "$OUT/$name.safetensors" "${resume[@]}" "$@" \
-    --init "$OUT/search-$task/budget_$budget/model.safetensors"
+    --out "$OUT/$name.safetensors" "${resume[@]}" "$@"
 }
 
-make_rt denoise 30ms --sigma-range 0,50 --steps 6000 --batch 16 --patch 96 --precision fp32
-make_rt sr-x2 30ms --steps 30000 --batch 16 --patch 96 --precision fp32
+# The denoiser starts from the search's short fine-tune of the same network. sr-x2-rt starts
+# fresh: its anchored tail (a residual over a bilinear upscale) came after its search.
+make_rt denoise 30ms --sigma-range 0,50 --steps 6000 --batch 16 --patch 96 --precision fp32 \
+  --init "$OUT/search-denoise/budget_30ms/model.safetensors"
+make_rt sr-x2 30ms --steps 20000 --batch 16 --patch 96 --precision fp32
 python benchmarks/publish_zoo.py --runs "$OUT" denoise-rt sr-x2-rt  # then benchmarks/realtime.py, and again with --realtime

@@ -200,3 +200,12 @@ def test_unshuffled_network_runs_its_body_at_half_resolution(task, scale):
     # Older genotype files (without the field) are the paper's layout.
     assert Genotype.from_dict({k: v for k, v in TINY.to_dict().items()
                                if k != "unshuffle"}).unshuffle == 1
+
+
+def test_unshuffled_sr_starts_as_a_bilinear_upscale():
+    """Anchored SR: the tail learns a residual over a bilinear upscale of the input."""
+    net = JSNet(Genotype.from_string("C8-L1-N1-S2:srb:cea"), task="sr-x3")
+    x = torch.rand(1, 3, 20, 22) * 255
+    up = torch.nn.functional.interpolate(x, scale_factor=3, mode="bilinear",
+                                         align_corners=False)
+    assert net.anchored and torch.allclose(net(x), up)

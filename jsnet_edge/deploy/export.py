@@ -59,7 +59,7 @@ def fold_mean_shift(model: JSNet) -> JSNet:
     head = torch.einsum("oiskl,ij->ojskl", head, ws).reshape(o, cin, kh, kw)
     m.head.weight.copy_(head.float())
     m.sub_mean = AddConstant(c.float())
-    if m.scale > 1:
+    if m.scale > 1 and not m.anchored:
         # The last convolution; before a final pixel shuffle (unshuffled networks) colour c
         # is its channels c*r*r .. c*r*r + r*r - 1.
         last = [layer for layer in m.tail if isinstance(layer, nn.Conv2d)][-1]

@@ -53,6 +53,7 @@ class Genotype:
             pixel-unshuffled (space to depth, lossless) before the head and the tail
             shuffles back. 1 is the paper's network; 2 quarters the cost of every block,
             which is what real-time networks on CPUs need (as FFDNet does for denoising).
+            Unshuffled SR networks predict a residual over a bilinear upscale.
     """
 
     ops: tuple[str, ...]

@@ -18,6 +18,19 @@ from jsnet_edge.tasks import check_task, task_scale
 RGB_MEAN = (0.4488 * 255, 0.4371 * 255, 0.4040 * 255)
 
 
+def restore_output(x: torch.Tensor, y: torch.Tensor, scale: int, anchored: bool,
+                   add_mean: nn.Module) -> torch.Tensor:
+    """The network output from its input x and its tail's y: x + y for x1 tasks; for SR, the
+    paper's add_mean(y), or for anchored (unshuffled) networks y + a bilinear upscale of x.
+    Tiny real-time networks learn the residual over an upscale far better than the whole
+    image (as ABPN's anchor does); an untrained one upscales bilinearly."""
+    if scale == 1:
+        return x + y
+    if anchored:
+        return y + F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+    return add_mean(y)
+
+
 def mean_shift(mean: tuple[float, ...], sign: int) -> nn.Conv2d:
     n = len(mean)
     layer = nn.Conv2d(n, n, 1)
@@ -56,7 +69,11 @@ class JSNet(nn.Module):
         # exactly the identity, so they are loaded rather than assumed). Never trained.
         self.sub_mean = mean_shift(mean, sign=-1)
         # x1 tasks add the input back instead (the output is input + residual).
-        self.add_mean = mean_shift(mean, sign=+1) if task_scale(task) > 1 else nn.Identity()
+        # Unshuffled SR networks (`anchored`) predict a residual over a bilinear upscale of
+        # the input, as x1 tasks over the input itself (see `forward`).
+        self.anchored = self.scale > 1 and genotype.unshuffle > 1
+        self.add_mean = mean_shift(mean, sign=+1) if self.scale > 1 and not self.anchored \
+            else nn.Identity()
         s = genotype.unshuffle
         # Space to depth first when the body runs at 1/s resolution (a no-op for the paper).
         self.unshuffle = nn.PixelUnshuffle(s) if s > 1 else nn.Identity()
@@ -68,7 +85,7 @@ class JSNet(nn.Module):
         self.fusion = nn.Conv2d(genotype.cells * features, features, 1)
         self.csfm = CrossScaleFusion(features)
         self.tail = make_tail(features // 2, colors, self.scale, s)
-        if self.scale == 1:
+        if self.scale == 1 or self.anchored:
             # Start as the identity: an untrained x1 model returns its input unchanged
             # instead of adding a large random residual.
             nn.init.zeros_(self.tail[0].weight)
@@ -100,7 +117,7 @@ class JSNet(nn.Module):
             outs.append(c)
         f = self.fusion(torch.cat(outs, 1)) + h
         y = self.tail(self.csfm(f))
-        return self.add_mean(y) if self.scale > 1 else x + y
+        return restore_output(x, y, self.scale, self.anchored, self.add_mean)
 
     def extra_repr(self) -> str:
         return f"task={self.task}, colors={self.colors}, genotype={self.genotype.to_string()}"

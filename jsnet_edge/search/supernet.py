@@ -20,7 +20,7 @@ from torch import nn
 from jsnet_edge.models.cell import node_sums
 from jsnet_edge.models.csfm import CrossScaleFusion
 from jsnet_edge.models.genotype import Genotype, edges
-from jsnet_edge.models.network import RGB_MEAN, mean_shift
+from jsnet_edge.models.network import RGB_MEAN, mean_shift, restore_output
 from jsnet_edge.models.tails import make_tail
 from jsnet_edge.search.mixed import MaskBank, MixedAttention, MixedOp
 from jsnet_edge.search.space import ATT_NAMES, OP_NAMES, SearchSpace
@@ -93,7 +93,9 @@ class SuperNet(nn.Module):
         self.bank = MaskBank(space.widths)
         mean = RGB_MEAN if colors == 3 else (sum(RGB_MEAN) / 3,)
         self.sub_mean = mean_shift(mean, sign=-1)
-        self.add_mean = mean_shift(mean, sign=+1) if self.scale > 1 else nn.Identity()
+        self.anchored = self.scale > 1 and space.unshuffle > 1  # as JSNet
+        self.add_mean = mean_shift(mean, sign=+1) if self.scale > 1 and not self.anchored \
+            else nn.Identity()
         u = space.unshuffle
         self.unshuffle = nn.PixelUnshuffle(u) if u > 1 else nn.Identity()
         self.head = nn.Conv2d(colors * u * u, f, 3, padding=1)
@@ -108,7 +110,7 @@ class SuperNet(nn.Module):
         self.bank.attach(self.csfm, lambda w: CrossScaleFusion(4 * w))
         self.tail = make_tail(f // 2, colors, self.scale, u)
         self.bank.attach(self.tail, lambda w: make_tail(2 * w, colors, self.scale, u))
-        if self.scale == 1:
+        if self.scale == 1 or self.anchored:
             nn.init.zeros_(self.tail[0].weight)
             nn.init.zeros_(self.tail[0].bias)
         n = space.edges
@@ -154,7 +156,7 @@ class SuperNet(nn.Module):
         for d, fusion in enumerate(self.fusions):
             f = f + p["depth"][d] * fusion(torch.cat(outs[:d + 1], 1))
         y = self.tail(self.csfm(f))
-        return self.add_mean(y) if self.scale > 1 else x + y
+        return restore_output(x, y, self.scale, self.anchored, self.add_mean)
 
     @torch.no_grad()
     def derive(self, max_skip: int | None = None) -> Genotype:
