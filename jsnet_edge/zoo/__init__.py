@@ -44,6 +44,10 @@ ZOO: dict[str, ZooEntry] = {
     "jpeg": ZooEntry("jpeg", "jpeg", "colour JPEG deblocking, blind (quality 10-40)"),
     "sr-x2": ZooEntry("sr-x2", "sr-x2", "x2 super-resolution (bicubic degradation)"),
     "sr-x4": ZooEntry("sr-x4", "sr-x4", "x4 super-resolution (bicubic degradation)"),
+    "denoise-rt": ZooEntry("denoise-rt", "denoise", "real-time colour denoising, blind "
+                           "(sigma 0-50), searched for 640x360 video on 2 CPU cores"),
+    "sr-x2-rt": ZooEntry("sr-x2-rt", "sr-x2", "real-time x2 super-resolution, searched for "
+                         "640x360 -> 1280x720 video on 2 CPU cores"),
 }
 
 # The model a task uses when none is named.
