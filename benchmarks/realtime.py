@@ -38,6 +38,7 @@ from quality import SIGMA, test_photos, to_uint8  # noqa: E402  (the same test p
 from jsnet_edge.degradations import add_gaussian_noise, bicubic_downscale, imresize, modcrop
 from jsnet_edge.metrics import psnr
 from jsnet_edge.restorer import Restorer
+from jsnet_edge.search.timing import cpu_model
 from jsnet_edge.video.pipeline import process, write_json_atomic
 from jsnet_edge.video.sample import make_sample_clip
 
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
         checks["sr-x2-rt video >= 25 fps"] = rt["video"]["pipeline_fps"] >= 25
         checks["sr-x2-rt >= bicubic + 1.5 dB"] = rt["psnr"] >= bic["psnr"] + 1.5
     results["checks"] = checks
-    results["machine"] = {"cpu": cpu_name(), "python": platform.python_version(),
+    results["machine"] = {"cpu": cpu_model(), "python": platform.python_version(),
                           "os": platform.platform()}
 
     print("\n| task | method | 640x360 latency (ms) | PSNR (dB) | video fps |")
@@ -211,16 +212,6 @@ def openvino_bf16() -> bool:
     from jsnet_edge.deploy.openvino_backend import cpu_capabilities
 
     return "BF16" in cpu_capabilities()
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def plot(results: dict, path: Path) -> None:
