@@ -184,7 +184,10 @@ def interrupt(src: Path, dst: Path, model: Path, *extra: str) -> subprocess.Comp
     """Start `jsnet-edge video`, wait until a few frames are written, send Ctrl-C."""
     p = subprocess.Popen([sys.executable, "-m", "jsnet_edge", "video", str(src), "-o", str(dst),
                           "--model", str(model), *extra], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+                         stderr=subprocess.PIPE,
+                         # Ctrl-C as a terminal gives it, even where the test runner was
+                         # started with SIGINT ignored (a background job of a shell).
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     err: list[bytes] = []
     reader = threading.Thread(target=lambda: err.extend(iter(lambda: p.stderr.read1(4096), b"")),
                               daemon=True)
