@@ -67,7 +67,13 @@ def zoo_entry(name: str) -> ZooEntry:
     return entry
 
 
-def default_model_for(task: str) -> str:
+# Video (`jsnet-edge video --task T`) takes the real-time model of a task where there is one.
+DEFAULT_FOR_VIDEO: dict[str, str] = {"denoise": "denoise-rt", "sr-x2": "sr-x2-rt"}
+
+
+def default_model_for(task: str, video: bool = False) -> str:
+    if video and task in DEFAULT_FOR_VIDEO:
+        return DEFAULT_FOR_VIDEO[task]
     if task not in DEFAULT_FOR_TASK:
         raise ModelError(f"no bundled model for task {task!r}; pass --model with a model file")
     return DEFAULT_FOR_TASK[task]
