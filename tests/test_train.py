@@ -120,3 +120,22 @@ def test_bad_training_options(photo_dir, tmp_path):
     r = run_cli("train", "--task", "sr-x2", "--data", photo_dir, "--steps", "1", "--sigma", "25",
                 "--out", tmp_path / "m.safetensors", check=False)
     assert r.returncode == 1 and "--sigma applies to --task denoise" in r.stderr
+
+
+def test_resume_from_a_checkpoint_written_before_the_unshuffle_field(photo_dir, tmp_path):
+    """Checkpoints of earlier versions store the genotype without `unshuffle`: they resume."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    cfg = TrainConfig(task="sr-x2", data=photo_dir, out=tmp_path / "m.safetensors", steps=2,
+                      genotype=TINY, batch=2, patch=32, checkpoint_every=2)
+    train(cfg, progress=False)
+    ckpt = cfg.checkpoint_path
+    with safe_open(str(ckpt), framework="pt") as f:
+        header = f.metadata()
+    meta = json.loads(header["meta"])
+    del meta["config"]["genotype"]["unshuffle"]
+    header["meta"] = json.dumps(meta)
+    save_file(load_file(str(ckpt)), str(ckpt), metadata=header)
+    cfg.steps, cfg.resume = 4, True
+    assert train(cfg, progress=False).steps == 4

@@ -261,8 +261,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     commands = [{"step": 0, "command": cfg.command}]
     if cfg.resume:
         meta = load_checkpoint(cfg.checkpoint_path, model, optimizer)
-        if meta["config"]["task"] != cfg.task or meta["config"]["genotype"] != \
-                cfg.genotype.to_dict():
+        # Compared as genotypes: checkpoints from before a field was added lack it.
+        if meta["config"]["task"] != cfg.task or \
+                Genotype.from_dict(meta["config"]["genotype"]) != cfg.genotype:
             raise OptionError("--resume: the checkpoint is for another task or genotype")
         start, elapsed, history = meta["step"], meta["elapsed"], meta.get("history", [])
         commands = meta.get("commands", []) + [{"step": start, "command": cfg.command}]
