@@ -128,7 +128,7 @@ def test_resume_from_a_checkpoint_written_before_the_unshuffle_field(photo_dir, 
     from safetensors.torch import load_file, save_file
 
     cfg = TrainConfig(task="sr-x2", data=photo_dir, out=tmp_path / "m.safetensors", steps=2,
-                      genotype=TINY, batch=2, patch=32, checkpoint_every=2)
+                      genotype=TINY, batch=2, patch=32, checkpoint_every=2, val=photo_dir)
     train(cfg, progress=False)
     ckpt = cfg.checkpoint_path
     with safe_open(str(ckpt), framework="pt") as f:
@@ -139,3 +139,6 @@ def test_resume_from_a_checkpoint_written_before_the_unshuffle_field(photo_dir, 
     save_file(load_file(str(ckpt)), str(ckpt), metadata=header)
     cfg.steps, cfg.resume = 4, True
     assert train(cfg, progress=False).steps == 4
+    # A finished run resumed again (a resumable script run twice) rewrites its model.
+    again = train(cfg, progress=False)
+    assert again.steps == 4 and again.val_psnr is not None and again.card.is_file()

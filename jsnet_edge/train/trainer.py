@@ -280,8 +280,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, file=sys.stderr,
                unit="step", dynamic_ncols=True)
     val_psnr = val_ssim = None
-    if history:
-        val_psnr = history[-1].get("val_psnr")
+    if history:  # a finished run resumed again rewrites its model with these
+        val_psnr, val_ssim = history[-1].get("val_psnr"), history[-1].get("val_ssim")
     step, tick, running, elapsed0 = start, time.perf_counter(), None, elapsed
     try:
         while step < cfg.steps:
