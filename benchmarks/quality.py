@@ -34,6 +34,7 @@ from jsnet_edge.restorer import Restorer
 from jsnet_edge.train.evaluate import center_crop, prepare_clean
 
 SIGMA, QUALITY = 25.0, 10
+NLM_SWEEP = (10, 15, 20, 25)  # fastNlMeansDenoisingColored strengths tried for the baseline
 
 
 def test_photos(val_dir: Path | None, crop: int) -> list[tuple[str, np.ndarray]]:
@@ -75,7 +76,7 @@ def run_denoise(model: str, photos, gray: bool, pictures: Path | None) -> dict:
         if not gray:
             noisy8 = cv2.cvtColor(to_uint8(noisy), cv2.COLOR_RGB2BGR)
             best = None
-            for h in (10, 15, 20, 25):
+            for h in NLM_SWEEP:
                 t = time.perf_counter()
                 nl = cv2.fastNlMeansDenoisingColored(noisy8, None, h, h, 7, 21)
                 dt = time.perf_counter() - t

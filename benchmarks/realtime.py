@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import SIGMA, test_photos, to_uint8  # noqa: E402  (the same test photographs)
+from quality import NLM_SWEEP, SIGMA, test_photos, to_uint8  # noqa: E402  (same photographs)
 
 from jsnet_edge.degradations import add_gaussian_noise, bicubic_downscale, imresize, modcrop
 from jsnet_edge.metrics import psnr
@@ -43,7 +43,6 @@ from jsnet_edge.video.pipeline import process, write_json_atomic
 from jsnet_edge.video.sample import make_sample_clip
 
 FRAME = (640, 360)
-NLM_SWEEP = (10, 15, 20, 25)  # fastNlMeansDenoisingColored strengths; the best mean is used
 
 
 def median_ms(fn: Callable[[np.ndarray], object], frame: np.ndarray, repeats: int) -> float:
@@ -117,7 +116,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     photos = test_photos(args.val, args.crop)
     if args.precision is None:
-        args.precision = "bf16" if openvino_bf16() else "fp32"
+        from jsnet_edge.deploy.openvino_backend import runs_bf16
+
+        args.precision = "bf16" if runs_bf16() else "fp32"
     opts = {"backend": args.backend, "precision": args.precision, "tile": 640}
 
     from jsnet_edge.zoo import ZOO
@@ -202,16 +203,6 @@ def main(argv: list[str] | None = None) -> dict:
         plot(results, args.plot)
         print(f"wrote {args.plot}")
     return results
-
-
-def openvino_bf16() -> bool:
-    from jsnet_edge.deploy.factory import has_module
-
-    if not has_module("openvino"):
-        return False
-    from jsnet_edge.deploy.openvino_backend import cpu_capabilities
-
-    return "BF16" in cpu_capabilities()
 
 
 def plot(results: dict, path: Path) -> None:

@@ -21,11 +21,9 @@ TINY = Genotype.from_string("C8-L1-N1:srb:esab")
 
 
 def bf16_cpu() -> bool:
-    if not has_module("openvino"):
-        return False
-    from jsnet_edge.deploy.openvino_backend import cpu_capabilities
+    from jsnet_edge.deploy.openvino_backend import runs_bf16
 
-    return "BF16" in cpu_capabilities()
+    return runs_bf16()
 
 
 @pytest.fixture(scope="module")

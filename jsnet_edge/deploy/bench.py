@@ -45,10 +45,10 @@ def default_configs(model: str, int8: str | None, device: str) -> list[tuple[str
         rows.append(("torch", "bf16", model))
         rows.append(("onnxruntime", "fp32", model))
         if has_module("openvino"):
-            from jsnet_edge.deploy.openvino_backend import cpu_capabilities
+            from jsnet_edge.deploy.openvino_backend import runs_bf16
 
             rows.append(("openvino", "fp32", model))
-            if "BF16" in cpu_capabilities():
+            if runs_bf16():
                 rows.append(("openvino", "bf16", model))
         if int8:
             rows.append(("onnxruntime", "int8", int8))

@@ -59,18 +59,11 @@ def fold_mean_shift(model: JSNet) -> JSNet:
     head = torch.einsum("oiskl,ij->ojskl", head, ws).reshape(o, cin, kh, kw)
     m.head.weight.copy_(head.float())
     m.sub_mean = AddConstant(c.float())
-    if m.scale > 1 and not m.anchored:
-        # The last convolution; before a final pixel shuffle (unshuffled networks) colour c
-        # is its channels c*r*r .. c*r*r + r*r - 1.
-        last = [layer for layer in m.tail if isinstance(layer, nn.Conv2d)][-1]
+    if m.scale > 1 and not m.anchored:  # anchored (unshuffled) SR networks have no add_mean
+        last = m.tail[-1]
         wa, ba = m.add_mean.weight[:, :, 0, 0].double(), m.add_mean.bias.double()
-        cout, cin, kh, kw = last.weight.shape
-        r2 = cout // m.colors
-        w = last.weight.double().view(m.colors, r2, cin, kh, kw)
-        last.weight.copy_(torch.einsum("ij,jsokl->isokl", wa, w).reshape(cout, cin, kh, kw)
-                          .float())
-        last.bias.copy_((wa @ last.bias.double().view(m.colors, r2) + ba[:, None])
-                        .reshape(cout).float())
+        last.weight.copy_(torch.einsum("ij,jokl->iokl", wa, last.weight.double()).float())
+        last.bias.copy_((wa @ last.bias.double() + ba).float())
         m.add_mean = nn.Identity()
     return m
 

@@ -23,6 +23,11 @@ def cpu_capabilities() -> list[str]:
     return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
+def runs_bf16() -> bool:
+    """Whether OpenVINO is installed and runs bf16 on this CPU (AVX-512 BF16 or AMX)."""
+    return openvino_available() and "BF16" in cpu_capabilities()
+
+
 class OpenVinoBackend:
     """Compiles an ONNX file for the CPU plugin.
 
