@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -35,7 +36,7 @@ from jsnet_edge.search import (
 from jsnet_edge.search.latency import att_key, op_key
 from jsnet_edge.search.mixed import MaskBank, MixedOp
 from jsnet_edge.search.profile import load_or_measure
-from jsnet_edge.search.search import ArchWeights, give_ups, grow_within_budget
+from jsnet_edge.search.search import ArchWeights, Fit, give_ups, grow_within_budget
 from jsnet_edge.search.space import ATT_CHOICES, ATT_NAMES, OP_CHOICES, OP_NAMES
 
 SPACE = SearchSpace(widths=(4, 8), max_cells=2, nodes=2)
@@ -254,6 +255,30 @@ def test_derivation_keeps_a_measured_budget(table):
     assert (grown.genotype.width, grown.genotype.cells) > (small.width, small.cells)
     assert grown.genotype.ops == small.ops
     assert any(h["action"].startswith("grow") and h["accepted"] for h in grown.history)
+
+
+
+def test_grow_tries_the_other_size_when_one_measures_over_budget(table):
+    """On a device where the table misjudges width (wider networks measure 3x their
+    prediction), the rejected wider network does not end the growth: a deeper one that fits
+    is taken."""
+    small = SPACE.smallest()
+    wider, deeper = replace(small, width=8), replace(small, cells=2)
+
+    def slow_when_wide(g: Genotype) -> float:
+        return table.predict(g) * (3.0 if g.width > small.width else 1.0)
+
+    weights = ArchWeights.uniform(SPACE)
+    weights.width = np.array([0.2, 0.8])  # the likelier step is the wider one: tried first
+    budget = 1.1 * max(table.predict(wider), table.predict(deeper)) / 0.95
+    assert slow_when_wide(wider) > budget
+    start = Fit(small, small, table.predict(small), slow_when_wide(small), [])
+    grown = grow_within_budget(start, weights, table, SPACE, budget, 0.05, slow_when_wide)
+    tried = [(h["genotype"], h["accepted"]) for h in grown.history]
+    assert tried[0] == (wider.to_string(), False)
+    assert (deeper.to_string(), True) in tried
+    assert grown.genotype.cells == 2 and grown.genotype.width == small.width
+    assert grown.measured_ms <= budget
 
 
 # --- command line --------------------------------------------------------------------------
