@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -703,17 +704,40 @@ def search(
                f"{result.out / 'latency_table.json'}")
 
 
+_terminated = False  # SIGTERM, not Ctrl-C, stopped the command: exit 143, not 130
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # A scheduler's stop (docker stop, systemd, Slurm preemption) ends a run the way Ctrl-C
+    # does: training saves its checkpoint, video removes (or keeps) its unfinished output.
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
+def _stopped() -> int:
+    if _terminated:
+        typer.echo("terminated (SIGTERM)", err=True)
+        return 143
+    typer.echo("interrupted", err=True)
+    return 130
+
+
 def main() -> None:
     # OpenCV prints its own warnings for corrupt files; ours say it in one line.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
     except JSNetEdgeError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(_stopped())
+    except SystemExit as e:  # typer turns a KeyboardInterrupt inside a command into exit 130
+        if e.code == 130:
+            sys.exit(_stopped())
+        raise
     except Exception as e:  # a bug, not a user error: one line, traceback on request
         if os.environ.get("JSNET_EDGE_DEBUG"):
             raise

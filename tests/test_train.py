@@ -57,7 +57,10 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_interrupted_run_resumes_from_its_checkpoint(photo_dir, tmp_path):
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["ctrl-c", "sigterm"])
+def test_interrupted_run_resumes_from_its_checkpoint(photo_dir, tmp_path, sig, code):
+    """Ctrl-C, or a scheduler's SIGTERM, leaves a checkpoint that --resume continues."""
     out = tmp_path / "sr.safetensors"
     args = ["-m", "jsnet_edge", "train", "--task", "sr-x2", "--data", photo_dir, "--genotype",
             TINY, "--steps", "100000", "--batch", "2", "--patch", "32", "--checkpoint-every",
@@ -71,9 +74,10 @@ def test_interrupted_run_resumes_from_its_checkpoint(photo_dir, tmp_path):
     while not ckpt.exists() and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130 and ckpt.exists() and not out.exists()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code and ckpt.exists() and not out.exists()
+    assert ("terminated" if sig == signal.SIGTERM else "interrupted") in err.splitlines()[-1]
     stopped_at = len(read_log(out.with_name("sr.train.jsonl")))
     assert 0 < stopped_at < 100000
     # Without --resume the run refuses to clobber the checkpoint.

@@ -183,8 +183,9 @@ def test_refuses_to_overwrite_inputs_and_outputs(clips, models, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
 
 
-def interrupt(src: Path, dst: Path, model: Path, *extra: str) -> subprocess.CompletedProcess:
-    """Start `jsnet-edge video`, wait until a few frames are written, send Ctrl-C."""
+def interrupt(src: Path, dst: Path, model: Path, *extra: str,
+              sig: int = signal.SIGINT) -> subprocess.CompletedProcess:
+    """Start `jsnet-edge video`, wait until a few frames are written, send Ctrl-C (or `sig`)."""
     p = subprocess.Popen([sys.executable, "-m", "jsnet_edge", "video", str(src), "-o", str(dst),
                           "--model", str(model), *extra], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE,
@@ -202,7 +203,7 @@ def interrupt(src: Path, dst: Path, model: Path, *extra: str) -> subprocess.Comp
             break
         time.sleep(0.05)
     assert p.poll() is None, "the run ended before it could be interrupted"
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     out = p.stdout.read()
     p.wait(timeout=60)
     reader.join(timeout=10)
@@ -221,6 +222,14 @@ def test_ctrl_c_leaves_no_output_or_a_partial_one(clips, models, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [part.name]
     assert f"in {part}" in proc.stderr
     assert 3 <= describe(part)["frames"] < 150
+
+
+def test_sigterm_stops_as_cleanly_as_ctrl_c(clips, models, tmp_path):
+    """docker stop, systemd and batch schedulers send SIGTERM: no half-written file stays."""
+    proc = interrupt(clips["long"], tmp_path / "out.mp4", models["slow"], sig=signal.SIGTERM)
+    assert proc.returncode == 143 and "terminated" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_without_pyav_video_only_and_says_so(clips, models, tmp_path):
