@@ -9,6 +9,9 @@ Test photographs: scikit-image's colour photographs (astronaut, coffee, chelsea,
 and, when present, the held-out wallpapers in data/val (never trained on).
 
     python benchmarks/quality.py [--json benchmarks/results/quality.json] [--pictures docs/images]
+
+With --tasks, an existing --json file keeps the results of the tasks not run (when it was
+measured on the same photographs).
 """
 
 from __future__ import annotations
@@ -188,9 +191,16 @@ def main() -> None:
     print(f"\n{len(photos)} test photographs ({args.crop}px centre crops): "
           + ", ".join(n for n, _ in photos))
     if args.json:
+        names = [n for n, _ in photos]
+        if args.json.exists():  # a run of some tasks keeps the others' results (same photos)
+            old = json.loads(args.json.read_text())
+            if old.get("photos") == names and old.get("crop") == args.crop:
+                results = {**old["results"], **results}
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"photos": [n for n, _ in photos], "crop": args.crop,
-                                         "results": results}, indent=2, default=float))
+        tmp = args.json.with_name(args.json.name + ".tmp")
+        tmp.write_text(json.dumps({"photos": names, "crop": args.crop, "results": results},
+                                  indent=2, default=float))
+        tmp.replace(args.json)
 
 
 if __name__ == "__main__":

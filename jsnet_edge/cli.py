@@ -379,7 +379,10 @@ def train(
     val_every: Annotated[int, typer.Option(help="Validate every N steps.")] = 500,
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 250,
     seed: Annotated[int, typer.Option(help="Seeds crops, noise and initialisation.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue from the run's checkpoint.")] = False,
+    resume: Annotated[bool, typer.Option(help=(
+        "Continue from the run's checkpoint. With a larger --steps the run goes on to it; the "
+        "learning rate then follows the longer schedule (it rises again: a warm restart)."))
+    ] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
     max_side: Annotated[int, typer.Option(help=(
         "Downscale larger training photographs to this side first (0: never)."))] = 2048,

@@ -387,8 +387,9 @@ def write_card(cfg: TrainConfig, prov: dict, init_count: int) -> Path:
         "",
     ]
     if len(prov.get("commands", [])) > 1:
-        lines += ["The run was stopped and resumed; the commands, with the step each started at:",
-                  ""]
+        lines += ["The run was stopped and resumed (from the step it resumes at, the learning "
+                  "rate follows the schedule of that command's --steps: a longer run restarts "
+                  "it warm); the commands, with the step each started at:", ""]
         lines += [f"- step {c['step']}: `{c['command']}`" for c in prov["commands"]]
         lines.append("")
     with atomic_output(cfg.card_path) as tmp:
