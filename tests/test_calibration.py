@@ -61,6 +61,20 @@ def test_calibrated_file_runs_and_reports(tiny_denoiser, tmp_path, target):
         assert r.backend.precision == "int8" and r(photo).shape == photo.shape
 
 
+def test_unshuffled_network_calibrates(tmp_path):
+    """Real-time networks run their body at half resolution (pixel unshuffle), which
+    onnxruntime's symbolic shape inference cannot follow with dynamic sizes: calibration
+    still goes through and the file runs."""
+    torch.manual_seed(0)
+    net = JSNet(Genotype.from_string("C8-L1-N2-S2:skip,rb,rb:skip,skip,skip"), task="denoise")
+    out = tmp_path / "rt_int8.onnx"
+    cfg = CalibrationConfig(num_images=2, heldout=1, crop=48, max_drop=10.0, method="minmax")
+    report = calibrate(net.eval(), out, cfg)
+    assert report.quantized_convs == report.total_convs > 0
+    photo = (np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8)
+    assert Restorer(out, backend="onnxruntime", color_order="rgb")(photo).shape == photo.shape
+
+
 def test_sensitivity_pass_keeps_blocks_in_float(tiny_denoiser, tmp_path):
     cfg = CalibrationConfig(num_images=4, heldout=2, crop=48, max_drop=0.0, method="minmax")
     report = calibrate(tiny_denoiser, tmp_path / "strict.onnx", cfg)

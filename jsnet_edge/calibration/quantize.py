@@ -212,6 +212,24 @@ class Quantizer:
         return out
 
 
+def _pre_process(q, src: Path, dst: Path) -> None:
+    """onnxruntime's pre-processing (optimisation, shape inference) before quantisation.
+
+    Its symbolic shape inference gives up on the pixel unshuffle of `--unshuffle` networks
+    (a Reshape of symbolic height/2 x width/2 with dynamic H, W); merging the symbolic
+    dimensions it cannot prove equal gets through, and as a last resort ONNX's own shape
+    inference is enough for Q/DQ placement.
+    """
+    for kwargs in ({}, {"auto_merge": True}, {"skip_symbolic_shape": True}):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                q.quant_pre_process(str(src), str(dst), **kwargs)
+            return
+        except Exception:  # noqa: BLE001  (ORT raises a bare Exception here)
+            if "skip_symbolic_shape" in kwargs:
+                raise
+
+
 def calibrate(model: JSNet, out: str | Path, cfg: CalibrationConfig = CalibrationConfig(),
               *, overwrite: bool = False, log=None) -> CalibrationReport:
     """Write an INT8 (Q/DQ) ONNX of `model` whose PSNR loss is at most `cfg.max_drop`.
@@ -243,8 +261,7 @@ def calibrate(model: JSNet, out: str | Path, cfg: CalibrationConfig = Calibratio
         work = Path(tmp)
         fp32 = export_onnx(model, work / "fp32.onnx")
         pre = work / "pre.onnx"
-        with contextlib.redirect_stdout(io.StringIO()):
-            q.quant_pre_process(str(fp32), str(pre))
+        _pre_process(q, fp32, pre)
         graph = onnx.load(str(pre)).graph
         nodes = [n.name for n in graph.node]
         sizes = {i.name: int(np.prod(i.dims)) for i in graph.initializer}
