@@ -61,10 +61,13 @@ def test_calibrated_file_runs_and_reports(tiny_denoiser, tmp_path, target):
         assert r.backend.precision == "int8" and r(photo).shape == photo.shape
 
 
-def test_unshuffled_network_calibrates(tmp_path):
+def test_unshuffled_network_calibrates(tmp_path, monkeypatch):
     """Real-time networks run their body at half resolution (pixel unshuffle), which
     onnxruntime's symbolic shape inference cannot follow with dynamic sizes: calibration
-    still goes through and the file runs."""
+    still goes through, the file runs, and no scratch file lands in the working directory."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     torch.manual_seed(0)
     net = JSNet(Genotype.from_string("C8-L1-N2-S2:skip,rb,rb:skip,skip,skip"), task="denoise")
     out = tmp_path / "rt_int8.onnx"
@@ -73,6 +76,7 @@ def test_unshuffled_network_calibrates(tmp_path):
     assert report.quantized_convs == report.total_convs > 0
     photo = (np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8)
     assert Restorer(out, backend="onnxruntime", color_order="rgb")(photo).shape == photo.shape
+    assert list(cwd.iterdir()) == []
 
 
 def test_sensitivity_pass_keeps_blocks_in_float(tiny_denoiser, tmp_path):

@@ -19,6 +19,7 @@ import inspect
 import io
 import json
 import logging
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -216,18 +217,24 @@ def _pre_process(q, src: Path, dst: Path) -> None:
     """onnxruntime's pre-processing (optimisation, shape inference) before quantisation.
 
     Its symbolic shape inference gives up on the pixel unshuffle of `--unshuffle` networks
-    (a Reshape of symbolic height/2 x width/2 with dynamic H, W); merging the symbolic
-    dimensions it cannot prove equal gets through, and as a last resort ONNX's own shape
-    inference is enough for Q/DQ placement.
+    (a Reshape to symbolic height/2 x width/2 with dynamic H, W) unless it may merge the
+    symbolic dimensions it cannot prove equal (`auto_merge`); as a last resort ONNX's own
+    shape inference is enough to place Q/DQ. It runs inside our temporary folder: a failed
+    attempt leaves its scratch files in the working directory, which is the user's.
     """
-    for kwargs in ({}, {"auto_merge": True}, {"skip_symbolic_shape": True}):
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                q.quant_pre_process(str(src), str(dst), **kwargs)
-            return
-        except Exception:  # noqa: BLE001  (ORT raises a bare Exception here)
-            if "skip_symbolic_shape" in kwargs:
-                raise
+    cwd = os.getcwd()
+    os.chdir(dst.parent)
+    try:
+        for kwargs in ({"auto_merge": True}, {"skip_symbolic_shape": True}):
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    q.quant_pre_process(str(src), str(dst), **kwargs)
+                return
+            except Exception:  # noqa: BLE001  (ORT raises a bare Exception here)
+                if "skip_symbolic_shape" in kwargs:
+                    raise
+    finally:
+        os.chdir(cwd)
 
 
 def calibrate(model: JSNet, out: str | Path, cfg: CalibrationConfig = CalibrationConfig(),
