@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jsnet_edge.atomic import atomic_output
 from jsnet_edge.degradations import (
     add_gaussian_noise,
     bicubic_downscale,
@@ -196,11 +197,9 @@ def main() -> None:
             old = json.loads(args.json.read_text())
             if old.get("photos") == names and old.get("crop") == args.crop:
                 results = {**old["results"], **results}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(args.json.name + ".tmp")
-        tmp.write_text(json.dumps({"photos": names, "crop": args.crop, "results": results},
-                                  indent=2, default=float))
-        tmp.replace(args.json)
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps({"photos": names, "crop": args.crop, "results": results},
+                                      indent=2, default=float))
 
 
 if __name__ == "__main__":

@@ -225,14 +225,11 @@ def _pre_process(q, src: Path, dst: Path) -> None:
     cwd = os.getcwd()
     os.chdir(dst.parent)
     try:
-        for kwargs in ({"auto_merge": True}, {"skip_symbolic_shape": True}):
+        with contextlib.redirect_stdout(io.StringIO()):
             try:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    q.quant_pre_process(str(src), str(dst), **kwargs)
-                return
+                q.quant_pre_process(str(src), str(dst), auto_merge=True)
             except Exception:  # noqa: BLE001  (ORT raises a bare Exception here)
-                if "skip_symbolic_shape" in kwargs:
-                    raise
+                q.quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
     finally:
         os.chdir(cwd)
 
