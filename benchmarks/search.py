@@ -3,7 +3,8 @@
 On the target (the 2-core CPU with onnxruntime fp32 at 640x360 by default) it checks:
 
 1. the latency table predicts whole networks: predicted vs measured MAPE over at least 10
-   random genotypes of the search space (uncorrected, fitted, leave-one-out);
+   random genotypes of the search space (uncorrected, fitted, leave-one-out, and the
+   table's previous correction on the networks new to this run);
 2. three budgets give three genotypes whose MEASURED latencies are each within budget and
    rise with the budget;
 3. at equal measured latency (within 10%) and equal training steps, the searched network
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return time_network(g, args.task, 3, size, args.backend, args.device, args.precision,
                             timing, seed=args.seed, threads=args.runtime_threads).ms
 
-    # 1. Table and its validation (>= 10 random networks).
+    # 1. Table and its validation (>= 10 new random networks, added to those of earlier
+    #    validations of the same table).
     pcfg = ProfileConfig(device=args.device, backend=args.backend, precision=args.precision,
                          input_size=size, task=args.task, space=space, timing=timing,
                          threads=args.runtime_threads, seed=args.seed + 1)
@@ -222,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{size[0]}x{size[1]}, {args.task}")
     print(f"table vs measured over {len(v.genotypes)} random networks: MAPE "
           f"{v.mape_raw:.1f}% uncorrected, {v.mape_fit:.1f}% fitted, "
-          + (f"{v.mape_loo:.1f}% leave-one-out" if v.mape_loo is not None else "n/a"))
+          + (f"{v.mape_loo:.1f}% leave-one-out" if v.mape_loo is not None else "n/a")
+          + (f"; the table's previous correction on the {v.n_new} new ones: "
+             f"{v.mape_held_out:.1f}%" if v.mape_held_out is not None else ""))
     print(f"\n{'budget':>9} {'predicted':>10} {'measured':>9}  ok  {'PSNR':>6}  genotype")
     for r in rows:
         ok = "yes" if r.fit.measured_ms <= r.budget_ms else "NO"

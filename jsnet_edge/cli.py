@@ -600,9 +600,14 @@ def profile(
         typer.echo(f"wrote {output}")
     if v is not None:
         loo = f", {v.mape_loo:.1f}% leave-one-out" if v.mape_loo is not None else ""
-        typer.echo(f"validation on {len(v.genotypes)} random networks: mean absolute "
-                   f"percentage error {v.mape_raw:.1f}% uncorrected, {v.mape_fit:.1f}% with "
-                   f"the fitted correction (measured = {v.a:.3f} x sum + {v.b:.3f} ms){loo}")
+        earlier = len(v.genotypes) - v.n_new
+        held = (f"; the previous correction predicted the {v.n_new} new ones with "
+                f"{v.mape_held_out:.1f}% error" if v.mape_held_out is not None else "")
+        typer.echo(f"validation on {len(v.genotypes)} random networks"
+                   + (f" ({v.n_new} new, {earlier} from earlier runs)" if earlier else "")
+                   + f": mean absolute percentage error {v.mape_raw:.1f}% uncorrected, "
+                   f"{v.mape_fit:.1f}% with the fitted correction (measured = {v.a:.3f} x sum "
+                   f"+ {v.b:.3f} ms){loo}{held}")
 
 
 @app.command()

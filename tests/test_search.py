@@ -336,13 +336,24 @@ def test_budget_below_the_smallest_network_is_refused(photo_dir, tmp_path, cache
 
 def test_profile_cli_validates_the_table(tmp_path, cache):
     out = tmp_path / "table.json"
-    proc = run_cli("profile", "--input-size", "32x32", "--widths", "4", "--max-cells", "1",
-                   "--nodes", "1", "--runtime-threads", "1", "--repeats", "5", "--validate", "3",
-                   "-o", out)
+    args = ["--input-size", "32x32", "--widths", "4", "--max-cells", "1", "--nodes", "1",
+            "--runtime-threads", "1", "--repeats", "5", "--validate", "3", "-o", out]
+    proc = run_cli("profile", *args, "--refresh")
     assert "mean absolute percentage error" in proc.stdout
     saved = LatencyTable.load(out)
     assert saved.correction["fitted"] and saved.validation["n"] == 3
     assert np.isfinite(saved.validation["mape_fitted_percent"])
+    assert saved.validation["mape_held_out_percent"] is None  # nothing to hold out yet
+    # Validating again adds 3 new networks to the 3 and tests the old correction on them.
+    again = run_cli("profile", *args)
+    assert "(3 new, 3 from earlier runs)" in again.stdout
+    v = LatencyTable.load(out).validation
+    assert v["n"] == 6 and v["n_new"] == 3 and len(set(v["genotypes"])) == 6
+    assert v["measured_ms"][:3] == saved.validation["measured_ms"]
+    a, b = saved.correction["a"], saved.correction["b"]
+    held = np.mean([abs(a * r + b - m) / m for r, m in zip(v["raw_ms"][3:], v["measured_ms"][3:],
+                                                           strict=True)]) * 100
+    assert v["mape_held_out_percent"] == pytest.approx(held)
     bad = run_cli("profile", "--precision", "int8", check=False)
     assert bad.returncode == 1 and "int8 cannot be profiled" in bad.stderr
 

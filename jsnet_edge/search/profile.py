@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jsnet_edge.errors import OptionError
+from jsnet_edge.errors import GenotypeError, OptionError
+from jsnet_edge.models.genotype import Genotype
 from jsnet_edge.search.latency import (
     LatencyTable,
     LatencyTableError,
@@ -173,6 +174,12 @@ def load_or_measure(cfg: ProfileConfig, log: Callable[[str], None] = lambda s: N
 
 @dataclass
 class Validation:
+    """Whole networks measured against the table's prediction.
+
+    `mape_held_out` is the error of the correction the table had before these networks were
+    measured, on the new ones only: the one number no fit has seen (None on a first run).
+    """
+
     genotypes: list[str]
     raw_ms: list[float]
     measured_ms: list[float]
@@ -181,6 +188,8 @@ class Validation:
     mape_raw: float
     mape_fit: float
     mape_loo: float | None
+    n_new: int | None = None
+    mape_held_out: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -188,31 +197,75 @@ class Validation:
             "measured_ms": self.measured_ms, "a": self.a, "b": self.b,
             "mape_uncorrected_percent": self.mape_raw, "mape_fitted_percent": self.mape_fit,
             "mape_leave_one_out_percent": self.mape_loo,
+            "n_new": len(self.genotypes) if self.n_new is None else self.n_new,
+            "mape_held_out_percent": self.mape_held_out,
             "note": "predicted = a * sum of blocks + b, fitted by least squares on relative "
-                    "error; leave-one-out MAPE predicts each network with a fit that did not "
-                    "see it",
+                    "error over all n networks (earlier validations of the same table are "
+                    "kept); leave-one-out MAPE predicts each network with a fit that did not "
+                    "see it; held-out MAPE is the previous correction on the n_new networks "
+                    "of the last run",
         }
+
+
+def _earlier(table: LatencyTable) -> tuple[list[str], list[float]]:
+    """The networks an earlier validation of this table measured, where the table still
+    prices every block of them (whole-network timings stay true while entries are only
+    added; `--refresh` starts a new table and drops them)."""
+    v = table.validation or {}
+    gens, measured = [], []
+    for g, m in zip(v.get("genotypes", []), v.get("measured_ms", []), strict=False):
+        try:
+            table.raw(Genotype.from_string(g))
+        except (LatencyTableError, GenotypeError):
+            continue
+        gens.append(g)
+        measured.append(float(m))
+    return gens, measured
 
 
 def validate(table: LatencyTable, space: SearchSpace, n: int, cfg: ProfileConfig,
              log: Callable[[str], None] = lambda s: None) -> Validation:
-    """Measure `n` random whole networks of `space`, fit the table's correction to them and
-    store it (with the errors) in the table."""
+    """Measure `n` new random whole networks of `space`, fit the table's correction to them
+    and to those of earlier validations, and store it (with the errors) in the table.
+
+    Every run adds evidence instead of replacing it, so a correction gets steadier each
+    time a user validates again; the previous correction's error on the new networks is
+    reported as a true held-out check."""
     if n < 2:
         raise OptionError(f"--validate needs at least 2 networks to fit a correction, got {n}")
+    old_gens, old_measured = _earlier(table)
+    previous = ((float(table.correction["a"]), float(table.correction["b"]))
+                if table.correction.get("fitted") and old_gens else None)
     rng = np.random.default_rng(cfg.seed)
-    gens = [space.random_genotype(rng) for _ in range(n)]
+    gens: list[Genotype] = []
+    seen = set(old_gens)
+    for _ in range(100 * n):  # draw past networks measured before (same seed, same draws)
+        if len(gens) == n:
+            break
+        g = space.random_genotype(rng)
+        if g.to_string() not in seen:
+            seen.add(g.to_string())
+            gens.append(g)
     raw, measured = [], []
     for i, g in enumerate(gens):
         raw.append(table.raw(g))
         measured.append(time_network(g, table.fingerprint["task"], table.fingerprint["colors"],
                                      table.input_size, cfg.backend, cfg.device, cfg.precision,
                                      cfg.timing, threads=cfg.threads).ms)
-        log(f"validation {i + 1}/{n}: {g.to_string()}: sum {raw[-1]:.2f} ms, measured "
-            f"{measured[-1]:.2f} ms")
-    a, b = fit_correction(raw, measured)
-    v = Validation([g.to_string() for g in gens], raw, measured, a, b, mape(raw, measured),
-                   mape([a * r + b for r in raw], measured), loo_mape(raw, measured))
+        log(f"validation {i + 1}/{len(gens)}: {g.to_string()}: sum {raw[-1]:.2f} ms, "
+            f"measured {measured[-1]:.2f} ms")
+    held_out = None
+    if previous is not None:
+        held_out = mape([previous[0] * r + previous[1] for r in raw], measured)
+        log(f"the previous correction predicts these {len(gens)} new networks with "
+            f"{held_out:.1f}% error; refitting on them and the {len(old_gens)} measured before")
+    all_gens = old_gens + [g.to_string() for g in gens]
+    all_raw = [table.raw(Genotype.from_string(g)) for g in old_gens] + raw
+    all_measured = old_measured + measured
+    a, b = fit_correction(all_raw, all_measured)
+    v = Validation(all_gens, all_raw, all_measured, a, b, mape(all_raw, all_measured),
+                   mape([a * r + b for r in all_raw], all_measured),
+                   loo_mape(all_raw, all_measured), n_new=len(gens), mape_held_out=held_out)
     table.correction = {"a": a, "b": b, "fitted": True}
     table.validation = v.to_dict()
     return v
