@@ -188,7 +188,7 @@ class Validation:
     mape_raw: float
     mape_fit: float
     mape_loo: float | None
-    n_new: int | None = None
+    n_new: int
     mape_held_out: float | None = None
 
     def to_dict(self) -> dict:
@@ -197,7 +197,7 @@ class Validation:
             "measured_ms": self.measured_ms, "a": self.a, "b": self.b,
             "mape_uncorrected_percent": self.mape_raw, "mape_fitted_percent": self.mape_fit,
             "mape_leave_one_out_percent": self.mape_loo,
-            "n_new": len(self.genotypes) if self.n_new is None else self.n_new,
+            "n_new": self.n_new,
             "mape_held_out_percent": self.mape_held_out,
             "note": "predicted = a * sum of blocks + b, fitted by least squares on relative "
                     "error over all n networks (earlier validations of the same table are "
@@ -207,20 +207,20 @@ class Validation:
         }
 
 
-def _earlier(table: LatencyTable) -> tuple[list[str], list[float]]:
+def _earlier(table: LatencyTable) -> tuple[list[str], list[float], list[float]]:
     """The networks an earlier validation of this table measured, where the table still
     prices every block of them (whole-network timings stay true while entries are only
-    added; `--refresh` starts a new table and drops them)."""
+    added; `--refresh` starts a new table and drops them): genotypes, sums, measured."""
     v = table.validation or {}
-    gens, measured = [], []
+    gens, raw, measured = [], [], []
     for g, m in zip(v.get("genotypes", []), v.get("measured_ms", []), strict=False):
         try:
-            table.raw(Genotype.from_string(g))
+            raw.append(table.raw(Genotype.from_string(g)))
         except (LatencyTableError, GenotypeError):
             continue
         gens.append(g)
         measured.append(float(m))
-    return gens, measured
+    return gens, raw, measured
 
 
 def validate(table: LatencyTable, space: SearchSpace, n: int, cfg: ProfileConfig,
@@ -233,7 +233,7 @@ def validate(table: LatencyTable, space: SearchSpace, n: int, cfg: ProfileConfig
     reported as a true held-out check."""
     if n < 2:
         raise OptionError(f"--validate needs at least 2 networks to fit a correction, got {n}")
-    old_gens, old_measured = _earlier(table)
+    old_gens, old_raw, old_measured = _earlier(table)
     previous = ((float(table.correction["a"]), float(table.correction["b"]))
                 if table.correction.get("fitted") and old_gens else None)
     rng = np.random.default_rng(cfg.seed)
@@ -260,7 +260,7 @@ def validate(table: LatencyTable, space: SearchSpace, n: int, cfg: ProfileConfig
         log(f"the previous correction predicts these {len(gens)} new networks with "
             f"{held_out:.1f}% error; refitting on them and the {len(old_gens)} measured before")
     all_gens = old_gens + [g.to_string() for g in gens]
-    all_raw = [table.raw(Genotype.from_string(g)) for g in old_gens] + raw
+    all_raw = old_raw + raw
     all_measured = old_measured + measured
     a, b = fit_correction(all_raw, all_measured)
     v = Validation(all_gens, all_raw, all_measured, a, b, mape(all_raw, all_measured),
