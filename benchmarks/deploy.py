@@ -42,16 +42,24 @@ def targets(rows) -> dict:
     out = {}
     if int8:
         best = min(int8, key=lambda r: r.median_ms)
-        out["int8"] = {"path": f"{best.backend} int8", "speedup": best.speedup,
-                       "loss_db": best.psnr_loss,
-                       "met": bool(best.speedup >= 2.5 and best.psnr_loss <= 0.1)}
+        out["int8"] = {
+            "path": f"{best.backend} int8",
+            "speedup": best.speedup,
+            "loss_db": best.psnr_loss,
+            "met": bool(best.speedup >= 2.5 and best.psnr_loss <= 0.1),
+        }
     if half:
         best = min(half, key=lambda r: r.median_ms)
-        out["16bit"] = {"path": f"{best.backend} {best.precision}", "ms": best.median_ms,
-                        "openvino_bf16_ms": ov16.median_ms if ov16 else None,
-                        "loss_db": best.psnr_loss,
-                        "met": bool(best.psnr_loss <= 0.05 and
-                                    (ov16 is None or best.median_ms <= ov16.median_ms * 1.0001))}
+        out["16bit"] = {
+            "path": f"{best.backend} {best.precision}",
+            "ms": best.median_ms,
+            "openvino_bf16_ms": ov16.median_ms if ov16 else None,
+            "loss_db": best.psnr_loss,
+            "met": bool(
+                best.psnr_loss <= 0.05
+                and (ov16 is None or best.median_ms <= ov16.median_ms * 1.0001)
+            ),
+        }
     return out
 
 
@@ -73,18 +81,23 @@ def main() -> None:
         report = None
         if not int8.is_file():
             t = time.perf_counter()
-            report = calibrate(resolve_model(path), int8, CalibrationConfig(),
-                               log=lambda m: print("   ", m, flush=True))
+            report = calibrate(
+                resolve_model(path),
+                int8,
+                CalibrationConfig(),
+                log=lambda m: print("   ", m, flush=True),
+            )
             print(f"{name}: calibrated in {time.perf_counter() - t:.0f} s: {report.summary()}")
-        rows = bench(path, default_configs(path, str(int8), "cpu"), (w, h),
-                     repeats=args.repeats)
+        rows = bench(path, default_configs(path, str(int8), "cpu"), (w, h), repeats=args.repeats)
         print(f"\n== {name}\n{table(rows, (w, h))}")
         verdict = targets(rows)
         for k, v in verdict.items():
             print(f"target {k}: {v}")
-        results["models"][name] = {"rows": [r.__dict__ for r in rows], "targets": verdict,
-                                   "calibration": json.loads(report.to_json()) if report
-                                   else None}
+        results["models"][name] = {
+            "rows": [r.__dict__ for r in rows],
+            "targets": verdict,
+            "calibration": json.loads(report.to_json()) if report else None,
+        }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

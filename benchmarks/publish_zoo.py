@@ -19,21 +19,37 @@ from jsnet_edge.models import load_model, save_model
 
 ZOO = Path(__file__).resolve().parents[1] / "jsnet_edge" / "zoo"
 
-BASELINES = {"noisy": "noisy input", "bm3d": "BM3D / CBM3D", "nlmeans": "OpenCV fastNlMeans",
-             "jpeg": "JPEG input", "bicubic": "bicubic", "authors": "authors' checkpoint",
-             "jsnet": "this model"}
+BASELINES = {
+    "noisy": "noisy input",
+    "bm3d": "BM3D / CBM3D",
+    "nlmeans": "OpenCV fastNlMeans",
+    "jpeg": "JPEG input",
+    "bicubic": "bicubic",
+    "authors": "authors' checkpoint",
+    "jsnet": "this model",
+}
 
 
 def quality_section(name: str, quality: dict) -> str:
     res = quality["results"].get(name)
     if not res:
         return ""
-    lines = ["", "## Measured quality (benchmarks/quality.py)", "",
-             f"{len(quality['photos'])} test photographs never used in training "
-             f"({', '.join(quality['photos'])}), {quality['crop']} px centre crops; "
-             + {"denoise": "sigma 25, RGB PSNR", "denoise-gray": "sigma 25, gray",
-                "jpeg": "quality 10, RGB PSNR"}.get(name, "Y PSNR, border = scale") + ".", "",
-             "| method | PSNR (dB) | SSIM |", "| --- | --- | --- |"]
+    lines = [
+        "",
+        "## Measured quality (benchmarks/quality.py)",
+        "",
+        f"{len(quality['photos'])} test photographs never used in training "
+        f"({', '.join(quality['photos'])}), {quality['crop']} px centre crops; "
+        + {
+            "denoise": "sigma 25, RGB PSNR",
+            "denoise-gray": "sigma 25, gray",
+            "jpeg": "quality 10, RGB PSNR",
+        }.get(name, "Y PSNR, border = scale")
+        + ".",
+        "",
+        "| method | PSNR (dB) | SSIM |",
+        "| --- | --- | --- |",
+    ]
     for key, (p, s) in res["mean"].items():
         lines.append(f"| {BASELINES.get(key, key)} | {p:.2f} | {s:.4f} |")
     return "\n".join(lines) + "\n"
@@ -45,12 +61,17 @@ def realtime_section(name: str, rt: dict) -> str:
     rows = rt["tasks"].get(task)
     if not rows or name not in {r["method"] for r in rows}:
         return ""
-    lines = ["", "## Measured speed and quality (benchmarks/realtime.py)", "",
-             f"{rt['machine']['cpu']}, 2 cores; one 640x360 frame per call (input; SR "
-             f"outputs 1280x720); PSNR on {len(rt['photos'])} test photographs never used in "
-             "training (" + ("sigma 25, RGB" if task == "denoise" else "Y, border 2") + ").",
-             "", "| method | latency (ms) | PSNR (dB) | video, end to end (fps) |",
-             "| --- | --- | --- | --- |"]
+    lines = [
+        "",
+        "## Measured speed and quality (benchmarks/realtime.py)",
+        "",
+        f"{rt['machine']['cpu']}, 2 cores; one 640x360 frame per call (input; SR "
+        f"outputs 1280x720); PSNR on {len(rt['photos'])} test photographs never used in "
+        "training (" + ("sigma 25, RGB" if task == "denoise" else "Y, border 2") + ").",
+        "",
+        "| method | latency (ms) | PSNR (dB) | video, end to end (fps) |",
+        "| --- | --- | --- | --- |",
+    ]
     for r in rows:
         fps = f"{r['video']['pipeline_fps']:.1f}" if "video" in r else ""
         lines.append(f"| {r['method']} | {r['latency_ms']:.1f} | {r['psnr']:.2f} | {fps} |")
@@ -59,28 +80,40 @@ def realtime_section(name: str, rt: dict) -> str:
 
 def int8_section(name: str, report: dict) -> str:
     kept = ", ".join(report["kept_float"]) or "nothing"
-    return "\n".join([
-        "", "## INT8 (shipped as `" + name + "-int8.onnx`)", "",
-        f"`jsnet-edge calibrate {name} -o jsnet_edge/zoo/{name}-int8.onnx` (target "
-        f"{report['target']}, {report['method']} ranges, calibration photographs: "
-        f"{', '.join(report['calibration_images'])}; held out: "
-        f"{', '.join(report['heldout_images'])}): {report['quantized_convs']} of "
-        f"{report['total_convs']} convolutions in int8, kept in float: {kept}; "
-        f"PSNR {report['int8_psnr']:.2f} dB vs {report['fp32_psnr']:.2f} dB in fp32 on the "
-        f"held-out crops, a loss of {report['drop']:.3f} dB (every layer in int8: "
-        f"{report['naive_drop']:.3f} dB). Use it with "
-        f"`Restorer.from_pretrained(\"{name}\", backend=\"openvino\", precision=\"int8\")`.",
-        ""])
+    return "\n".join(
+        [
+            "",
+            "## INT8 (shipped as `" + name + "-int8.onnx`)",
+            "",
+            f"`jsnet-edge calibrate {name} -o jsnet_edge/zoo/{name}-int8.onnx` (target "
+            f"{report['target']}, {report['method']} ranges, calibration photographs: "
+            f"{', '.join(report['calibration_images'])}; held out: "
+            f"{', '.join(report['heldout_images'])}): {report['quantized_convs']} of "
+            f"{report['total_convs']} convolutions in int8, kept in float: {kept}; "
+            f"PSNR {report['int8_psnr']:.2f} dB vs {report['fp32_psnr']:.2f} dB in fp32 on the "
+            f"held-out crops, a loss of {report['drop']:.3f} dB (every layer in int8: "
+            f"{report['naive_drop']:.3f} dB). Use it with "
+            f'`Restorer.from_pretrained("{name}", backend="openvino", precision="int8")`.',
+            "",
+        ]
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=Path, default=Path("runs/zoo"))
     ap.add_argument("--quality", type=Path, default=None)
-    ap.add_argument("--realtime", type=Path, default=None,
-                    help="benchmarks/realtime.py's JSON, for the rt models' cards")
-    ap.add_argument("names", nargs="*", default=["denoise", "denoise-gray", "jpeg", "sr-x2",
-                                                  "sr-x4", "denoise-rt", "sr-x2-rt"])
+    ap.add_argument(
+        "--realtime",
+        type=Path,
+        default=None,
+        help="benchmarks/realtime.py's JSON, for the rt models' cards",
+    )
+    ap.add_argument(
+        "names",
+        nargs="*",
+        default=["denoise", "denoise-gray", "jpeg", "sr-x2", "sr-x4", "denoise-rt", "sr-x2-rt"],
+    )
     args = ap.parse_args()
     quality = json.loads(args.quality.read_text()) if args.quality else None
     realtime = json.loads(args.realtime.read_text()) if args.realtime else None

@@ -70,8 +70,12 @@ def run_denoise(model: str, photos, gray: bool, pictures: Path | None) -> dict:
         t = time.perf_counter()
         ours = to_uint8(r(noisy / 255.0) * 255.0)
         t_ours = time.perf_counter() - t
-        row = {"image": name, "noisy": score(np.clip(noisy, 0, 255), clean, mode=mode),
-               "jsnet": score(ours, clean, mode=mode), "jsnet_s": t_ours}
+        row = {
+            "image": name,
+            "noisy": score(np.clip(noisy, 0, 255), clean, mode=mode),
+            "jsnet": score(ours, clean, mode=mode),
+            "jsnet_s": t_ours,
+        }
         z = noisy / 255.0
         t = time.perf_counter()
         base = bm3d.bm3d(z, SIGMA / 255.0) if gray else bm3d.bm3d_rgb(z, SIGMA / 255.0)
@@ -90,9 +94,15 @@ def run_denoise(model: str, photos, gray: bool, pictures: Path | None) -> dict:
             row["nlmeans"], row["nlmeans_h"], row["nlmeans_s"] = best
         rows.append(row)
         if pictures and i == 0:
-            picture(pictures / f"{'denoise-gray' if gray else 'denoise'}.png", clean,
-                    to_uint8(noisy), ours, f"noisy sigma {SIGMA:g}", row["noisy"][0],
-                    row["jsnet"][0])
+            picture(
+                pictures / f"{'denoise-gray' if gray else 'denoise'}.png",
+                clean,
+                to_uint8(noisy),
+                ours,
+                f"noisy sigma {SIGMA:g}",
+                row["noisy"][0],
+                row["jsnet"][0],
+            )
     return summarize(rows)
 
 
@@ -104,8 +114,15 @@ def run_jpeg(model: str, photos, pictures: Path | None) -> dict:
         ours = r(jpg)
         rows.append({"image": name, "jpeg": score(jpg, img), "jsnet": score(ours, img)})
         if pictures and i == 0:
-            picture(pictures / "jpeg.png", img, jpg, ours, f"JPEG q{QUALITY}",
-                    rows[-1]["jpeg"][0], rows[-1]["jsnet"][0])
+            picture(
+                pictures / "jpeg.png",
+                img,
+                jpg,
+                ours,
+                f"JPEG q{QUALITY}",
+                rows[-1]["jpeg"][0],
+                rows[-1]["jsnet"][0],
+            )
     return summarize(rows)
 
 
@@ -122,28 +139,44 @@ def run_sr(model: str, scale: int, official: Path | None, photos, pictures: Path
         hr = modcrop(img, scale)
         lr = bicubic_downscale(hr, scale)
         ours = r(lr)
-        row = {"image": name, "bicubic": score(imresize(lr, scale), hr, scale, "y"),
-               "jsnet": score(ours, hr, scale, "y")}
+        row = {
+            "image": name,
+            "bicubic": score(imresize(lr, scale), hr, scale, "y"),
+            "jsnet": score(ours, hr, scale, "y"),
+        }
         if authors:
             row["authors"] = score(authors(lr), hr, scale, "y")
         rows.append(row)
         if pictures and i == 0:
-            picture(pictures / f"sr-x{scale}.png", hr, imresize(lr, scale), ours,
-                    f"bicubic x{scale}", row["bicubic"][0], row["jsnet"][0])
+            picture(
+                pictures / f"sr-x{scale}.png",
+                hr,
+                imresize(lr, scale),
+                ours,
+                f"bicubic x{scale}",
+                row["bicubic"][0],
+                row["jsnet"][0],
+            )
     return summarize(rows)
 
 
 def summarize(rows: list[dict]) -> dict:
     keys = [k for k, v in rows[0].items() if isinstance(v, tuple)]
-    mean = {k: [float(np.mean([r[k][0] for r in rows])), float(np.mean([r[k][1] for r in rows]))]
-            for k in keys}
-    extra = {k: float(np.mean([r[k] for r in rows])) for k, v in rows[0].items()
-             if k.endswith("_s") or k.endswith("_h")}
+    mean = {
+        k: [float(np.mean([r[k][0] for r in rows])), float(np.mean([r[k][1] for r in rows]))]
+        for k in keys
+    }
+    extra = {
+        k: float(np.mean([r[k] for r in rows]))
+        for k, v in rows[0].items()
+        if k.endswith("_s") or k.endswith("_h")
+    }
     return {"mean": mean, "timing_and_params": extra, "rows": rows}
 
 
 def picture(path: Path, clean, degraded, restored, label: str, p_in: float, p_out: float):
     """A 3-panel crop (degraded | jsnet-edge | clean) with PSNR captions, for the README."""
+
     def crop(a):
         a = a if a.ndim == 3 else np.repeat(a[:, :, None], 3, 2)
         h, w = a.shape[:2]
@@ -154,8 +187,7 @@ def picture(path: Path, clean, degraded, restored, label: str, p_in: float, p_ou
     texts = [f"{label}: {p_in:.2f} dB", f"jsnet-edge: {p_out:.2f} dB", "original"]
     for p, t in zip(panels, texts, strict=True):
         cv2.rectangle(p, (0, 0), (p.shape[1], 18), (0, 0, 0), -1)
-        cv2.putText(p, t, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(p, t, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(panels, 1), cv2.COLOR_RGB2BGR))
 
@@ -179,8 +211,7 @@ def main() -> None:
     for task in args.tasks.split(","):
         t = time.perf_counter()
         if task in ("denoise", "denoise-gray"):
-            results[task] = run_denoise(model(task), photos, task == "denoise-gray",
-                                        args.pictures)
+            results[task] = run_denoise(model(task), photos, task == "denoise-gray", args.pictures)
         elif task == "jpeg":
             results[task] = run_jpeg(model(task), photos, args.pictures)
         else:
@@ -189,8 +220,10 @@ def main() -> None:
         means = results[task]["mean"]
         line = ", ".join(f"{k} {v[0]:.2f} dB / {v[1]:.4f}" for k, v in means.items())
         print(f"{task:<13} {line}  ({time.perf_counter() - t:.0f} s)", flush=True)
-    print(f"\n{len(photos)} test photographs ({args.crop}px centre crops): "
-          + ", ".join(n for n, _ in photos))
+    print(
+        f"\n{len(photos)} test photographs ({args.crop}px centre crops): "
+        + ", ".join(n for n, _ in photos)
+    )
     if args.json:
         names = [n for n, _ in photos]
         if args.json.exists():  # a run of some tasks keeps the others' results (same photos)
@@ -198,8 +231,13 @@ def main() -> None:
             if old.get("photos") == names and old.get("crop") == args.crop:
                 results = {**old["results"], **results}
         with atomic_output(args.json) as tmp:
-            tmp.write_text(json.dumps({"photos": names, "crop": args.crop, "results": results},
-                                      indent=2, default=float))
+            tmp.write_text(
+                json.dumps(
+                    {"photos": names, "crop": args.crop, "results": results},
+                    indent=2,
+                    default=float,
+                )
+            )
 
 
 if __name__ == "__main__":

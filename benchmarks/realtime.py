@@ -88,25 +88,36 @@ def bicubic(x: np.ndarray) -> np.ndarray:
 
 def video_fps(restorer: Restorer, task: str, frames: int, tmp: Path, rounds: int) -> dict:
     """Median pipeline fps of `rounds` runs (a shared machine has slow spells)."""
-    clip = make_sample_clip(tmp / f"{task}.mp4", frames=frames, size=FRAME,
-                            sigma=SIGMA if task == "denoise" else 0.0).path
-    runs = [process(clip, tmp / f"{task}-out.mp4", restorer, overwrite=True)
-            for _ in range(rounds)]
+    clip = make_sample_clip(
+        tmp / f"{task}.mp4", frames=frames, size=FRAME, sigma=SIGMA if task == "denoise" else 0.0
+    ).path
+    runs = [process(clip, tmp / f"{task}-out.mp4", restorer, overwrite=True) for _ in range(rounds)]
     fps = [r.pipeline_fps for r in runs]
     mid = runs[fps.index(statistics.median_low(fps))]
-    return {"frames": mid.frames, "pipeline_fps": statistics.median(fps), "runs_fps": fps,
-            "latency_ms": mid.latency_ms}
+    return {
+        "frames": mid.frames,
+        "pipeline_fps": statistics.median(fps),
+        "runs_fps": fps,
+        "latency_ms": mid.latency_ms,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", default="denoise,sr-x2")
     ap.add_argument("--backend", default="auto")
-    ap.add_argument("--precision", default=None,
-                    help="default: bf16 where OpenVINO runs it on this CPU, else fp32")
+    ap.add_argument(
+        "--precision",
+        default=None,
+        help="default: bf16 where OpenVINO runs it on this CPU, else fp32",
+    )
     ap.add_argument("--official", type=Path, default=Path("../shared/official"))
-    ap.add_argument("--val", type=Path, default=Path("data/val"),
-                    help="held-out photographs added to scikit-image's (if present)")
+    ap.add_argument(
+        "--val",
+        type=Path,
+        default=Path("data/val"),
+        help="held-out photographs added to scikit-image's (if present)",
+    )
     ap.add_argument("--crop", type=int, default=384)
     ap.add_argument("--frames", type=int, default=100, help="frames of the video test")
     ap.add_argument("--repeats", type=int, default=20, help="timed runs per latency")
@@ -130,17 +141,28 @@ def main(argv: list[str] | None = None) -> dict:
             rows: list[dict] = []
             frame = frame_640x360(task)
 
-            def add(method: str, fn, kind: str, restorer: Restorer | None = None,
-                    task: str = task, frame: np.ndarray = frame, rows: list = rows,
-                    timed=None) -> dict:
-                row = {"method": method, "kind": kind,
-                       "latency_ms": median_ms(timed or fn, frame, args.repeats),
-                       "psnr": quality(task, fn, photos)}
+            def add(
+                method: str,
+                fn,
+                kind: str,
+                restorer: Restorer | None = None,
+                task: str = task,
+                frame: np.ndarray = frame,
+                rows: list = rows,
+                timed=None,
+            ) -> dict:
+                row = {
+                    "method": method,
+                    "kind": kind,
+                    "latency_ms": median_ms(timed or fn, frame, args.repeats),
+                    "psnr": quality(task, fn, photos),
+                }
                 if restorer is not None:
                     row["backend"] = restorer.describe()
                 rows.append(row)
-                print(f"  {method:<22} {row['latency_ms']:9.1f} ms  {row['psnr']:6.2f} dB",
-                      flush=True)
+                print(
+                    f"  {method:<22} {row['latency_ms']:9.1f} ms  {row['psnr']:6.2f} dB", flush=True
+                )
                 return row
 
             print(f"{task}: 640x360 input", flush=True)
@@ -154,8 +176,9 @@ def main(argv: list[str] | None = None) -> dict:
                 if kind == "rt":
                     r_bgr = Restorer(name, **opts)  # frames as `jsnet-edge video` gives them
                     row["video"] = video_fps(r_bgr, task, args.frames, tmp, args.rounds)
-                    print(f"    video: {row['video']['pipeline_fps']:.1f} fps end to end",
-                          flush=True)
+                    print(
+                        f"    video: {row['video']['pipeline_fps']:.1f} fps end to end", flush=True
+                    )
             ckpt = args.official / "jsnet_sr_x2_official.pt"
             if task == "sr-x2" and ckpt.is_file():
                 from jsnet_edge.models import load_official
@@ -167,8 +190,12 @@ def main(argv: list[str] | None = None) -> dict:
                 add(f"OpenCV NLMeans (h={best})", nlmeans(best), "classic")
             else:
                 # PSNR of MATLAB's bicubic (the SR protocol), time of OpenCV's (what runs).
-                add("bicubic", bicubic, "classic", timed=lambda x: cv2.resize(
-                    x, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC))
+                add(
+                    "bicubic",
+                    bicubic,
+                    "classic",
+                    timed=lambda x: cv2.resize(x, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC),
+                )
             results["tasks"][task] = rows
 
     checks = {}
@@ -185,8 +212,11 @@ def main(argv: list[str] | None = None) -> dict:
         checks["sr-x2-rt video >= 25 fps"] = rt["video"]["pipeline_fps"] >= 25
         checks["sr-x2-rt >= bicubic + 1.5 dB"] = rt["psnr"] >= bic["psnr"] + 1.5
     results["checks"] = checks
-    results["machine"] = {"cpu": cpu_model(), "python": platform.python_version(),
-                          "os": platform.platform()}
+    results["machine"] = {
+        "cpu": cpu_model(),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
 
     print("\n| task | method | 640x360 latency (ms) | PSNR (dB) | video fps |")
     print("|---|---|---:|---:|---:|")
@@ -211,8 +241,12 @@ def plot(results: dict, path: Path) -> None:
 
     tasks = results["tasks"]
     fig = Figure(figsize=(5.5 * len(tasks), 4.2))
-    style = {"rt": ("o", "tab:red"), "zoo": ("s", "tab:blue"), "authors": ("^", "tab:green"),
-             "classic": ("x", "black")}
+    style = {
+        "rt": ("o", "tab:red"),
+        "zoo": ("s", "tab:blue"),
+        "authors": ("^", "tab:green"),
+        "classic": ("x", "black"),
+    }
     for i, (task, rows) in enumerate(tasks.items()):
         ax = fig.add_subplot(1, len(tasks), i + 1)
         for r in rows:
@@ -222,9 +256,14 @@ def plot(results: dict, path: Path) -> None:
             # sits next to the zoo's copy of it: label it below.
             left = r["latency_ms"] > 100
             below = r["kind"] == "authors"
-            ax.annotate(r["method"], (r["latency_ms"], r["psnr"]), textcoords="offset points",
-                        xytext=(-6 if left else 5, -12 if below else 4),
-                        ha="right" if left else "left", fontsize=8)
+            ax.annotate(
+                r["method"],
+                (r["latency_ms"], r["psnr"]),
+                textcoords="offset points",
+                xytext=(-6 if left else 5, -12 if below else 4),
+                ha="right" if left else "left",
+                fontsize=8,
+            )
         ax.axvline(40.0, color="grey", ls=":", lw=1)
         ax.set_xscale("log")
         ax.set_xlabel("latency of one 640x360 frame (ms, log)")

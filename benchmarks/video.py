@@ -34,7 +34,7 @@ def pure_inference_fps(restorer: Restorer, frames: list, batch: int) -> float:
     """Frames per second of the restorer alone, called in a loop on decoded frames."""
     t = time.perf_counter()
     for i in range(0, len(frames), batch):
-        restore_frames(restorer, frames[i:i + batch], color_order="bgr")
+        restore_frames(restorer, frames[i : i + batch], color_order="bgr")
     return len(frames) / (time.perf_counter() - t)
 
 
@@ -50,8 +50,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--codec", default=None, help="output codec (default: mp4v)")
     ap.add_argument("--tile", type=int, default=640, help="as `jsnet-edge video`")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="alternate pure/pipeline runs this many times; medians reported")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="alternate pure/pipeline runs this many times; medians reported",
+    )
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
 
@@ -61,8 +65,9 @@ def main(argv: list[str] | None = None) -> dict:
         args.model = default_model_for(args.task)
     size = parse_size(args.size)
     extra = {} if args.precision is None else {"precision": args.precision}
-    restorer = Restorer(args.model, backend=args.backend, device=args.device, tile=args.tile,
-                        **extra)
+    restorer = Restorer(
+        args.model, backend=args.backend, device=args.device, tile=args.tile, **extra
+    )
     with tempfile.TemporaryDirectory(prefix="jsnet-video-bench-") as tmp:
         clip = make_sample_clip(Path(tmp) / "clip.mp4", frames=args.frames, size=size).path
         cap = cv2.VideoCapture(str(clip))
@@ -77,8 +82,9 @@ def main(argv: list[str] | None = None) -> dict:
         pure, pipe, wall = [], [], []
         for r in range(args.repeat):
             pure.append(pure_inference_fps(restorer, frames, args.batch))
-            stats = process(clip, Path(tmp) / f"out{r}.mp4", restorer, batch=args.batch,
-                            codec=args.codec)
+            stats = process(
+                clip, Path(tmp) / f"out{r}.mp4", restorer, batch=args.batch, codec=args.codec
+            )
             pipe.append(stats.pipeline_fps)
             wall.append(stats.wall_s)
     p_fps, v_fps = statistics.median(pure), statistics.median(pipe)
@@ -98,12 +104,17 @@ def main(argv: list[str] | None = None) -> dict:
         "pipeline_wall_s": statistics.median(wall),
         "latency_ms": stats.latency_ms,
         "runs": {"pure_inference_fps": pure, "pipeline_fps": pipe},
-        "machine": {"python": platform.python_version(), "cpu": platform.processor(),
-                    "os": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpu": platform.processor(),
+            "os": platform.platform(),
+        },
     }
     w, h = size
-    print(f"{restorer.task} on {restorer.backend.name}/{restorer.backend.device}/"
-          f"{restorer.backend.precision}, {len(frames)} frames of {w}x{h}, batch {args.batch}")
+    print(
+        f"{restorer.task} on {restorer.backend.name}/{restorer.backend.device}/"
+        f"{restorer.backend.precision}, {len(frames)} frames of {w}x{h}, batch {args.batch}"
+    )
     print(f"{'measure':<34}{'fps':>9}{'ms/frame':>10}")
     print(f"{'pure inference (restorer loop)':<34}{p_fps:>9.2f}{1000 / p_fps:>10.1f}")
     print(f"{'pipeline (decode+infer+encode)':<34}{v_fps:>9.2f}{1000 / v_fps:>10.1f}")

@@ -17,8 +17,7 @@ from jsnet_edge.atomic import atomic_output
 from jsnet_edge.errors import ImageError, OutputExistsError
 
 # What OpenCV reads and writes in every build we support.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
-                  ".pnm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 
 
 def is_image_path(path: str | Path) -> bool:
@@ -30,8 +29,11 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageError(f"{folder} is not a folder")
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and is_image_path(p) and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and is_image_path(p) and not p.name.startswith(".")
+    )
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -45,8 +47,10 @@ def load_image(path: str | Path) -> np.ndarray:
     if path.is_dir():
         raise ImageError(f"{path} is a folder, not an image")
     if not is_image_path(path):
-        raise ImageError(f"{path}: unsupported image type {path.suffix or '(no extension)'!r}; "
-                         f"use one of {', '.join(IMAGE_SUFFIXES)}")
+        raise ImageError(
+            f"{path}: unsupported image type {path.suffix or '(no extension)'!r}; "
+            f"use one of {', '.join(IMAGE_SUFFIXES)}"
+        )
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as e:
@@ -60,8 +64,9 @@ def load_image(path: str | Path) -> np.ndarray:
         flags = cv2.IMREAD_UNCHANGED
     img = cv2.imdecode(data, flags)
     if img is None or img.size == 0:
-        raise ImageError(f"{path} is corrupt or not a {path.suffix.lstrip('.').upper()} image "
-                         "OpenCV can decode")
+        raise ImageError(
+            f"{path} is corrupt or not a {path.suffix.lstrip('.').upper()} image OpenCV can decode"
+        )
     if img.ndim == 3 and img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     elif img.ndim == 3 and img.shape[2] == 4:
@@ -71,15 +76,17 @@ def load_image(path: str | Path) -> np.ndarray:
     return img
 
 
-def save_image(path: str | Path, img: np.ndarray, *, overwrite: bool = False,
-               quality: int = 95) -> Path:
+def save_image(
+    path: str | Path, img: np.ndarray, *, overwrite: bool = False, quality: int = 95
+) -> Path:
     """Write an RGB(A)/gray array; written to a temporary file beside `path`, then renamed."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
     if not is_image_path(path):
-        raise ImageError(f"cannot write {path}: unsupported image type; use one of "
-                         f"{', '.join(IMAGE_SUFFIXES)}")
+        raise ImageError(
+            f"cannot write {path}: unsupported image type; use one of {', '.join(IMAGE_SUFFIXES)}"
+        )
     suffix = path.suffix.lower()
     out = img
     if out.ndim == 3 and out.shape[2] == 3:

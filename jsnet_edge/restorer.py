@@ -52,10 +52,18 @@ class Restorer:
         compile: run the torch backend through `torch.compile` (slow first call).
     """
 
-    def __init__(self, model: str | Path | JSNet, backend: str = "torch", device: str = "cpu",
-                 precision: str | None = None, *, tile: int = DEFAULT_TILE,
-                 tile_overlap: int = DEFAULT_OVERLAP, color_order: str = "bgr",
-                 compile: bool = False) -> None:
+    def __init__(
+        self,
+        model: str | Path | JSNet,
+        backend: str = "torch",
+        device: str = "cpu",
+        precision: str | None = None,
+        *,
+        tile: int = DEFAULT_TILE,
+        tile_overlap: int = DEFAULT_OVERLAP,
+        color_order: str = "bgr",
+        compile: bool = False,
+    ) -> None:
         if color_order not in ("bgr", "rgb"):
             raise OptionError(f"color_order must be 'bgr' or 'rgb', not {color_order!r}")
         from jsnet_edge.deploy.factory import load_source, open_backend
@@ -71,14 +79,19 @@ class Restorer:
         self.tile_overlap = tile_overlap
         self.color_order = color_order
         self._keep: list = []  # temporary files the backend needs while it lives
-        self.backend = open_backend(source, backend, device, precision, self._keep,
-                                    compile=compile)
+        self.backend = open_backend(source, backend, device, precision, self._keep, compile=compile)
         self.requested_backend = backend
         max_input = getattr(self.backend, "max_input", None)  # engines have a shape profile
         if max_input is not None:
             self.tile = min(self.tile, *max_input)
-        run_tiled(lambda a: a, np.zeros((1, 1, 1, 1), np.float32), scale=1, tile=tile,
-                  overlap=tile_overlap, min_size=self.min_size)  # checks tile and overlap now
+        run_tiled(
+            lambda a: a,
+            np.zeros((1, 1, 1, 1), np.float32),
+            scale=1,
+            tile=tile,
+            overlap=tile_overlap,
+            min_size=self.min_size,
+        )  # checks tile and overlap now
 
     @classmethod
     def from_pretrained(cls, name: str, **kwargs) -> Restorer:
@@ -97,8 +110,10 @@ class Restorer:
 
     def __repr__(self) -> str:
         b = self.backend
-        return (f"Restorer(task={self.task!r}, backend={b.name!r}, device={b.device!r}, "
-                f"precision={b.precision!r}, genotype={self.info.genotype.to_string()!r})")
+        return (
+            f"Restorer(task={self.task!r}, backend={b.name!r}, device={b.device!r}, "
+            f"precision={b.precision!r}, genotype={self.info.genotype.to_string()!r})"
+        )
 
     def stream(self, frames, batch: int = 1):
         """Restore an iterable of frames lazily (a generator), e.g. a video's frames."""
@@ -108,9 +123,15 @@ class Restorer:
 
     def restore_array(self, x: np.ndarray) -> np.ndarray:
         """The network on an NCHW float32 array (0..255, model channels), with tiling."""
-        return run_tiled(self.backend, x, scale=self.scale, tile=self.tile,
-                         overlap=self.tile_overlap, min_size=self.min_size,
-                         multiple=self.info.genotype.unshuffle)
+        return run_tiled(
+            self.backend,
+            x,
+            scale=self.scale,
+            tile=self.tile,
+            overlap=self.tile_overlap,
+            min_size=self.min_size,
+            multiple=self.info.genotype.unshuffle,
+        )
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Restore one image.
@@ -150,8 +171,11 @@ class Restorer:
             if self.scale > 1:
                 import cv2
 
-                a = cv2.resize(alpha, (alpha.shape[1] * self.scale, alpha.shape[0] * self.scale),
-                               interpolation=cv2.INTER_CUBIC)
+                a = cv2.resize(
+                    alpha,
+                    (alpha.shape[1] * self.scale, alpha.shape[0] * self.scale),
+                    interpolation=cv2.INTER_CUBIC,
+                )
                 if np.issubdtype(alpha.dtype, np.floating):
                     a = np.clip(a, 0.0, 1.0)
                 alpha = a.astype(alpha.dtype)
@@ -166,8 +190,9 @@ def _check_image(image: np.ndarray) -> np.ndarray:
         raise ImageError(f"expected an HxW or HxWxC image with C in 1..4, got shape {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ImageError(f"the image is empty (shape {image.shape})")
-    if image.dtype == np.bool_ or not (image.dtype in (np.uint8, np.uint16)
-                                       or np.issubdtype(image.dtype, np.floating)):
+    if image.dtype == np.bool_ or not (
+        image.dtype in (np.uint8, np.uint16) or np.issubdtype(image.dtype, np.floating)
+    ):
         raise ImageError(f"unsupported pixel type {image.dtype}; use uint8, uint16 or float (0..1)")
     if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
         raise ImageError("the image contains NaN or infinite values")

@@ -50,8 +50,17 @@ def pad_to_min(x: np.ndarray, min_size: int, multiple: int = 1) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
 
 
-def run_tiled(run: Run, x: np.ndarray, *, scale: int, tile: int, overlap: int,
-              min_size: int = 1, batch: int = 1, multiple: int = 1) -> np.ndarray:
+def run_tiled(
+    run: Run,
+    x: np.ndarray,
+    *,
+    scale: int,
+    tile: int,
+    overlap: int,
+    min_size: int = 1,
+    batch: int = 1,
+    multiple: int = 1,
+) -> np.ndarray:
     """Apply `run` (NCHW -> NCHW, `scale` times larger) to `x` tile by tile.
 
     Args:
@@ -66,15 +75,18 @@ def run_tiled(run: Run, x: np.ndarray, *, scale: int, tile: int, overlap: int,
             inputs are padded and tiles placed on that grid.
     """
     if tile < max(min_size, 8):
-        raise OptionError(f"tile size {tile} is too small; this network needs at least "
-                          f"{max(min_size, 8)} pixels")
+        raise OptionError(
+            f"tile size {tile} is too small; this network needs at least {max(min_size, 8)} pixels"
+        )
     if not 0 <= overlap < tile // 2:
-        raise OptionError(f"tile overlap must be between 0 and half the tile ({tile // 2 - 1}), "
-                          f"got {overlap}")
+        raise OptionError(
+            f"tile overlap must be between 0 and half the tile ({tile // 2 - 1}), got {overlap}"
+        )
     if multiple > 1:  # tiles on the grid: size and overlap multiples, so are their starts
         tile -= tile % multiple
-        overlap = min(-(-overlap // multiple) * multiple, max(0, (tile // 2 - 1) // multiple
-                                                              * multiple))
+        overlap = min(
+            -(-overlap // multiple) * multiple, max(0, (tile // 2 - 1) // multiple * multiple)
+        )
     n, c, h0, w0 = x.shape
     x = pad_to_min(x, min_size, multiple)
     h, w = x.shape[2:]

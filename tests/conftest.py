@@ -45,9 +45,16 @@ def gray_photo() -> np.ndarray:
 
 def run_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real `jsnet-edge` entry point (through the module, same code path)."""
-    proc = subprocess.run([sys.executable, "-m", "jsnet_edge", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jsnet_edge", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"jsnet-edge {' '.join(map(str, args))} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"jsnet-edge {' '.join(map(str, args))} failed ({proc.returncode}):\n"
+            f"{proc.stdout}\n{proc.stderr}"
+        )
     return proc

@@ -39,8 +39,9 @@ def test_group_names_from_node_paths():
 @pytest.mark.parametrize("target", ["cpu", "tensorrt"])
 def test_calibrated_file_runs_and_reports(tiny_denoiser, tmp_path, target):
     out = tmp_path / f"int8_{target}.onnx"
-    cfg = CalibrationConfig(num_images=4, heldout=2, crop=48, target=target, max_drop=10.0,
-                            method="minmax")
+    cfg = CalibrationConfig(
+        num_images=4, heldout=2, crop=48, target=target, max_drop=10.0, method="minmax"
+    )
     report = calibrate(tiny_denoiser, out, cfg)
     proto = onnx.load(str(out))
     ops = [n.op_type for n in proto.graph.node]
@@ -50,8 +51,10 @@ def test_calibrated_file_runs_and_reports(tiny_denoiser, tmp_path, target):
     assert report.quantized_convs == report.total_convs > 0 and report.drop <= 10.0
     zero_points = [i for i in proto.graph.initializer if i.name.endswith("_zero_point")]
     if target == "tensorrt":  # TensorRT accepts only symmetric int8: zero points are 0
-        assert all(i.data_type == onnx.TensorProto.INT8 and
-                   not np.any(onnx.numpy_helper.to_array(i)) for i in zero_points)
+        assert all(
+            i.data_type == onnx.TensorProto.INT8 and not np.any(onnx.numpy_helper.to_array(i))
+            for i in zero_points
+        )
     else:
         assert any(i.data_type == onnx.TensorProto.UINT8 for i in zero_points)
     backends = ["onnxruntime"] + (["openvino"] if has_module("openvino") else [])
@@ -102,7 +105,8 @@ def test_calibration_cli_and_bad_folders(tmp_path):
     assert proc.returncode == 1 and "no usable calibration image" in proc.stderr
     with pytest.raises(OptionError, match="--method"):
         CalibrationConfig(method="kl")
-    proc = run_cli("calibrate", m, "-o", tmp_path / "q.onnx", "--num-images", "2",
-                   "--max-drop", "5")
+    proc = run_cli(
+        "calibrate", m, "-o", tmp_path / "q.onnx", "--num-images", "2", "--max-drop", "5"
+    )
     assert "int8 (cpu, percentile)" in proc.stdout and (tmp_path / "q.onnx").is_file()
     assert json.loads((tmp_path / "q.calibration.json").read_text())["method"] == "percentile"

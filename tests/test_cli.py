@@ -34,8 +34,10 @@ def photos(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
-    return {task: save_model(JSNet(TINY, task=task), d / f"{task}.safetensors")
-            for task in ("sr-x2", "denoise", "jpeg")}
+    return {
+        task: save_model(JSNet(TINY, task=task), d / f"{task}.safetensors")
+        for task in ("sr-x2", "denoise", "jpeg")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +80,11 @@ def test_folder_in_folder_out(tiny_models, photos, tmp_path):
 
 
 def test_eval_json(tiny_models, photos):
-    rep = json.loads(run_cli("eval", "--model", tiny_models["jpeg"], "--data", photos,
-                             "--quality", "20", "--json").stdout)
+    rep = json.loads(
+        run_cli(
+            "eval", "--model", tiny_models["jpeg"], "--data", photos, "--quality", "20", "--json"
+        ).stdout
+    )
     assert len(rep["rows"]) == 3 and rep["degradation"] == "JPEG quality 20"
     assert all(np.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in rep["rows"])
     table = run_cli("eval", "--model", tiny_models["sr-x2"], "--data", photos).stdout
@@ -97,46 +102,63 @@ def error_of(*args):
 
 def test_bad_images(tiny_models, photos, tmp_path):
     m = tiny_models["denoise"]
-    assert "does not exist" in error_of("image", tmp_path / "nope.png", "-o", tmp_path / "o.png",
-                                        "--model", m)
+    assert "does not exist" in error_of(
+        "image", tmp_path / "nope.png", "-o", tmp_path / "o.png", "--model", m
+    )
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes((photos / "coffee.png").read_bytes()[:200])
     assert "corrupt" in error_of("image", corrupt, "-o", tmp_path / "o.png", "--model", m)
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    assert "unsupported image type" in error_of("image", text, "-o", tmp_path / "o.png",
-                                                "--model", m)
+    assert "unsupported image type" in error_of(
+        "image", text, "-o", tmp_path / "o.png", "--model", m
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "holds no images" in error_of("image", empty, "-o", tmp_path / "out", "--model", m)
-    assert "is one of the inputs" in error_of("image", photos / "coffee.png", "-o",
-                                              photos / "coffee.png", "--model", m, "--overwrite")
+    assert "is one of the inputs" in error_of(
+        "image", photos / "coffee.png", "-o", photos / "coffee.png", "--model", m, "--overwrite"
+    )
 
 
 def test_bad_checkpoints_and_models(tiny_models, photos, tmp_path):
     ckpt = official_checkpoint(2)
-    assert "x2 checkpoint, not x3" in error_of("convert-official", ckpt, "--scale", "3",
-                                               "-o", tmp_path / "m.safetensors")
+    assert "x2 checkpoint, not x3" in error_of(
+        "convert-official", ckpt, "--scale", "3", "-o", tmp_path / "m.safetensors"
+    )
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint at all")
-    assert "cannot read" in error_of("convert-official", junk, "--scale", "2",
-                                     "-o", tmp_path / "m.safetensors")
+    assert "cannot read" in error_of(
+        "convert-official", junk, "--scale", "2", "-o", tmp_path / "m.safetensors"
+    )
     other = tmp_path / "other.pt"
     import torch
 
     torch.save({"body.0.weight": torch.zeros(4, 3, 3, 3)}, other)
-    assert "not a JSNet checkpoint" in error_of("convert-official", other, "--scale", "2",
-                                                "-o", tmp_path / "m.safetensors")
+    assert "not a JSNet checkpoint" in error_of(
+        "convert-official", other, "--scale", "2", "-o", tmp_path / "m.safetensors"
+    )
     trunc = tmp_path / "trunc.safetensors"
     trunc.write_bytes(tiny_models["sr-x2"].read_bytes()[:300])
     assert "corrupt" in error_of("info", trunc)
-    assert "convert it with" in error_of("image", photos / "coffee.png", "-o",
-                                         tmp_path / "o.png", "--model", ckpt)
+    assert "convert it with" in error_of(
+        "image", photos / "coffee.png", "-o", tmp_path / "o.png", "--model", ckpt
+    )
     # A model used for the wrong task.
-    msg = error_of("image", photos / "coffee.png", "-o", tmp_path / "o.png",
-                   "--model", tiny_models["sr-x2"], "--task", "denoise")
+    msg = error_of(
+        "image",
+        photos / "coffee.png",
+        "-o",
+        tmp_path / "o.png",
+        "--model",
+        tiny_models["sr-x2"],
+        "--task",
+        "denoise",
+    )
     assert "is for sr-x2, not denoise" in msg
-    assert "applies to denoising" in error_of("eval", "--model", tiny_models["sr-x2"],
-                                              "--data", photos, "--sigma", "25")
-    assert "unknown task" in error_of("image", photos / "coffee.png", "-o", tmp_path / "o.png",
-                                      "--task", "deblur")
+    assert "applies to denoising" in error_of(
+        "eval", "--model", tiny_models["sr-x2"], "--data", photos, "--sigma", "25"
+    )
+    assert "unknown task" in error_of(
+        "image", photos / "coffee.png", "-o", tmp_path / "o.png", "--task", "deblur"
+    )

@@ -47,8 +47,10 @@ def test_export_checks_and_describes_itself(official_x2, x2_onnx, photo):
     proto = onnx.load(str(x2_onnx))
     onnx.checker.check_model(proto)
     ops = {n.op_type for n in proto.graph.node}
-    assert "BatchNormalization" not in ops and len([n for n in proto.graph.node
-                                                    if n.op_type == "Conv"]) == 267
+    assert (
+        "BatchNormalization" not in ops
+        and len([n for n in proto.graph.node if n.op_type == "Conv"]) == 267
+    )
     meta = read_onnx_metadata(x2_onnx)
     assert meta["task"] == "sr-x2" and meta["precision"] == "fp32"
     assert Genotype.from_json(meta["genotype"]) == official_x2.genotype
@@ -84,8 +86,9 @@ def test_fp32_backends_match_torch(backend, official_x2, photo):
     assert np.abs(out - ref).max() <= 1e-3
 
 
-@pytest.mark.parametrize("backend,precision", [("torch", "bf16"), ("openvino", "bf16"),
-                                               ("onnxruntime", "fp16")])
+@pytest.mark.parametrize(
+    "backend,precision", [("torch", "bf16"), ("openvino", "bf16"), ("onnxruntime", "fp16")]
+)
 def test_16_bit_paths_lose_at_most_0_05_db(backend, precision, official_x2, photo):
     from jsnet_edge.degradations import bicubic_downscale
 
@@ -162,8 +165,9 @@ def test_export_cli(tmp_path):
 
 def test_bench_cli_table_and_json(tmp_path):
     m = save_model(JSNet(TINY, task="denoise"), tmp_path / "m.safetensors")
-    out = run_cli("bench", m, "--input-size", "48x32", "--repeats", "2", "--json",
-                  tmp_path / "b.json").stdout
+    out = run_cli(
+        "bench", m, "--input-size", "48x32", "--repeats", "2", "--json", tmp_path / "b.json"
+    ).stdout
     assert "onnxruntime" in out and "median ms" in out
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     ok = [r for r in rows if r["error"] is None]
@@ -193,7 +197,8 @@ def test_unshuffled_network_exports_and_tiles_on_its_grid(task, photo, tmp_path)
     img = photo[:61, :67]  # odd sides
     ref = Restorer(model, color_order="rgb")(img.astype(np.float32) / 255)
     ort = Restorer(onnx_path, backend="onnxruntime", color_order="rgb")(
-        img.astype(np.float32) / 255)
+        img.astype(np.float32) / 255
+    )
     assert ref.shape == ort.shape == (61 * net.scale, 67 * net.scale, 3)
     assert np.abs(ref - ort).max() * 255 < 1e-3
     big = photo[:150, :170]

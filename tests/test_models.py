@@ -47,8 +47,9 @@ def test_attention_shape_and_gradient(name):
         assert params and any(float(p.grad.abs().sum()) > 0 for p in params)
 
 
-@pytest.mark.parametrize("task,scale", [("sr-x2", 2), ("sr-x3", 3), ("sr-x4", 4),
-                                        ("denoise", 1), ("jpeg", 1)])
+@pytest.mark.parametrize(
+    "task,scale", [("sr-x2", 2), ("sr-x3", 3), ("sr-x4", 4), ("denoise", 1), ("jpeg", 1)]
+)
 @pytest.mark.parametrize("colors", [1, 3])
 def test_network_shapes_every_task(task, scale, colors):
     net = JSNet(TINY, task=task, colors=colors)
@@ -68,8 +69,12 @@ def test_x1_tail_is_a_residual():
 
 
 def test_genotype_round_trips():
-    g = Genotype(ops=("rb", "sep_conv_3x3", "dil", "lrb", "skip", "none"),
-                 attentions=("pa", "ca", "cca", "sa", "sa2", "esab"), width=12, cells=2)
+    g = Genotype(
+        ops=("rb", "sep_conv_3x3", "dil", "lrb", "skip", "none"),
+        attentions=("pa", "ca", "cca", "sa", "sa2", "esab"),
+        width=12,
+        cells=2,
+    )
     assert Genotype.from_json(g.to_json()) == g
     assert Genotype.from_string(g.to_string()) == g
     assert Genotype.from_dict(json.loads(json.dumps(g.to_dict()))) == g
@@ -84,12 +89,15 @@ def test_genotype_file(tmp_path):
     assert resolve_genotype(p) == TINY
 
 
-@pytest.mark.parametrize("bad,match", [
-    (dict(ops=("rb",) * 5, attentions=("cea",) * 6), "need 6 edges"),
-    (dict(ops=("conv9",) + ("rb",) * 5, attentions=("cea",) * 6), "unknown op"),
-    (dict(ops=("rb",) * 6, attentions=("cea",) * 6, width=10), "multiple of 4"),
-    (dict(ops=("rb",) * 6, attentions=("cea",) * 6, cells=0), "cells"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(ops=("rb",) * 5, attentions=("cea",) * 6), "need 6 edges"),
+        (dict(ops=("conv9",) + ("rb",) * 5, attentions=("cea",) * 6), "unknown op"),
+        (dict(ops=("rb",) * 6, attentions=("cea",) * 6, width=10), "multiple of 4"),
+        (dict(ops=("rb",) * 6, attentions=("cea",) * 6, cells=0), "cells"),
+    ],
+)
 def test_genotype_rejects(bad, match):
     with pytest.raises(GenotypeError, match=match):
         Genotype(**bad)
@@ -162,9 +170,9 @@ def test_model_file_has_no_pickle(tmp_path):
     path = save_model(JSNet(TINY, task="denoise"), tmp_path / "m.safetensors")
     head = path.read_bytes()[:8]
     n = int.from_bytes(head, "little")
-    header = json.loads(path.read_bytes()[8:8 + n])
+    header = json.loads(path.read_bytes()[8 : 8 + n])
     assert header["__metadata__"]["task"] == "denoise"
-    assert b"\x80\x04" not in path.read_bytes()[:8 + n]  # no pickle protocol marker
+    assert b"\x80\x04" not in path.read_bytes()[: 8 + n]  # no pickle protocol marker
 
 
 def test_model_file_rejects_bad_files(tmp_path):
@@ -183,8 +191,7 @@ def test_model_file_rejects_bad_files(tmp_path):
         load_model(tmp_path / "missing.safetensors")
 
 
-@pytest.mark.parametrize("task,scale", [("denoise", 1), ("sr-x2", 2), ("sr-x3", 3),
-                                        ("sr-x4", 4)])
+@pytest.mark.parametrize("task,scale", [("denoise", 1), ("sr-x2", 2), ("sr-x3", 3), ("sr-x4", 4)])
 def test_unshuffled_network_runs_its_body_at_half_resolution(task, scale):
     g = Genotype.from_string("C8-L1-N1-S2:srb:esab")
     assert g.unshuffle == 2 and Genotype.from_string(g.to_string()) == g
@@ -198,14 +205,15 @@ def test_unshuffled_network_runs_its_body_at_half_resolution(task, scale):
     y.mean().backward()
     assert net.head.weight.grad is not None
     # Older genotype files (without the field) are the paper's layout.
-    assert Genotype.from_dict({k: v for k, v in TINY.to_dict().items()
-                               if k != "unshuffle"}).unshuffle == 1
+    assert (
+        Genotype.from_dict({k: v for k, v in TINY.to_dict().items() if k != "unshuffle"}).unshuffle
+        == 1
+    )
 
 
 def test_unshuffled_sr_starts_as_a_bilinear_upscale():
     """Anchored SR: the tail learns a residual over a bilinear upscale of the input."""
     net = JSNet(Genotype.from_string("C8-L1-N1-S2:srb:cea"), task="sr-x3")
     x = torch.rand(1, 3, 20, 22) * 255
-    up = torch.nn.functional.interpolate(x, scale_factor=3, mode="bilinear",
-                                         align_corners=False)
+    up = torch.nn.functional.interpolate(x, scale_factor=3, mode="bilinear", align_corners=False)
     assert net.anchored and torch.allclose(net(x), up)

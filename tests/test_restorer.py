@@ -30,7 +30,8 @@ def test_tiled_matches_untiled_on_a_photograph(official_x2, photo):
     img = photo[:200, :260]
     whole = Restorer(official_x2, tile=1024, color_order="rgb")(img.astype(np.float32) / 255)
     tiled = Restorer(official_x2, tile=96, tile_overlap=24, color_order="rgb")(
-        img.astype(np.float32) / 255)
+        img.astype(np.float32) / 255
+    )
     assert whole.shape == tiled.shape == (400, 520, 3)
     assert psnr(whole * 255, tiled * 255, mode="rgb") >= 50.0
 
@@ -45,9 +46,12 @@ def test_bgr_and_rgb_orders_agree(tiny_sr, photo):
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 def test_dtype_and_layout_are_kept(tiny_sr, photo, dtype):
     img8 = photo[:40, :36]
-    img = {np.uint8: img8, np.uint16: img8.astype(np.uint16) * 257,
-           np.float32: img8.astype(np.float32) / 255,
-           np.float64: img8.astype(np.float64) / 255}[dtype]
+    img = {
+        np.uint8: img8,
+        np.uint16: img8.astype(np.uint16) * 257,
+        np.float32: img8.astype(np.float32) / 255,
+        np.float64: img8.astype(np.float64) / 255,
+    }[dtype]
     r = Restorer(tiny_sr, color_order="rgb")
     out = r(img)
     assert out.dtype == dtype and out.shape == (80, 72, 3)

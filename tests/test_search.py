@@ -81,12 +81,14 @@ def largest(table: LatencyTable, space: SearchSpace) -> Genotype:
     """The most expensive network of the space according to the table."""
     w = max(space.widths)
     op = max((o for o in OP_CHOICES if o != "skip_connect"), key=lambda o: table.ms(op_key(o, w)))
-    att = max((a for a in ATT_CHOICES if a != "skip_connect"),
-              key=lambda a: table.ms(att_key(a, w)))
+    att = max(
+        (a for a in ATT_CHOICES if a != "skip_connect"), key=lambda a: table.ms(att_key(a, w))
+    )
     return Genotype((op,) * space.edges, (att,) * space.edges, w, space.max_cells, space.nodes)
 
 
 # --- supernet ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("task,out", [("sr-x2", 48), ("sr-x3", 72), ("denoise", 24)])
 def test_supernet_forward_and_backward_reach_weights_and_every_alpha(task, out):
@@ -127,7 +129,8 @@ def test_width_masks_silence_the_channels_of_unchosen_widths():
     seen = []
     net.cells[0].register_forward_hook(lambda m, i, o: seen.append(o))
     net.cells[0].ops[0].candidates[OP_NAMES.index("rb")].op1.register_forward_hook(
-        lambda m, i, o: seen.append(o))
+        lambda m, i, o: seen.append(o)
+    )
     net(torch.rand(1, 3, 24, 24) * 255)
     cell_out, rb_inner = seen[1], seen[0]
     assert cell_out[:, 16:].abs().max() < 1e-6 < cell_out[:, :16].abs().max()
@@ -156,6 +159,7 @@ def test_derive_gives_a_valid_genotype_that_builds_and_never_keeps_none():
 
 # --- latency table and expected latency -----------------------------------------------------
 
+
 def test_expected_latency_is_differentiable_and_matches_the_table(table):
     net = SuperNet(SPACE, "sr-x2")
     expected = ExpectedLatency(table, SPACE)
@@ -168,15 +172,18 @@ def test_expected_latency_is_differentiable_and_matches_the_table(table):
     assert net.beta.grad is None
     # With (almost) one-hot architecture weights the expectation is the table's prediction.
     g = Genotype(("rb", "skip_connect", "sep_conv_3x3"), ("esab", "cea", "skip_connect"), 8, 2, 2)
-    hot = {n: torch.full_like(getattr(net, n), -40.0) for n in ("alpha_op", "alpha_att",
-                                                                 "alpha_depth", "alpha_width")}
+    hot = {
+        n: torch.full_like(getattr(net, n), -40.0)
+        for n in ("alpha_op", "alpha_att", "alpha_depth", "alpha_width")
+    }
     for e_i, (o, a) in enumerate(zip(g.ops, g.attentions, strict=True)):
         hot["alpha_op"][e_i, OP_NAMES.index(o)] = 40.0
         hot["alpha_att"][e_i, ATT_NAMES.index(a)] = 40.0
     hot["alpha_depth"][g.cells - 1] = 40.0
     hot["alpha_width"][SPACE.widths.index(g.width)] = 40.0
-    value = float(expected(hot["alpha_op"], hot["alpha_att"], hot["alpha_depth"],
-                           hot["alpha_width"]))
+    value = float(
+        expected(hot["alpha_op"], hot["alpha_att"], hot["alpha_depth"], hot["alpha_width"])
+    )
     assert math.isclose(value, table.predict(g), rel_tol=1e-4)
 
 
@@ -210,16 +217,26 @@ def test_int8_and_impossible_targets_are_refused_clearly():
 
 # --- budgets -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,ms", [("10ms", 10.0), ("0.5s", 500.0), ("20", 20.0),
-                                     (" 7.5 MS ", 7.5), ("2e1ms", 20.0)])
+
+@pytest.mark.parametrize(
+    "text,ms", [("10ms", 10.0), ("0.5s", 500.0), ("20", 20.0), (" 7.5 MS ", 7.5), ("2e1ms", 20.0)]
+)
 def test_budgets_parse(text, ms):
     assert parse_budget(text) == ms
 
 
-@pytest.mark.parametrize("text,message", [("0", "positive"), ("-5ms", "positive"),
-                                          ("0s", "positive"), ("abc", "cannot read"),
-                                          ("10 fps", "cannot read"), ("nan", "cannot read"),
-                                          ("", "cannot read")])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("0", "positive"),
+        ("-5ms", "positive"),
+        ("0s", "positive"),
+        ("abc", "cannot read"),
+        ("10 fps", "cannot read"),
+        ("nan", "cannot read"),
+        ("", "cannot read"),
+    ],
+)
 def test_bad_budgets_are_refused(text, message):
     with pytest.raises(OptionError, match=message):
         parse_budget(text)
@@ -257,7 +274,6 @@ def test_derivation_keeps_a_measured_budget(table):
     assert any(h["action"].startswith("grow") and h["accepted"] for h in grown.history)
 
 
-
 def test_grow_tries_the_other_size_when_one_measures_over_budget(table):
     """On a device where the table misjudges width (wider networks measure 3x their
     prediction), the rejected wider network does not end the growth: a deeper one that fits
@@ -283,16 +299,52 @@ def test_grow_tries_the_other_size_when_one_measures_over_budget(table):
 
 # --- command line --------------------------------------------------------------------------
 
-COMMON = ["--input-size", "32x32", "--widths", "4,8", "--max-cells", "2", "--nodes", "2",
-          "--runtime-threads", "1", "--repeats", "10"]
+COMMON = [
+    "--input-size",
+    "32x32",
+    "--widths",
+    "4,8",
+    "--max-cells",
+    "2",
+    "--nodes",
+    "2",
+    "--runtime-threads",
+    "1",
+    "--repeats",
+    "10",
+]
 
 
 def test_search_end_to_end_through_the_cli(photo_dir, tmp_path, cache, table):
     run = tmp_path / "run"
-    proc = run_cli("search", "--task", "sr-x2", "--latency-budget", "50ms", "--budgets",
-                   "1s,1.2ms", "--data", photo_dir, "--steps", "6", "--warmup-steps", "2",
-                   "--finetune-steps", "2", "--batch", "2", "--patch", "32", "--validate", "3",
-                   "--snapshot-every", "2", "--out", run, *COMMON)
+    proc = run_cli(
+        "search",
+        "--task",
+        "sr-x2",
+        "--latency-budget",
+        "50ms",
+        "--budgets",
+        "1s,1.2ms",
+        "--data",
+        photo_dir,
+        "--steps",
+        "6",
+        "--warmup-steps",
+        "2",
+        "--finetune-steps",
+        "2",
+        "--batch",
+        "2",
+        "--patch",
+        "32",
+        "--validate",
+        "3",
+        "--snapshot-every",
+        "2",
+        "--out",
+        run,
+        *COMMON,
+    )
     assert "budget 50ms:" in proc.stdout and "paper's network: measured" in proc.stdout
     for name in ("genotype.json", "report.json", "latency_table.json", "pareto.png"):
         assert (run / name).is_file(), name
@@ -313,31 +365,94 @@ def test_search_end_to_end_through_the_cli(photo_dir, tmp_path, cache, table):
     assert Genotype.from_dict(genotype["genotype"]).to_string() == genotype["string"]
     # The result trains with the ordinary trainer.
     model = tmp_path / "searched.safetensors"
-    run_cli("train", "--task", "sr-x2", "--data", photo_dir, "--genotype", run / "genotype.json",
-            "--steps", "2", "--batch", "2", "--patch", "32", "--out", model)
+    run_cli(
+        "train",
+        "--task",
+        "sr-x2",
+        "--data",
+        photo_dir,
+        "--genotype",
+        run / "genotype.json",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--patch",
+        "32",
+        "--out",
+        model,
+    )
     assert model.is_file()
     # A second run into the same folder is refused, not clobbered.
-    again = run_cli("search", "--task", "sr-x2", "--latency-budget", "50ms", "--data",
-                    photo_dir, "--out", run, *COMMON, check=False)
+    again = run_cli(
+        "search",
+        "--task",
+        "sr-x2",
+        "--latency-budget",
+        "50ms",
+        "--data",
+        photo_dir,
+        "--out",
+        run,
+        *COMMON,
+        check=False,
+    )
     assert again.returncode == 1 and "--overwrite" in again.stderr
 
 
 def test_budget_below_the_smallest_network_is_refused(photo_dir, tmp_path, cache):
-    proc = run_cli("search", "--task", "sr-x2", "--latency-budget", "0.001ms", "--data",
-                   photo_dir, "--out", tmp_path / "run", *COMMON, check=False)
+    proc = run_cli(
+        "search",
+        "--task",
+        "sr-x2",
+        "--latency-budget",
+        "0.001ms",
+        "--data",
+        photo_dir,
+        "--out",
+        tmp_path / "run",
+        *COMMON,
+        check=False,
+    )
     assert proc.returncode == 1
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("error: a budget of 0.001 ms is below the smallest network")
     assert "C4-L1-N2" in line and "measured" in line
-    bad = run_cli("search", "--task", "sr-x2", "--latency-budget", "-3ms", "--data", photo_dir,
-                  "--out", tmp_path / "run", check=False)
+    bad = run_cli(
+        "search",
+        "--task",
+        "sr-x2",
+        "--latency-budget",
+        "-3ms",
+        "--data",
+        photo_dir,
+        "--out",
+        tmp_path / "run",
+        check=False,
+    )
     assert bad.returncode == 1 and "positive" in bad.stderr
 
 
 def test_profile_cli_validates_the_table(tmp_path, cache):
     out = tmp_path / "table.json"
-    args = ["--input-size", "32x32", "--widths", "4", "--max-cells", "1", "--nodes", "1",
-            "--runtime-threads", "1", "--repeats", "5", "--validate", "3", "-o", out]
+    args = [
+        "--input-size",
+        "32x32",
+        "--widths",
+        "4",
+        "--max-cells",
+        "1",
+        "--nodes",
+        "1",
+        "--runtime-threads",
+        "1",
+        "--repeats",
+        "5",
+        "--validate",
+        "3",
+        "-o",
+        out,
+    ]
     proc = run_cli("profile", *args, "--refresh")
     assert "mean absolute percentage error" in proc.stdout
     saved = LatencyTable.load(out)
@@ -351,14 +466,22 @@ def test_profile_cli_validates_the_table(tmp_path, cache):
     assert v["n"] == 6 and v["n_new"] == 3 and len(set(v["genotypes"])) == 6
     assert v["measured_ms"][:3] == saved.validation["measured_ms"]
     a, b = saved.correction["a"], saved.correction["b"]
-    held = np.mean([abs(a * r + b - m) / m for r, m in zip(v["raw_ms"][3:], v["measured_ms"][3:],
-                                                           strict=True)]) * 100
+    held = (
+        np.mean(
+            [
+                abs(a * r + b - m) / m
+                for r, m in zip(v["raw_ms"][3:], v["measured_ms"][3:], strict=True)
+            ]
+        )
+        * 100
+    )
     assert v["mape_held_out_percent"] == pytest.approx(held)
     bad = run_cli("profile", "--precision", "int8", check=False)
     assert bad.returncode == 1 and "int8 cannot be profiled" in bad.stderr
 
 
 # --- unshuffled networks (the body at half resolution) ----------------------------------------
+
 
 @pytest.mark.parametrize("task,out", [("sr-x2", 64), ("denoise", 32)])
 def test_unshuffled_supernet_runs_at_half_resolution_and_derives_unshuffled(task, out):
@@ -379,14 +502,15 @@ def test_unshuffled_supernet_runs_at_half_resolution_and_derives_unshuffled(task
 
 def test_unshuffled_table_times_the_body_at_half_resolution(cache):
     space = SearchSpace(widths=(4,), max_cells=1, nodes=1, unshuffle=2)
-    cfg = ProfileConfig(input_size=(64, 64), task="denoise", space=space, timing=FAST,
-                        threads=1)
+    cfg = ProfileConfig(input_size=(64, 64), task="denoise", space=space, timing=FAST, threads=1)
     table = load_or_measure(cfg).table
     assert table.fingerprint["unshuffle"] == 2
     g = space.smallest()
     assert table.predict(g) > 0  # every entry the network reads is there
-    assert time_network(g, "denoise", 3, (64, 64), "onnxruntime", "cpu", "fp32", FAST,
-                        threads=1).ms > 0
+    assert (
+        time_network(g, "denoise", 3, (64, 64), "onnxruntime", "cpu", "fp32", FAST, threads=1).ms
+        > 0
+    )
     with pytest.raises(OptionError, match="multiple of the unshuffle"):
         ProfileConfig(input_size=(65, 64), task="denoise", space=space)
 
@@ -402,7 +526,8 @@ def test_derive_limits_skip_connections_keeping_the_clearest():
     p = net.probabilities()
     w = p["op"] * p["edge"][:, None]  # what derivation compares
     lead = w[:, OP_NAMES.index("skip_connect")] - w[:, OP_NAMES.index("srb")].maximum(
-        w[:, OP_NAMES.index("rb")])
+        w[:, OP_NAMES.index("rb")]
+    )
     keep = int(lead.argmax())
     ops = net.derive(max_skip=1).ops
     assert ops[keep] == "skip_connect" and ops.count("skip_connect") == 1
@@ -421,7 +546,10 @@ def test_shipped_tables_load_and_cover_their_search_spaces():
         table = LatencyTable.load(path)
         assert table.id == fingerprint_id(table.fingerprint)
         unshuffle = table.fingerprint.get("unshuffle", 1)
-        space = (SearchSpace((8, 12, 16), 3, 2, unshuffle=unshuffle) if unshuffle > 1
-                 else SearchSpace((8, 12, 16, 24), 5, 3))
+        space = (
+            SearchSpace((8, 12, 16), 3, 2, unshuffle=unshuffle)
+            if unshuffle > 1
+            else SearchSpace((8, 12, 16, 24), 5, 3)
+        )
         assert not table.missing(space_keys(space)), path.name
         assert table.correction["fitted"] and table.validation["mape_fitted_percent"] <= 15

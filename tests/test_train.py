@@ -35,9 +35,21 @@ def read_log(path):
 
 
 def test_a_few_steps_lower_the_loss_and_write_a_card(photo_dir, tmp_path):
-    cfg = TrainConfig(task="denoise", data=photo_dir, val=photo_dir, out=tmp_path / "m.safetensors",
-                      steps=60, genotype=TINY, batch=4, patch=32, sigma=(25.0, 25.0),
-                      lr=2e-3, val_every=60, val_crop=64, command="test")
+    cfg = TrainConfig(
+        task="denoise",
+        data=photo_dir,
+        val=photo_dir,
+        out=tmp_path / "m.safetensors",
+        steps=60,
+        genotype=TINY,
+        batch=4,
+        patch=32,
+        sigma=(25.0, 25.0),
+        lr=2e-3,
+        val_every=60,
+        val_crop=64,
+        command="test",
+    )
     result = train(cfg, progress=False)
     log = read_log(cfg.log_path)
     first = np.mean([e["loss"] for e in log[:10]])
@@ -57,18 +69,42 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
-                         ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    "sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
+)
 def test_interrupted_run_resumes_from_its_checkpoint(photo_dir, tmp_path, sig, code):
     """Ctrl-C, or a scheduler's SIGTERM, leaves a checkpoint that --resume continues."""
     out = tmp_path / "sr.safetensors"
-    args = ["-m", "jsnet_edge", "train", "--task", "sr-x2", "--data", photo_dir, "--genotype",
-            TINY, "--steps", "100000", "--batch", "2", "--patch", "32", "--checkpoint-every",
-            "5", "--out", out]
+    args = [
+        "-m",
+        "jsnet_edge",
+        "train",
+        "--task",
+        "sr-x2",
+        "--data",
+        photo_dir,
+        "--genotype",
+        TINY,
+        "--steps",
+        "100000",
+        "--batch",
+        "2",
+        "--patch",
+        "32",
+        "--checkpoint-every",
+        "5",
+        "--out",
+        out,
+    ]
     # Ctrl-C as a terminal gives it, even where the test runner was started with SIGINT
     # ignored (a background job of a non-interactive shell).
-    proc = subprocess.Popen([sys.executable, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    proc = subprocess.Popen(
+        [sys.executable, *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
     ckpt = out.with_name("sr.ckpt.safetensors")
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline:
@@ -92,11 +128,30 @@ def test_interrupted_run_resumes_from_its_checkpoint(photo_dir, tmp_path, sig, c
 
 
 def test_init_from_compatible_weights(photo_dir, tmp_path):
-    first = train(TrainConfig(task="sr-x2", data=photo_dir, out=tmp_path / "a.safetensors",
-                              steps=3, genotype=TINY, batch=2, patch=32), progress=False)
+    first = train(
+        TrainConfig(
+            task="sr-x2",
+            data=photo_dir,
+            out=tmp_path / "a.safetensors",
+            steps=3,
+            genotype=TINY,
+            batch=2,
+            patch=32,
+        ),
+        progress=False,
+    )
     # A denoiser starts from the SR body: every tensor but the tail matches.
-    cfg = TrainConfig(task="denoise", data=photo_dir, out=tmp_path / "b.safetensors", steps=1,
-                      genotype=TINY, batch=2, patch=32, init=str(first.out), lr=1e-9)
+    cfg = TrainConfig(
+        task="denoise",
+        data=photo_dir,
+        out=tmp_path / "b.safetensors",
+        steps=1,
+        genotype=TINY,
+        batch=2,
+        patch=32,
+        init=str(first.out),
+        lr=1e-9,
+    )
     train(cfg, progress=False)
     a, b = load_model(first.out), load_model(cfg.out)
     assert np.allclose(a.head.weight.detach(), b.head.weight.detach(), atol=1e-4)
@@ -113,16 +168,31 @@ def test_patches_follow_the_eval_degradation(photo_dir):
 
 def test_bad_training_options(photo_dir, tmp_path):
     with pytest.raises(OptionError, match="multiple of 2"):
-        TrainConfig(task="sr-x2", data=photo_dir, out=tmp_path / "m.safetensors", steps=1,
-                    patch=33)
+        TrainConfig(task="sr-x2", data=photo_dir, out=tmp_path / "m.safetensors", steps=1, patch=33)
     with pytest.raises(OptionError, match="does not exist"):
-        TrainConfig(task="denoise", data=tmp_path / "none", out=tmp_path / "m.safetensors",
-                    steps=1)
+        TrainConfig(task="denoise", data=tmp_path / "none", out=tmp_path / "m.safetensors", steps=1)
     with pytest.raises(OptionError, match="sigma range"):
-        TrainConfig(task="denoise", data=photo_dir, out=tmp_path / "m.safetensors", steps=1,
-                    sigma=(30.0, 10.0))
-    r = run_cli("train", "--task", "sr-x2", "--data", photo_dir, "--steps", "1", "--sigma", "25",
-                "--out", tmp_path / "m.safetensors", check=False)
+        TrainConfig(
+            task="denoise",
+            data=photo_dir,
+            out=tmp_path / "m.safetensors",
+            steps=1,
+            sigma=(30.0, 10.0),
+        )
+    r = run_cli(
+        "train",
+        "--task",
+        "sr-x2",
+        "--data",
+        photo_dir,
+        "--steps",
+        "1",
+        "--sigma",
+        "25",
+        "--out",
+        tmp_path / "m.safetensors",
+        check=False,
+    )
     assert r.returncode == 1 and "--sigma applies to --task denoise" in r.stderr
 
 
@@ -131,8 +201,17 @@ def test_resume_from_a_checkpoint_written_before_the_unshuffle_field(photo_dir, 
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    cfg = TrainConfig(task="sr-x2", data=photo_dir, out=tmp_path / "m.safetensors", steps=2,
-                      genotype=TINY, batch=2, patch=32, checkpoint_every=2, val=photo_dir)
+    cfg = TrainConfig(
+        task="sr-x2",
+        data=photo_dir,
+        out=tmp_path / "m.safetensors",
+        steps=2,
+        genotype=TINY,
+        batch=2,
+        patch=32,
+        checkpoint_every=2,
+        val=photo_dir,
+    )
     train(cfg, progress=False)
     ckpt = cfg.checkpoint_path
     with safe_open(str(ckpt), framework="pt") as f:

@@ -53,9 +53,15 @@ def describe(path: Path) -> dict:
         v = c.streams.video[0]
         first = next(c.decode(video=0))
         audio = [float(a.duration * a.time_base) for a in c.streams.audio]
-        return {"frames": v.frames, "rate": v.average_rate, "size": (v.width, v.height),
-                "rotation": first.rotation, "audio_s": audio, "meta": dict(c.metadata),
-                "video_s": float(v.duration * v.time_base)}
+        return {
+            "frames": v.frames,
+            "rate": v.average_rate,
+            "size": (v.width, v.height),
+            "rotation": first.rotation,
+            "audio_s": audio,
+            "meta": dict(c.metadata),
+            "video_s": float(v.duration * v.time_base),
+        }
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +69,27 @@ def clips(tmp_path_factory):
     d = tmp_path_factory.mktemp("clips")
     astro = bgr(data.astronaut())
     out = {
-        "noisy": make_sample_clip(d / "noisy.mp4", frames=10, fps=25, size=SIZE, sigma=25,
-                                  photo=astro, metadata=META, crf=12).path,
-        "rotated": make_sample_clip(d / "rotated.mp4", frames=8, fps=24, size=(96, 64),
-                                    photo=bgr(data.coffee()), rotation=90).path,
-        "long": make_sample_clip(d / "long.mp4", frames=150, fps=25, size=(160, 96),
-                                 photo=bgr(data.chelsea())).path,
+        "noisy": make_sample_clip(
+            d / "noisy.mp4",
+            frames=10,
+            fps=25,
+            size=SIZE,
+            sigma=25,
+            photo=astro,
+            metadata=META,
+            crf=12,
+        ).path,
+        "rotated": make_sample_clip(
+            d / "rotated.mp4",
+            frames=8,
+            fps=24,
+            size=(96, 64),
+            photo=bgr(data.coffee()),
+            rotation=90,
+        ).path,
+        "long": make_sample_clip(
+            d / "long.mp4", frames=150, fps=25, size=(160, 96), photo=bgr(data.chelsea())
+        ).path,
     }
     out["astro"] = astro
     return out
@@ -114,8 +135,22 @@ def test_denoise_keeps_frames_rate_audio_metadata_and_improves_psnr(clips, tmp_p
 
 def test_sr_size_rotation_preview_and_libx264(clips, models, tmp_path):
     src, dst, pv = clips["rotated"], tmp_path / "x2.mp4", tmp_path / "side.mp4"
-    run_cli("video", src, "-o", dst, "--model", models["sr"], "--preview", pv, "--batch", "3",
-            "--codec", "libx264", "--crf", "20")
+    run_cli(
+        "video",
+        src,
+        "-o",
+        dst,
+        "--model",
+        models["sr"],
+        "--preview",
+        pv,
+        "--batch",
+        "3",
+        "--codec",
+        "libx264",
+        "--crf",
+        "20",
+    )
     a, b = describe(src), describe(dst)
     assert a["rotation"] == 90 and b["rotation"] == 90  # the tag is carried, pixels untouched
     assert b["size"] == (2 * a["size"][0], 2 * a["size"][1]) == (192, 128)
@@ -183,18 +218,33 @@ def test_refuses_to_overwrite_inputs_and_outputs(clips, models, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
 
 
-def interrupt(src: Path, dst: Path, model: Path, *extra: str,
-              sig: int = signal.SIGINT) -> subprocess.CompletedProcess:
+def interrupt(
+    src: Path, dst: Path, model: Path, *extra: str, sig: int = signal.SIGINT
+) -> subprocess.CompletedProcess:
     """Start `jsnet-edge video`, wait until a few frames are written, send Ctrl-C (or `sig`)."""
-    p = subprocess.Popen([sys.executable, "-m", "jsnet_edge", "video", str(src), "-o", str(dst),
-                          "--model", str(model), *extra], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE,
-                         # Ctrl-C as a terminal gives it, even where the test runner was
-                         # started with SIGINT ignored (a background job of a shell).
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jsnet_edge",
+            "video",
+            str(src),
+            "-o",
+            str(dst),
+            "--model",
+            str(model),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # Ctrl-C as a terminal gives it, even where the test runner was
+        # started with SIGINT ignored (a background job of a shell).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     err: list[bytes] = []
-    reader = threading.Thread(target=lambda: err.extend(iter(lambda: p.stderr.read1(4096), b"")),
-                              daemon=True)
+    reader = threading.Thread(
+        target=lambda: err.extend(iter(lambda: p.stderr.read1(4096), b"")), daemon=True
+    )
     reader.start()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and p.poll() is None:
@@ -207,8 +257,7 @@ def interrupt(src: Path, dst: Path, model: Path, *extra: str,
     out = p.stdout.read()
     p.wait(timeout=60)
     reader.join(timeout=10)
-    return subprocess.CompletedProcess(p.args, p.returncode, out.decode(),
-                                       b"".join(err).decode())
+    return subprocess.CompletedProcess(p.args, p.returncode, out.decode(), b"".join(err).decode())
 
 
 def test_ctrl_c_leaves_no_output_or_a_partial_one(clips, models, tmp_path):
@@ -234,23 +283,24 @@ def test_sigterm_stops_as_cleanly_as_ctrl_c(clips, models, tmp_path):
 
 def test_without_pyav_video_only_and_says_so(clips, models, tmp_path):
     dst = tmp_path / "out.mp4"
-    code = ("import sys; sys.modules['av'] = None; from jsnet_edge.cli import main; "
-            f"sys.argv = ['jsnet-edge', 'video', {str(clips['noisy'])!r}, '-o', {str(dst)!r}, "
-            f"'--model', {str(models['dn'])!r}, '--no-progress']; main()")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300)
+    code = (
+        "import sys; sys.modules['av'] = None; from jsnet_edge.cli import main; "
+        f"sys.argv = ['jsnet-edge', 'video', {str(clips['noisy'])!r}, '-o', {str(dst)!r}, "
+        f"'--model', {str(models['dn'])!r}, '--no-progress']; main()"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "PyAV is not installed" in proc.stderr and "audio" in proc.stderr
     out = describe(dst)
     assert out["frames"] == 10 and out["audio_s"] == []
 
 
-@pytest.mark.parametrize("name,codec", [("out.mkv", "libx264"), ("out.avi", None),
-                                        ("out.mov", None), ("out.webm", None)])
+@pytest.mark.parametrize(
+    "name,codec", [("out.mkv", "libx264"), ("out.avi", None), ("out.mov", None), ("out.webm", None)]
+)
 def test_containers_keep_an_ntsc_rate_frames_and_audio(models, tmp_path, name, codec):
     # 30000/1001 fps: OpenCV's writer rounds it to 2997/100, the remux puts it back.
-    src = make_sample_clip(tmp_path / "ntsc.mp4", frames=6, fps=30000 / 1001,
-                           size=(64, 48)).path
+    src = make_sample_clip(tmp_path / "ntsc.mp4", frames=6, fps=30000 / 1001, size=(64, 48)).path
     stats = process(src, tmp_path / name, Restorer(models["dn"]), codec=codec)
     assert stats.audio_streams == 1 and stats.metadata_copied
     with av.open(str(tmp_path / name)) as c:
@@ -273,8 +323,9 @@ def test_realtime_keeps_the_frame_count(clips, models, tmp_path):
 def test_stream_yields_restored_frames_in_order(models):
     restorer = Restorer(models["dn"])
     photo = bgr(data.astronaut())
-    frames = [np.ascontiguousarray(photo[10 * i:10 * i + 64, 20 * i:20 * i + 80])
-              for i in range(7)]
+    frames = [
+        np.ascontiguousarray(photo[10 * i : 10 * i + 64, 20 * i : 20 * i + 80]) for i in range(7)
+    ]
     one_by_one = [restorer(f) for f in frames]
     for batch in (1, 3):
         got = list(stream(restorer, iter(frames), batch=batch))
@@ -287,11 +338,22 @@ def test_stream_yields_restored_frames_in_order(models):
 
 def test_make_sample_clip_command(tmp_path):
     out = tmp_path / "clip.mp4"
-    proc = run_cli("make-sample-clip", out, "--seconds", "0.4", "--fps", "10",
-                   "--size", "96x64", "--sigma", "10")
+    proc = run_cli(
+        "make-sample-clip",
+        out,
+        "--seconds",
+        "0.4",
+        "--fps",
+        "10",
+        "--size",
+        "96x64",
+        "--sigma",
+        "10",
+    )
     assert "4 frames of 96x64" in proc.stdout and "sine-tone" in proc.stdout
     d = describe(out)
     assert d["frames"] == 4 and d["size"] == (96, 64) and abs(d["audio_s"][0] - 0.4) <= 0.1
     assert "exists; pass --overwrite" in error_of("make-sample-clip", out)
-    assert "size must be even" in error_of("make-sample-clip", tmp_path / "o.mp4",
-                                           "--size", "95x64")
+    assert "size must be even" in error_of(
+        "make-sample-clip", tmp_path / "o.mp4", "--size", "95x64"
+    )

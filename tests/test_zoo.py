@@ -88,6 +88,7 @@ def test_int8_loses_at_most_0_1_db_on_photographs(name, backend):
             a, b = ref(x), q(x)
         mode = "rgb" if ref.colors == 3 and s == 1 else "y"
         shave = s if s > 1 else 0
-        losses.append(psnr(a, clean, shave=shave, mode=mode) -
-                      psnr(b, clean, shave=shave, mode=mode))
+        losses.append(
+            psnr(a, clean, shave=shave, mode=mode) - psnr(b, clean, shave=shave, mode=mode)
+        )
     assert np.mean(losses) <= 0.1

@@ -48,8 +48,15 @@ def _crop(img: np.ndarray, size: int, rng: np.random.Generator | None) -> np.nda
     return img[y : y + s, x : x + s]
 
 
-def make_pairs(paths: list[Path], deg: Degradation, colors: int, count: int, crop: int,
-               seed: int, center_first: bool = False) -> list[Pair]:
+def make_pairs(
+    paths: list[Path],
+    deg: Degradation,
+    colors: int,
+    count: int,
+    crop: int,
+    seed: int,
+    center_first: bool = False,
+) -> list[Pair]:
     """`count` degraded crops (input side `crop`) spread over `paths`."""
     rng = np.random.default_rng(seed)
     usable = []
@@ -61,8 +68,9 @@ def make_pairs(paths: list[Path], deg: Degradation, colors: int, count: int, cro
     side = crop * deg.scale
     usable = [u for u in usable if min(u.shape[:2]) >= max(16, side // 2)]
     if not usable:
-        raise OptionError("no usable calibration image (all unreadable or smaller than "
-                          f"{side // 2} pixels)")
+        raise OptionError(
+            f"no usable calibration image (all unreadable or smaller than {side // 2} pixels)"
+        )
     pairs = []
     for i in range(count):
         img = usable[i % len(usable)]

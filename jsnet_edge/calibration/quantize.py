@@ -103,11 +103,13 @@ class CalibrationReport:
 
     def summary(self) -> str:
         kept = ", ".join(self.kept_float) or "nothing"
-        return (f"int8 ({self.target}, {self.method}): {self.int8_psnr:.2f} dB vs fp32 "
-                f"{self.fp32_psnr:.2f} dB on held-out crops, loss {self.drop:.3f} dB "
-                f"(all layers quantised: {self.naive_drop:.3f} dB); "
-                f"{self.quantized_convs}/{self.total_convs} convolutions in int8; "
-                f"kept in float: {kept}")
+        return (
+            f"int8 ({self.target}, {self.method}): {self.int8_psnr:.2f} dB vs fp32 "
+            f"{self.fp32_psnr:.2f} dB on held-out crops, loss {self.drop:.3f} dB "
+            f"(all layers quantised: {self.naive_drop:.3f} dB); "
+            f"{self.quantized_convs}/{self.total_convs} convolutions in int8; "
+            f"kept in float: {kept}"
+        )
 
 
 def group_of(node_name: str, level: int) -> str:
@@ -129,8 +131,9 @@ def _ort():
         import onnxruntime as ort
         from onnxruntime import quantization as q
     except ImportError:
-        raise MissingDependencyError("calibration needs onnxruntime: pip install onnxruntime"
-                                     ) from None
+        raise MissingDependencyError(
+            "calibration needs onnxruntime: pip install onnxruntime"
+        ) from None
     return ort, q
 
 
@@ -168,9 +171,14 @@ def score(onnx_path: Path, pairs: list[Pair], scale: int, colors: int) -> float:
         y = sess.run(None, {"input": p.input})[0][0].transpose(1, 2, 0)
         y = np.floor(np.clip(y, 0, 255) + 0.5)
         target = p.target if p.target.ndim == 3 else p.target[:, :, None]
-        values.append(psnr(y[..., 0] if colors == 1 else y,
-                           target[..., 0] if colors == 1 else target,
-                           shave=scale if scale > 1 else 0, mode=metric))
+        values.append(
+            psnr(
+                y[..., 0] if colors == 1 else y,
+                target[..., 0] if colors == 1 else target,
+                shave=scale if scale > 1 else 0,
+                mode=metric,
+            )
+        )
     return float(np.mean(values))
 
 
@@ -182,16 +190,23 @@ class Quantizer:
         self.q, self.pre, self.cfg, self.calib = q, pre, cfg, calib
         self.cache = workdir / "ranges.json"
         self.cached = "calibration_cache_path" in inspect.signature(q.quantize_static).parameters
-        self.method = {"minmax": q.CalibrationMethod.MinMax,
-                       "percentile": q.CalibrationMethod.Percentile,
-                       "entropy": q.CalibrationMethod.Entropy}[cfg.method]
+        self.method = {
+            "minmax": q.CalibrationMethod.MinMax,
+            "percentile": q.CalibrationMethod.Percentile,
+            "entropy": q.CalibrationMethod.Entropy,
+        }[cfg.method]
 
     def write(self, out: Path, exclude: list[str]) -> Path:
         q, trt = self.q, self.cfg.target == "tensorrt"
         # TensorRT takes float biases and folds them itself (NVIDIA's Q/DQ placement
         # guidance); onnxruntime's CPU kernels want int32 biases.
-        extra = {"ActivationSymmetric": trt, "WeightSymmetric": True, "QuantizeBias": not trt,
-                 "CalibPercentile": self.cfg.percentile, "CalibStridedMinMax": 1}
+        extra = {
+            "ActivationSymmetric": trt,
+            "WeightSymmetric": True,
+            "QuantizeBias": not trt,
+            "CalibPercentile": self.cfg.percentile,
+            "CalibStridedMinMax": 1,
+        }
         kwargs = {}
         reader = _Reader(self.calib)
         if self.cached:
@@ -203,11 +218,18 @@ class Quantizer:
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 q.quantize_static(
-                    str(self.pre), str(out), reader, quant_format=q.QuantFormat.QDQ,
-                    per_channel=True, activation_type=q.QuantType.QInt8 if trt else
-                    q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-                    calibrate_method=self.method, nodes_to_exclude=exclude,
-                    extra_options=extra, **kwargs)
+                    str(self.pre),
+                    str(out),
+                    reader,
+                    quant_format=q.QuantFormat.QDQ,
+                    per_channel=True,
+                    activation_type=q.QuantType.QInt8 if trt else q.QuantType.QUInt8,
+                    weight_type=q.QuantType.QInt8,
+                    calibrate_method=self.method,
+                    nodes_to_exclude=exclude,
+                    extra_options=extra,
+                    **kwargs,
+                )
         finally:
             logging.getLogger().setLevel(quiet)
         return out
@@ -234,8 +256,14 @@ def _pre_process(q, src: Path, dst: Path) -> None:
         os.chdir(cwd)
 
 
-def calibrate(model: JSNet, out: str | Path, cfg: CalibrationConfig = CalibrationConfig(),
-              *, overwrite: bool = False, log=None) -> CalibrationReport:
+def calibrate(
+    model: JSNet,
+    out: str | Path,
+    cfg: CalibrationConfig = CalibrationConfig(),
+    *,
+    overwrite: bool = False,
+    log=None,
+) -> CalibrationReport:
     """Write an INT8 (Q/DQ) ONNX of `model` whose PSNR loss is at most `cfg.max_drop`.
 
     Returns the report (also stored in the ONNX metadata under `calibration`). If even
@@ -254,13 +282,17 @@ def calibrate(model: JSNet, out: str | Path, cfg: CalibrationConfig = Calibratio
     if out.suffix != ".onnx":
         raise OptionError(f"the calibrated model is an ONNX file: {out.name} must end in .onnx")
     t0 = time.perf_counter()
-    deg = Degradation(model.task, cfg.sigma if model.task == "denoise" else None,
-                      cfg.quality if model.task == "jpeg" else None)
+    deg = Degradation(
+        model.task,
+        cfg.sigma if model.task == "denoise" else None,
+        cfg.quality if model.task == "jpeg" else None,
+    )
     photos = find_photos(cfg.data)
     calib_photos, held_photos = split_photos(photos)
     calib = make_pairs(calib_photos, deg, model.colors, cfg.num_images, cfg.crop, cfg.seed)
-    held = make_pairs(held_photos, deg, model.colors, cfg.heldout, cfg.crop, cfg.seed + 1000,
-                      center_first=True)
+    held = make_pairs(
+        held_photos, deg, model.colors, cfg.heldout, cfg.crop, cfg.seed + 1000, center_first=True
+    )
     with tempfile.TemporaryDirectory(prefix="jsnet-calib-") as tmp:
         work = Path(tmp)
         fp32 = export_onnx(model, work / "fp32.onnx")
@@ -279,8 +311,7 @@ def calibrate(model: JSNet, out: str | Path, cfg: CalibrationConfig = Calibratio
         def trial(exclude: list[str], label: str) -> float:
             path = quant.write(work / "trial.onnx", exclude)
             value = score(path, held, model.scale, model.colors)
-            search.append({"float": label, "psnr": round(value, 4),
-                           "drop": round(base - value, 4)})
+            search.append({"float": label, "psnr": round(value, 4), "drop": round(base - value, 4)})
             return value
 
         naive = trial([], "nothing")
@@ -288,17 +319,26 @@ def calibrate(model: JSNet, out: str | Path, cfg: CalibrationConfig = Calibratio
         kept: list[str] = []
         best = naive
         if base - naive > cfg.max_drop * cfg.margin:
-            kept, best = _search(nodes, base, naive, cfg.max_drop * cfg.margin, trial, say,
-                                 conv_cost)
+            kept, best = _search(
+                nodes, base, naive, cfg.max_drop * cfg.margin, trial, say, conv_cost
+            )
         exclude = [n for n in nodes if any(_in_group(n, g) for g in kept)]
         final = quant.write(work / "final.onnx", exclude)
         report = CalibrationReport(
-            target=cfg.target, method=cfg.method, fp32_psnr=base, int8_psnr=best,
-            drop=base - best, naive_drop=base - naive, kept_float=kept,
-            quantized_convs=sum(c not in exclude for c in convs), total_convs=len(convs),
-            search=search, calibration_images=[p.name for p in calib_photos],
+            target=cfg.target,
+            method=cfg.method,
+            fp32_psnr=base,
+            int8_psnr=best,
+            drop=base - best,
+            naive_drop=base - naive,
+            kept_float=kept,
+            quantized_convs=sum(c not in exclude for c in convs),
+            total_convs=len(convs),
+            search=search,
+            calibration_images=[p.name for p in calib_photos],
             heldout_images=[p.name for p in held_photos],
-            seconds=round(time.perf_counter() - t0, 1))
+            seconds=round(time.perf_counter() - t0, 1),
+        )
         proto = onnx.load(str(final))
         del proto.metadata_props[:]
         for k, v in model_metadata(model, "int8").items():
@@ -312,8 +352,9 @@ def _in_group(node: str, group: str) -> bool:
     return group_of(node, 0) == group or group_of(node, 1) == group
 
 
-def _search(nodes, base, naive, max_drop, trial, say,
-            conv_cost: dict[str, int]) -> tuple[list[str], float]:
+def _search(
+    nodes, base, naive, max_drop, trial, say, conv_cost: dict[str, int]
+) -> tuple[list[str], float]:
     """Greedy, measured: find the blocks whose float copy buys back most PSNR for the least
     float work (convolution weights per pixel, a proxy of their multiply-adds), and keep
     them in float, best value first, until the loss is within `max_drop`."""

@@ -63,12 +63,22 @@ def _photos_pairs(task: str, colors: int, count: int = 4, crop: int = 96):
     from jsnet_edge.calibration.data import find_photos, make_pairs
     from jsnet_edge.train.evaluate import Degradation
 
-    return make_pairs(find_photos(None), Degradation(task), colors, count, crop, seed=7,
-                      center_first=True)
+    return make_pairs(
+        find_photos(None), Degradation(task), colors, count, crop, seed=7, center_first=True
+    )
 
 
-def _worker(conn, backend: str, precision: str, device: str, model: str,
-            size: tuple[int, int], repeats: int, warmup: int, threads: int | None) -> None:
+def _worker(
+    conn,
+    backend: str,
+    precision: str,
+    device: str,
+    model: str,
+    size: tuple[int, int],
+    repeats: int,
+    warmup: int,
+    threads: int | None,
+) -> None:
     """Runs in its own process; sends back a dict."""
     try:
         if threads:
@@ -79,8 +89,9 @@ def _worker(conn, backend: str, precision: str, device: str, model: str,
         from jsnet_edge.metrics import psnr
         from jsnet_edge.restorer import Restorer
 
-        r = Restorer(model, backend=backend, device=device, precision=precision,
-                     color_order="rgb", tile=4096)
+        r = Restorer(
+            model, backend=backend, device=device, precision=precision, color_order="rgb", tile=4096
+        )
         w, h = size
         x = (np.random.default_rng(0).random((1, r.colors, h, w)) * 255).astype(np.float32)
         for _ in range(warmup):
@@ -96,33 +107,54 @@ def _worker(conn, backend: str, precision: str, device: str, model: str,
             y = r.restore_array(p.input)[0].transpose(1, 2, 0)
             y = np.floor(np.clip(y, 0, 255) + 0.5)
             t = p.target if p.target.ndim == 3 else p.target[:, :, None]
-            values.append(psnr(y[..., 0] if r.colors == 1 else y,
-                               t[..., 0] if r.colors == 1 else t,
-                               shave=r.scale if r.scale > 1 else 0, mode=metric))
+            values.append(
+                psnr(
+                    y[..., 0] if r.colors == 1 else y,
+                    t[..., 0] if r.colors == 1 else t,
+                    shave=r.scale if r.scale > 1 else 0,
+                    mode=metric,
+                )
+            )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if device.startswith("cuda"):
             import torch
 
             peak = torch.cuda.max_memory_allocated() / 2**20
-        conn.send({"times": times, "psnr": float(np.mean(values)), "peak_mb": peak,
-                   "precision": r.backend.precision, "backend": r.backend.name})
+        conn.send(
+            {
+                "times": times,
+                "psnr": float(np.mean(values)),
+                "peak_mb": peak,
+                "precision": r.backend.precision,
+                "backend": r.backend.name,
+            }
+        )
     except Exception as e:  # reported in the table, never a crash of the whole run
         conn.send({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"})
     finally:
         conn.close()
 
 
-def bench(model: str, configs: list[tuple[str, str, str]], size: tuple[int, int], *,
-          device: str = "cpu", repeats: int = 10, warmup: int = 2,
-          threads: int | None = None) -> list[BenchRow]:
+def bench(
+    model: str,
+    configs: list[tuple[str, str, str]],
+    size: tuple[int, int],
+    *,
+    device: str = "cpu",
+    repeats: int = 10,
+    warmup: int = 2,
+    threads: int | None = None,
+) -> list[BenchRow]:
     if repeats < 1:
         raise OptionError("--repeats must be at least 1")
     ctx = mp.get_context("spawn")
     rows: list[BenchRow] = []
     for backend, precision, path in configs:
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(child, backend, precision, device, path, size,
-                                                 repeats, warmup, threads))
+        proc = ctx.Process(
+            target=_worker,
+            args=(child, backend, precision, device, path, size, repeats, warmup, threads),
+        )
         proc.start()
         child.close()
         try:
@@ -141,10 +173,11 @@ def bench(model: str, configs: list[tuple[str, str, str]], size: tuple[int, int]
             row.peak_mb = float(res["peak_mb"])
             row.psnr = res["psnr"]
         rows.append(row)
-    ref = next((r for r in rows if r.backend == "torch" and r.precision == "fp32" and r.psnr),
-               None)
-    ort32 = next((r for r in rows if r.backend == "onnxruntime" and r.precision == "fp32"
-                  and r.median_ms), None)
+    ref = next((r for r in rows if r.backend == "torch" and r.precision == "fp32" and r.psnr), None)
+    ort32 = next(
+        (r for r in rows if r.backend == "onnxruntime" and r.precision == "fp32" and r.median_ms),
+        None,
+    )
     for r in rows:
         if ref and r.psnr is not None:
             r.psnr_loss = ref.psnr - r.psnr
@@ -154,20 +187,28 @@ def bench(model: str, configs: list[tuple[str, str, str]], size: tuple[int, int]
 
 
 def table(rows: list[BenchRow], size: tuple[int, int]) -> str:
-    head = (f"input {size[0]}x{size[1]}; speed-up relative to onnxruntime fp32; PSNR loss "
-            "relative to torch fp32 on photographs")
-    lines = [head, f"{'backend':<12}{'prec':<6}{'median ms':>10}{'p90 ms':>9}{'fps':>8}"
-                   f"{'x ort32':>9}{'peak MB':>9}{'PSNR':>8}{'loss dB':>9}"]
+    head = (
+        f"input {size[0]}x{size[1]}; speed-up relative to onnxruntime fp32; PSNR loss "
+        "relative to torch fp32 on photographs"
+    )
+    lines = [
+        head,
+        f"{'backend':<12}{'prec':<6}{'median ms':>10}{'p90 ms':>9}{'fps':>8}"
+        f"{'x ort32':>9}{'peak MB':>9}{'PSNR':>8}{'loss dB':>9}",
+    ]
     for r in rows:
         if r.error:
             lines.append(f"{r.backend:<12}{r.precision:<6}  {r.error}")
             continue
-        lines.append(f"{r.backend:<12}{r.precision:<6}{r.median_ms:>10.1f}{r.p90_ms:>9.1f}"
-                     f"{r.fps:>8.2f}{(r.speedup or 0):>9.2f}{r.peak_mb:>9.0f}{r.psnr:>8.2f}"
-                     f"{(r.psnr_loss or 0):>9.3f}")
+        lines.append(
+            f"{r.backend:<12}{r.precision:<6}{r.median_ms:>10.1f}{r.p90_ms:>9.1f}"
+            f"{r.fps:>8.2f}{(r.speedup or 0):>9.2f}{r.peak_mb:>9.0f}{r.psnr:>8.2f}"
+            f"{(r.psnr_loss or 0):>9.3f}"
+        )
     return "\n".join(lines)
 
 
 def to_json(rows: list[BenchRow], size: tuple[int, int], machine: str) -> str:
-    return json.dumps({"input_size": list(size), "machine": machine,
-                       "rows": [asdict(r) for r in rows]}, indent=2)
+    return json.dumps(
+        {"input_size": list(size), "machine": machine, "rows": [asdict(r) for r in rows]}, indent=2
+    )

@@ -18,8 +18,9 @@ def cudart():
         try:
             from cuda import cudart as runtime  # older 12.x
         except ImportError:
-            raise MissingDependencyError("TensorRT without torch needs cuda-python: "
-                                         "pip install 'jsnet-edge[tensorrt]'") from None
+            raise MissingDependencyError(
+                "TensorRT without torch needs cuda-python: pip install 'jsnet-edge[tensorrt]'"
+            ) from None
     return runtime
 
 
@@ -53,14 +54,26 @@ class DeviceArray:
 
     def upload(self, host: np.ndarray, stream: CudaStream) -> None:
         host = np.ascontiguousarray(host)
-        check(self.rt.cudaMemcpyAsync(self.ptr, host.ctypes.data, host.nbytes,
-                                      self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice,
-                                      stream.handle))
+        check(
+            self.rt.cudaMemcpyAsync(
+                self.ptr,
+                host.ctypes.data,
+                host.nbytes,
+                self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice,
+                stream.handle,
+            )
+        )
 
     def download(self, host: np.ndarray, stream: CudaStream) -> None:
-        check(self.rt.cudaMemcpyAsync(host.ctypes.data, self.ptr, host.nbytes,
-                                      self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost,
-                                      stream.handle))
+        check(
+            self.rt.cudaMemcpyAsync(
+                host.ctypes.data,
+                self.ptr,
+                host.nbytes,
+                self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost,
+                stream.handle,
+            )
+        )
 
     def free(self) -> None:
         if self.ptr is not None:

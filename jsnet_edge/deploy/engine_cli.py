@@ -9,9 +9,21 @@ from jsnet_edge.deploy.factory import has_module
 from jsnet_edge.errors import MissingDependencyError, OptionError
 
 
-def build_engine_command(model: str, output: Path, *, fp16: bool, int8: bool,
-                         calib: Path | None, min_shape: str, opt_shape: str, max_shape: str,
-                         workspace: float, via: str, overwrite: bool, log) -> Path:
+def build_engine_command(
+    model: str,
+    output: Path,
+    *,
+    fp16: bool,
+    int8: bool,
+    calib: Path | None,
+    min_shape: str,
+    opt_shape: str,
+    max_shape: str,
+    workspace: float,
+    via: str,
+    overwrite: bool,
+    log,
+) -> Path:
     from jsnet_edge.deploy.export import parse_size
     from jsnet_edge.deploy.tensorrt_engine import TRT_MISSING, Profile, build_engine
 
@@ -31,8 +43,9 @@ def build_engine_command(model: str, output: Path, *, fp16: bool, int8: bool,
     if Path(model).suffix.lower() == ".onnx":
         if fp16 or int8:
             raise OptionError("an .onnx file already fixes its precision; drop --fp16/--int8")
-        return build_engine(Path(model), output, profile=profile, workspace_gb=workspace,
-                            overwrite=overwrite)
+        return build_engine(
+            Path(model), output, profile=profile, workspace_gb=workspace, overwrite=overwrite
+        )
     from jsnet_edge.restorer import resolve_model
 
     net = resolve_model(model)
@@ -41,12 +54,14 @@ def build_engine_command(model: str, output: Path, *, fp16: bool, int8: bool,
         if int8:
             from jsnet_edge.calibration.quantize import CalibrationConfig, calibrate
 
-            report = calibrate(net, onnx_path, CalibrationConfig(data=calib, target="tensorrt"),
-                               log=log)
+            report = calibrate(
+                net, onnx_path, CalibrationConfig(data=calib, target="tensorrt"), log=log
+            )
             log(report.summary())
         else:
             from jsnet_edge.deploy.export import export_onnx
 
             export_onnx(net, onnx_path, precision="fp16" if fp16 else "fp32")
-        return build_engine(onnx_path, output, profile=profile, workspace_gb=workspace,
-                            overwrite=overwrite)
+        return build_engine(
+            onnx_path, output, profile=profile, workspace_gb=workspace, overwrite=overwrite
+        )

@@ -92,19 +92,28 @@ def read_onnx_metadata(path: str | Path) -> dict[str, str]:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
-        raise ModelError(f"{path} is not a readable ONNX file ({type(e).__name__}); export one "
-                         "with `jsnet-edge export MODEL -o model.onnx`") from None
+        raise ModelError(
+            f"{path} is not a readable ONNX file ({type(e).__name__}); export one "
+            "with `jsnet-edge export MODEL -o model.onnx`"
+        ) from None
     meta = {p.key: p.value for p in proto.metadata_props}
     if meta.get("jsnet_edge.format") != "1":
-        raise ModelError(f"{path} is an ONNX file but not one exported by jsnet-edge (no task/"
-                         "genotype metadata); export it with `jsnet-edge export`")
+        raise ModelError(
+            f"{path} is an ONNX file but not one exported by jsnet-edge (no task/"
+            "genotype metadata); export it with `jsnet-edge export`"
+        )
     return meta
 
 
 def onnx_identity(meta: dict[str, str]) -> tuple[str, int, int, int, Genotype]:
     """(task, scale, colors, min_size, genotype) from our ONNX metadata."""
-    return (meta["task"], int(meta["scale"]), int(meta["colors"]), int(meta["min_size"]),
-            Genotype.from_json(meta["genotype"]))
+    return (
+        meta["task"],
+        int(meta["scale"]),
+        int(meta["colors"]),
+        int(meta["min_size"]),
+        Genotype.from_json(meta["genotype"]),
+    )
 
 
 def _atomic_save(proto, path: Path) -> None:
@@ -135,9 +144,15 @@ def to_fp16(proto):
     return convert_float_to_float16(proto, keep_io_types=False, disable_shape_infer=False)
 
 
-def export_onnx(model: JSNet, path: str | Path, *, precision: str = "fp32",
-                input_size: tuple[int, int] | None = None, overwrite: bool = True,
-                check: bool = True) -> Path:
+def export_onnx(
+    model: JSNet,
+    path: str | Path,
+    *,
+    precision: str = "fp32",
+    input_size: tuple[int, int] | None = None,
+    overwrite: bool = True,
+    check: bool = True,
+) -> Path:
     """Write `model` as ONNX (opset 17).
 
     Args:
@@ -150,8 +165,10 @@ def export_onnx(model: JSNet, path: str | Path, *, precision: str = "fp32",
 
     path = Path(path)
     if precision not in ("fp32", "fp16"):
-        raise OptionError(f"export writes fp32 or fp16 ONNX, not {precision!r}; int8 comes from "
-                          "`jsnet-edge calibrate`")
+        raise OptionError(
+            f"export writes fp32 or fp16 ONNX, not {precision!r}; int8 comes from "
+            "`jsnet-edge calibrate`"
+        )
     if path.exists() and not overwrite:
         raise OptionError(f"{path} exists; pass --overwrite to replace it")
     net = fold_mean_shift(model)
@@ -159,18 +176,34 @@ def export_onnx(model: JSNet, path: str | Path, *, precision: str = "fp32",
     h, w = max(h, model.min_size), max(w, model.min_size)
     m = model.size_multiple
     if h % m or w % m:
-        raise OptionError(f"--input-size must be a multiple of {m} for this network "
-                          f"(its body runs unshuffled by {m}), got {w}x{h}")
+        raise OptionError(
+            f"--input-size must be a multiple of {m} for this network "
+            f"(its body runs unshuffled by {m}), got {w}x{h}"
+        )
     dummy = torch.rand(1, model.colors, h, w) * 255
-    dynamic = None if input_size else {INPUT: {0: "batch", 2: "height", 3: "width"},
-                                       OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"}}
+    dynamic = (
+        None
+        if input_size
+        else {
+            INPUT: {0: "batch", 2: "height", 3: "width"},
+            OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"},
+        }
+    )
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(net, (dummy,), str(raw), input_names=[INPUT],
-                              output_names=[OUTPUT], opset_version=OPSET, dynamo=False,
-                              dynamic_axes=dynamic, do_constant_folding=True)
+            torch.onnx.export(
+                net,
+                (dummy,),
+                str(raw),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                opset_version=OPSET,
+                dynamo=False,
+                dynamic_axes=dynamic,
+                do_constant_folding=True,
+            )
         proto = onnx.load(str(raw))
     if precision == "fp16":
         proto = to_fp16(proto)
@@ -188,7 +221,10 @@ def export_onnx(model: JSNet, path: str | Path, *, precision: str = "fp32",
 def onnx_input_dtype(path_or_proto) -> np.dtype:
     import onnx
 
-    proto = onnx.load(str(path_or_proto), load_external_data=False) \
-        if not hasattr(path_or_proto, "graph") else path_or_proto
+    proto = (
+        onnx.load(str(path_or_proto), load_external_data=False)
+        if not hasattr(path_or_proto, "graph")
+        else path_or_proto
+    )
     elem = proto.graph.input[0].type.tensor_type.elem_type
     return np.dtype(np.float16) if elem == onnx.TensorProto.FLOAT16 else np.dtype(np.float32)

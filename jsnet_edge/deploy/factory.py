@@ -35,8 +35,9 @@ class ModelInfo:
 
     @classmethod
     def of(cls, net: JSNet) -> ModelInfo:
-        return cls(net.task, net.scale, net.colors, net.min_size, net.genotype, None,
-                   net.provenance)
+        return cls(
+            net.task, net.scale, net.colors, net.min_size, net.genotype, None, net.provenance
+        )
 
 
 @dataclass
@@ -53,8 +54,10 @@ def load_source(model: str | Path | JSNet, precision: str | None = None) -> Mode
 
     if precision == "int8" and isinstance(model, str) and model in ZOO:
         if not ZOO[model].int8_path.is_file():
-            raise OptionError(f"the zoo has no INT8 file for {model!r}; make one with "
-                              f"`jsnet-edge calibrate {model} -o {model}-int8.onnx`")
+            raise OptionError(
+                f"the zoo has no INT8 file for {model!r}; make one with "
+                f"`jsnet-edge calibrate {model} -o {model}-int8.onnx`"
+            )
         model = str(ZOO[model].int8_path)  # the calibrated file shipped with the model
 
     if isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".onnx":
@@ -64,15 +67,29 @@ def load_source(model: str | Path | JSNet, precision: str | None = None) -> Mode
 
         meta = read_onnx_metadata(model)
         task, scale, colors, min_size, genotype = onnx_identity(meta)
-        info = ModelInfo(task, scale, colors, min_size, genotype, meta["precision"],
-                         json.loads(meta.get("provenance", "{}")))
+        info = ModelInfo(
+            task,
+            scale,
+            colors,
+            min_size,
+            genotype,
+            meta["precision"],
+            json.loads(meta.get("provenance", "{}")),
+        )
         return ModelSource(info, onnx=Path(model))
     if isinstance(model, (str, Path)) and Path(model).suffix.lower() in (".engine", ".plan"):
         from jsnet_edge.deploy.tensorrt_engine import read_sidecar
 
         side = read_sidecar(Path(model))
-        info = ModelInfo(side["task"], side["scale"], side["colors"], side["min_size"],
-                         Genotype.from_dict(side["genotype"]), side["precision"], {})
+        info = ModelInfo(
+            side["task"],
+            side["scale"],
+            side["colors"],
+            side["min_size"],
+            Genotype.from_dict(side["genotype"]),
+            side["precision"],
+            {},
+        )
         return ModelSource(info, engine=Path(model))
     net = resolve_model(model)
     return ModelSource(ModelInfo.of(net), net=net)
@@ -117,16 +134,27 @@ def resolve_precision(source: ModelSource, backend: str, precision: str | None) 
     if own is not None and precision != own:
         # An fp32 ONNX may still run in bf16 inside OpenVINO (a runtime choice).
         if not (backend == "openvino" and own == "fp32" and precision == "bf16"):
-            raise OptionError(f"this file holds a {own} network, so it runs in {own}, not "
-                              f"{precision}; export or calibrate another file for {precision}")
+            raise OptionError(
+                f"this file holds a {own} network, so it runs in {own}, not "
+                f"{precision}; export or calibrate another file for {precision}"
+            )
     if precision == "int8" and source.net is not None:
-        raise OptionError("int8 needs a calibrated ONNX file: run `jsnet-edge calibrate MODEL "
-                          "-o model_int8.onnx` and pass that file as the model")
+        raise OptionError(
+            "int8 needs a calibrated ONNX file: run `jsnet-edge calibrate MODEL "
+            "-o model_int8.onnx` and pass that file as the model"
+        )
     return precision
 
 
-def open_backend(source: ModelSource, backend: str, device: str, precision: str | None,
-                 keep: list, *, compile: bool = False) -> Backend:
+def open_backend(
+    source: ModelSource,
+    backend: str,
+    device: str,
+    precision: str | None,
+    keep: list,
+    *,
+    compile: bool = False,
+) -> Backend:
     """A ready backend. Temporary files it needs are appended to `keep` (kept alive)."""
     if backend not in BACKENDS:
         raise OptionError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -137,8 +165,10 @@ def open_backend(source: ModelSource, backend: str, device: str, precision: str 
     precision = resolve_precision(source, backend, precision)
     if backend == "torch":
         if source.net is None:
-            raise OptionError("the torch backend runs .safetensors models and zoo names; use "
-                              "onnxruntime/openvino for .onnx and tensorrt for .engine files")
+            raise OptionError(
+                "the torch backend runs .safetensors models and zoo names; use "
+                "onnxruntime/openvino for .onnx and tensorrt for .engine files"
+            )
         from jsnet_edge.deploy.torch_backend import TorchBackend
 
         return TorchBackend(source.net, device=device, precision=precision, compile=compile)
@@ -146,8 +176,10 @@ def open_backend(source: ModelSource, backend: str, device: str, precision: str 
         from jsnet_edge.deploy.tensorrt_backend import TensorRTBackend
 
         if source.engine is None:
-            raise OptionError("the tensorrt backend runs engines: build one with `jsnet-edge "
-                              "build-engine MODEL -o model.engine` and pass the .engine file")
+            raise OptionError(
+                "the tensorrt backend runs engines: build one with `jsnet-edge "
+                "build-engine MODEL -o model.engine` and pass the .engine file"
+            )
         return TensorRTBackend(source.engine, device=device)
     if source.engine is not None:
         raise OptionError(f"a TensorRT engine runs on the tensorrt backend, not {backend}")
@@ -160,8 +192,7 @@ def open_backend(source: ModelSource, backend: str, device: str, precision: str 
         file_precision = "fp16" if (backend == "onnxruntime" and precision == "fp16") else "fp32"
         if backend == "onnxruntime" and precision == "bf16":
             raise OptionError("onnxruntime has no bf16 CPU path; use the openvino or torch backend")
-        onnx_path = export_onnx(source.net, Path(tmp.name) / "model.onnx",
-                                precision=file_precision)
+        onnx_path = export_onnx(source.net, Path(tmp.name) / "model.onnx", precision=file_precision)
     if backend == "onnxruntime":
         from jsnet_edge.deploy.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -170,7 +201,9 @@ def open_backend(source: ModelSource, backend: str, device: str, precision: str 
         from jsnet_edge.deploy.openvino_backend import OpenVinoBackend
 
         if source.info.precision == "fp16":
-            raise ModelError("OpenVINO runs the fp32 or int8 ONNX; for 16-bit on the CPU pass the "
-                             "fp32 file with precision bf16")
+            raise ModelError(
+                "OpenVINO runs the fp32 or int8 ONNX; for 16-bit on the CPU pass the "
+                "fp32 file with precision bf16"
+            )
         return OpenVinoBackend(onnx_path, precision=precision, device=device)
     raise AssertionError(backend)

@@ -18,13 +18,15 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, onnx_path: str | Path, precision: str, device: str = "cpu",
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, onnx_path: str | Path, precision: str, device: str = "cpu", threads: int | None = None
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise MissingDependencyError("onnxruntime is not installed; pip install onnxruntime"
-                                         ) from None
+            raise MissingDependencyError(
+                "onnxruntime is not installed; pip install onnxruntime"
+            ) from None
         from jsnet_edge.deploy.export import INPUT, onnx_input_dtype
 
         self.precision = precision
@@ -32,8 +34,10 @@ class OnnxRuntimeBackend:
         available = ort.get_available_providers()
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in available:
-                raise OptionError("onnxruntime has no CUDA provider here (install onnxruntime-gpu) "
-                                  "; use --device cpu or another backend")
+                raise OptionError(
+                    "onnxruntime has no CUDA provider here (install onnxruntime-gpu) "
+                    "; use --device cpu or another backend"
+                )
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         elif device == "cpu":
             providers = ["CPUExecutionProvider"]
@@ -47,8 +51,9 @@ class OnnxRuntimeBackend:
         try:
             self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
         except Exception as e:  # ORT raises its own exception types for invalid graphs
-            raise ModelError(f"onnxruntime cannot load {onnx_path}: {str(e).splitlines()[0][:200]}"
-                             ) from None
+            raise ModelError(
+                f"onnxruntime cannot load {onnx_path}: {str(e).splitlines()[0][:200]}"
+            ) from None
         self.input = INPUT
         self.dtype = onnx_input_dtype(onnx_path)
 

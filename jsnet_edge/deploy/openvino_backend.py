@@ -44,15 +44,17 @@ class OpenVinoBackend:
 
     name = "openvino"
 
-    def __init__(self, onnx_path: str | Path, precision: str, device: str = "cpu",
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, onnx_path: str | Path, precision: str, device: str = "cpu", threads: int | None = None
+    ) -> None:
         try:
             import openvino as ov
             import openvino.properties as props
             import openvino.properties.hint as hints
         except ImportError:
-            raise MissingDependencyError("the openvino backend needs the openvino extra: "
-                                         "pip install 'jsnet-edge[openvino]'") from None
+            raise MissingDependencyError(
+                "the openvino backend needs the openvino extra: pip install 'jsnet-edge[openvino]'"
+            ) from None
         if device != "cpu":
             raise OptionError(f"the openvino backend runs on the cpu here, not {device!r}")
         if precision not in ("fp32", "bf16", "int8"):
@@ -60,8 +62,9 @@ class OpenVinoBackend:
         core = ov.Core()
         caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         if precision == "bf16" and "BF16" not in caps:
-            raise OptionError("this CPU has no bf16 support (AVX-512 BF16 or AMX); use fp32 "
-                              "or int8")
+            raise OptionError(
+                "this CPU has no bf16 support (AVX-512 BF16 or AMX); use fp32 or int8"
+            )
         self.precision, self.device = precision, device
         config = {
             hints.performance_mode: hints.PerformanceMode.LATENCY,
@@ -73,8 +76,9 @@ class OpenVinoBackend:
         try:
             self.model = core.read_model(self.path)
         except RuntimeError as e:
-            raise ModelError(f"OpenVINO cannot read {onnx_path}: "
-                             f"{str(e).strip().splitlines()[0][:200]}") from None
+            raise ModelError(
+                f"OpenVINO cannot read {onnx_path}: {str(e).strip().splitlines()[0][:200]}"
+            ) from None
         self.compiled: dict[tuple[int, ...], tuple] = {}
         self.dtype = np.float32
         self._compile((1, self.model.input(0).get_partial_shape()[1].get_length(), 32, 32))
@@ -89,8 +93,10 @@ class OpenVinoBackend:
             model.reshape({0: list(shape)})
             compiled = self.core.compile_model(model, "CPU", self.config)
         except RuntimeError as e:
-            raise ModelError(f"OpenVINO cannot compile {self.path} for input {shape}: "
-                             f"{str(e).strip().splitlines()[0][:200]}") from None
+            raise ModelError(
+                f"OpenVINO cannot compile {self.path} for input {shape}: "
+                f"{str(e).strip().splitlines()[0][:200]}"
+            ) from None
         self.compiled[shape] = (compiled, compiled.create_infer_request())
         return self.compiled[shape]
 

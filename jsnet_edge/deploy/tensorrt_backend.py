@@ -34,9 +34,11 @@ class TensorRTBackend:
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if self.engine is None:
-            raise ModelError(f"TensorRT could not load {engine_path}: "
-                             + "; ".join(self.logger.messages[-2:])[:300]
-                             + " (rebuild it with jsnet-edge build-engine)")
+            raise ModelError(
+                f"TensorRT could not load {engine_path}: "
+                + "; ".join(self.logger.messages[-2:])[:300]
+                + " (rebuild it with jsnet-edge build-engine)"
+            )
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -62,7 +64,8 @@ class TensorRTBackend:
                 raise OptionError(
                     f"input of shape {tuple(shape)} is outside the engine's profile (min "
                     f"{self.min_shape}, max {self.max_shape}); use smaller tiles (--tile) or "
-                    "rebuild with larger --max-shape")
+                    "rebuild with larger --max-shape"
+                )
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         n, c, h, w = x.shape
@@ -84,8 +87,9 @@ class TensorRTBackend:
     def _run_torch(self, x: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
         torch = self.torch
         xin = torch.from_numpy(np.ascontiguousarray(x, dtype=self.in_dtype)).cuda()
-        out = torch.empty(out_shape, dtype=torch.from_numpy(np.zeros(0, self.out_dtype)).dtype,
-                          device="cuda")
+        out = torch.empty(
+            out_shape, dtype=torch.from_numpy(np.zeros(0, self.out_dtype)).dtype, device="cuda"
+        )
         self.context.set_tensor_address(self.input, xin.data_ptr())
         self.context.set_tensor_address(self.output, out.data_ptr())
         stream = torch.cuda.current_stream()
@@ -106,8 +110,9 @@ class TensorRTBackend:
             self.context.set_tensor_address(self.input, int(d_in.ptr))
             self.context.set_tensor_address(self.output, int(d_out.ptr))
             if not self.context.execute_async_v3(stream.handle):
-                raise ModelError("TensorRT execution failed: "
-                                 + "; ".join(self.logger.messages[-2:]))
+                raise ModelError(
+                    "TensorRT execution failed: " + "; ".join(self.logger.messages[-2:])
+                )
             d_out.download(host_out, stream)
             stream.synchronize()
         finally:

@@ -47,13 +47,27 @@ def read_sidecar(engine: Path) -> dict:
         raise ModelError(f"engine {engine} does not exist")
     side = sidecar_path(engine)
     if not side.is_file():
-        raise ModelError(f"{engine} has no sidecar {side.name}: it was not built by jsnet-edge "
-                         "build-engine (rebuild it, the sidecar says which GPU and TensorRT it "
-                         "is for)")
+        raise ModelError(
+            f"{engine} has no sidecar {side.name}: it was not built by jsnet-edge "
+            "build-engine (rebuild it, the sidecar says which GPU and TensorRT it "
+            "is for)"
+        )
     try:
         data = json.loads(side.read_text())
-        for key in ("tensorrt", "gpu", "compute_capability", "precision", "task", "scale",
-                    "colors", "min_size", "genotype", "profile", "onnx_sha256", "engine_sha256"):
+        for key in (
+            "tensorrt",
+            "gpu",
+            "compute_capability",
+            "precision",
+            "task",
+            "scale",
+            "colors",
+            "min_size",
+            "genotype",
+            "profile",
+            "onnx_sha256",
+            "engine_sha256",
+        ):
             data[key]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ModelError(f"engine sidecar {side} is damaged ({e}); rebuild the engine") from None
@@ -92,17 +106,23 @@ def check_engine_matches(side: dict, engine: Path) -> None:
     """Refuse, with the rebuild command, an engine made for another GPU or TensorRT."""
     trt = import_tensorrt()
     gpu, cc = gpu_identity()
-    rebuild = (f"rebuild it here: jsnet-edge build-engine MODEL --{side['precision']} "
-               f"-o {engine.name}" if side["precision"] != "fp32" else
-               f"rebuild it here: jsnet-edge build-engine MODEL -o {engine.name}")
+    rebuild = (
+        f"rebuild it here: jsnet-edge build-engine MODEL --{side['precision']} -o {engine.name}"
+        if side["precision"] != "fp32"
+        else f"rebuild it here: jsnet-edge build-engine MODEL -o {engine.name}"
+    )
     if side["tensorrt"] != trt.__version__:
-        raise ModelError(f"{engine} was built with TensorRT {side['tensorrt']}, this is "
-                         f"{trt.__version__}; engines only load in the version that built them; "
-                         f"{rebuild}")
+        raise ModelError(
+            f"{engine} was built with TensorRT {side['tensorrt']}, this is "
+            f"{trt.__version__}; engines only load in the version that built them; "
+            f"{rebuild}"
+        )
     if side["compute_capability"] != cc or side["gpu"] != gpu:
-        raise ModelError(f"{engine} was built for {side['gpu']} (compute "
-                         f"{side['compute_capability']}), this GPU is {gpu} (compute {cc}); "
-                         f"{rebuild}")
+        raise ModelError(
+            f"{engine} was built for {side['gpu']} (compute "
+            f"{side['compute_capability']}), this GPU is {gpu} (compute {cc}); "
+            f"{rebuild}"
+        )
     if sha256(engine) != side["engine_sha256"]:
         raise ModelError(f"{engine} does not match its sidecar (corrupt or replaced); {rebuild}")
 
@@ -120,15 +140,19 @@ class Profile:
     def __post_init__(self) -> None:
         for a, b in ((self.min, self.opt), (self.opt, self.max)):
             if a[0] > b[0] or a[1] > b[1]:
-                raise OptionError(f"engine profile needs min <= opt <= max, got min "
-                                  f"{self.min}, opt {self.opt}, max {self.max}")
+                raise OptionError(
+                    f"engine profile needs min <= opt <= max, got min "
+                    f"{self.min}, opt {self.opt}, max {self.max}"
+                )
         if not 1 <= self.opt_batch <= self.max_batch:
             raise OptionError("engine profile needs 1 <= opt batch <= max batch")
 
     def shapes(self, colors: int) -> tuple[tuple[int, ...], ...]:
-        return ((1, colors, self.min[1], self.min[0]),
-                (self.opt_batch, colors, self.opt[1], self.opt[0]),
-                (self.max_batch, colors, self.max[1], self.max[0]))
+        return (
+            (1, colors, self.min[1], self.min[0]),
+            (self.opt_batch, colors, self.opt[1], self.opt[0]),
+            (self.max_batch, colors, self.max[1], self.max[0]),
+        )
 
 
 def capturing_logger(trt):
@@ -147,9 +171,15 @@ def capturing_logger(trt):
     return Logger()
 
 
-def build_engine(onnx_path: Path, out: Path, *, profile: Profile = Profile(),
-                 workspace_gb: float = 2.0, timing_cache: Path | None = None,
-                 overwrite: bool = False) -> Path:
+def build_engine(
+    onnx_path: Path,
+    out: Path,
+    *,
+    profile: Profile = Profile(),
+    workspace_gb: float = 2.0,
+    timing_cache: Path | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Compile a jsnet-edge ONNX file (fp32, fp16 or Q/DQ int8) into a TensorRT engine.
 
     Writes the engine atomically and its sidecar (`out.json`) with the TensorRT version,
@@ -165,8 +195,10 @@ def build_engine(onnx_path: Path, out: Path, *, profile: Profile = Profile(),
     meta = read_onnx_metadata(onnx_path)
     task, scale, colors, min_size, genotype = onnx_identity(meta)
     if min(profile.min) < min_size:
-        raise OptionError(f"the profile's smallest input must be at least {min_size} pixels "
-                          "for this network (ESAB)")
+        raise OptionError(
+            f"the profile's smallest input must be at least {min_size} pixels "
+            "for this network (ESAB)"
+        )
     trt = import_tensorrt()
     gpu, cc = gpu_identity()
     logger = capturing_logger(trt)
@@ -184,13 +216,15 @@ def build_engine(onnx_path: Path, out: Path, *, profile: Profile = Profile(),
     opt_profile.set_shape(network.get_input(0).name, *profile.shapes(colors))
     config.add_optimization_profile(opt_profile)
     cache_file = timing_cache or out.with_name(
-        f"timing-{trt.__version__}-{gpu.replace(' ', '_')}.cache")
+        f"timing-{trt.__version__}-{gpu.replace(' ', '_')}.cache"
+    )
     cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.is_file() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        raise ModelError("TensorRT failed to build the engine: "
-                         + "; ".join(logger.messages[-3:])[:400])
+        raise ModelError(
+            "TensorRT failed to build the engine: " + "; ".join(logger.messages[-3:])[:400]
+        )
     with atomic_output(out) as tmp:
         tmp.write_bytes(bytes(plan))
     cache_file.write_bytes(bytes(config.get_timing_cache().serialize()))
@@ -204,8 +238,11 @@ def build_engine(onnx_path: Path, out: Path, *, profile: Profile = Profile(),
         "colors": colors,
         "min_size": min_size,
         "genotype": genotype.to_dict(),
-        "profile": {"min": profile.shapes(colors)[0], "opt": profile.shapes(colors)[1],
-                    "max": profile.shapes(colors)[2]},
+        "profile": {
+            "min": profile.shapes(colors)[0],
+            "opt": profile.shapes(colors)[1],
+            "max": profile.shapes(colors)[2],
+        },
         "onnx": str(onnx_path),
         "onnx_sha256": sha256(Path(onnx_path)),
         "engine_sha256": sha256(out),

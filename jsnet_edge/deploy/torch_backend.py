@@ -32,16 +32,27 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: JSNet, device: str = "cpu", precision: str = "fp32", *,
-                 channels_last: bool = True, compile: bool = False) -> None:
+    def __init__(
+        self,
+        model: JSNet,
+        device: str = "cpu",
+        precision: str = "fp32",
+        *,
+        channels_last: bool = True,
+        compile: bool = False,
+    ) -> None:
         self.dev = check_torch_device(device)
         self.device = str(self.dev)
         if precision not in ("fp32", "bf16", "fp16"):
-            raise OptionError(f"the torch backend runs fp32, bf16 or fp16, not {precision!r}; "
-                              "int8 runs through onnxruntime or openvino")
+            raise OptionError(
+                f"the torch backend runs fp32, bf16 or fp16, not {precision!r}; "
+                "int8 runs through onnxruntime or openvino"
+            )
         if precision == "fp16" and self.dev.type != "cuda":
-            raise OptionError("fp16 needs --device cuda with the torch backend; on the CPU "
-                              "use bf16 (or the openvino backend)")
+            raise OptionError(
+                "fp16 needs --device cuda with the torch backend; on the CPU "
+                "use bf16 (or the openvino backend)"
+            )
         self.precision = precision
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         # A copy: moving to a device or to channels-last must not change the caller's module.

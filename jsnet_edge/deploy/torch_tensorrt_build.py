@@ -21,7 +21,8 @@ def compile_torch_tensorrt(model: str, output: Path, *, fp16: bool, profile) -> 
     except ImportError:
         raise MissingDependencyError(
             "torch-tensorrt is not installed (pip install 'jsnet-edge[torch-tensorrt]', on a "
-            "machine with an NVIDIA GPU); or build with --via tensorrt") from None
+            "machine with an NVIDIA GPU); or build with --via tensorrt"
+        ) from None
     if not torch.cuda.is_available():
         raise OptionError("torch-tensorrt needs a CUDA GPU; none is visible to torch")
     from jsnet_edge.restorer import resolve_model
@@ -31,15 +32,22 @@ def compile_torch_tensorrt(model: str, output: Path, *, fp16: bool, profile) -> 
     net = net.to(dtype)
     lo, opt, hi = profile.shapes(net.colors)
     spec = torch_tensorrt.Input(min_shape=lo, opt_shape=opt, max_shape=hi, dtype=dtype)
-    compiled = torch_tensorrt.compile(net, ir="dynamo", arg_inputs=[spec],
-                                      use_explicit_typing=True, min_block_size=1)
+    compiled = torch_tensorrt.compile(
+        net, ir="dynamo", arg_inputs=[spec], use_explicit_typing=True, min_block_size=1
+    )
     example = torch.rand(opt, device="cuda", dtype=dtype) * 255
     output = output.with_suffix(".ep")
     torch_tensorrt.save(compiled, str(output), arg_inputs=[example])
     major, minor = torch.cuda.get_device_capability(0)
-    side = {"via": "torch-tensorrt", "torch_tensorrt": torch_tensorrt.__version__,
-            "gpu": torch.cuda.get_device_name(0), "compute_capability": f"{major}.{minor}",
-            "precision": "fp16" if fp16 else "fp32", "task": net.task,
-            "genotype": net.genotype.to_dict(), "profile": {"min": lo, "opt": opt, "max": hi}}
+    side = {
+        "via": "torch-tensorrt",
+        "torch_tensorrt": torch_tensorrt.__version__,
+        "gpu": torch.cuda.get_device_name(0),
+        "compute_capability": f"{major}.{minor}",
+        "precision": "fp16" if fp16 else "fp32",
+        "task": net.task,
+        "genotype": net.genotype.to_dict(),
+        "profile": {"min": lo, "opt": opt, "max": hi},
+    }
     output.with_name(output.name + ".json").write_text(json.dumps(side, indent=2))
     return output

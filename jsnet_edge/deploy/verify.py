@@ -48,6 +48,8 @@ def verify_onnx(net: JSNet, path: str | Path) -> float:
     backend = OnnxRuntimeBackend(path, precision="fp16" if dtype == np.float16 else "fp32")
     diff = float(np.abs(backend(x) - ref).max())
     if dtype == np.float32 and diff > FP32_TOLERANCE:
-        raise ModelError(f"the exported graph differs from torch by {diff:.3g} (> "
-                         f"{FP32_TOLERANCE}); please report this export bug")
+        raise ModelError(
+            f"the exported graph differs from torch by {diff:.3g} (> "
+            f"{FP32_TOLERANCE}); please report this export bug"
+        )
     return diff

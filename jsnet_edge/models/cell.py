@@ -35,8 +35,9 @@ class JointSearchCell(nn.Module):
     `op_nodes_fusion`, `atts.i`).
     """
 
-    def __init__(self, ops: tuple[str, ...], attentions: tuple[str, ...], width: int,
-                 nodes: int) -> None:
+    def __init__(
+        self, ops: tuple[str, ...], attentions: tuple[str, ...], width: int, nodes: int
+    ) -> None:
         super().__init__()
         features = 4 * width
         self.nodes = nodes

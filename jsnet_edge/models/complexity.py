@@ -45,8 +45,7 @@ def count_macs(model: JSNet, output_hw: tuple[int, int] = (720, 1280)) -> int:
     # Shapes only matter: a copy on the meta device makes 720p cost no memory or time.
     with torch.device("meta"):
         shadow = JSNet(model.genotype, task=model.task, colors=model.colors)
-    handles = [m.register_forward_hook(hook) for m in shadow.modules()
-               if isinstance(m, nn.Conv2d)]
+    handles = [m.register_forward_hook(hook) for m in shadow.modules() if isinstance(m, nn.Conv2d)]
     try:
         with torch.no_grad():
             shadow(torch.zeros(1, model.colors, h, w, device="meta"))

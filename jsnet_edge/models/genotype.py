@@ -68,15 +68,21 @@ class Genotype:
         object.__setattr__(
             self, "attentions", tuple(ATT_ALIASES.get(a, a) for a in self.attentions)
         )
-        for name, value, low in (("width", self.width, 4), ("cells", self.cells, 1),
-                                 ("nodes", self.nodes, 1), ("unshuffle", self.unshuffle, 1)):
+        for name, value, low in (
+            ("width", self.width, 4),
+            ("cells", self.cells, 1),
+            ("nodes", self.nodes, 1),
+            ("unshuffle", self.unshuffle, 1),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise GenotypeError(f"genotype {name} must be an integer >= {low}, got {value!r}")
         if self.width % 4:
             raise GenotypeError(f"genotype width must be a multiple of 4, got {self.width}")
         n = edge_count(self.nodes)
-        for field, values, space in (("ops", self.ops, OPS), ("attentions", self.attentions,
-                                                               ATTENTIONS)):
+        for field, values, space in (
+            ("ops", self.ops, OPS),
+            ("attentions", self.attentions, ATTENTIONS),
+        ):
             if len(values) != n:
                 raise GenotypeError(
                     f"genotype has {len(values)} {field} but {self.nodes} nodes need {n} edges"
@@ -138,11 +144,20 @@ class Genotype:
         try:
             sizes, ops, atts = text.strip().split(":")
             c, lay, n, *rest = sizes.split("-")
-            if (c[0], lay[0], n[0]) != ("C", "L", "N") or len(rest) > 1 or \
-                    (rest and rest[0][0] != "S"):
+            if (
+                (c[0], lay[0], n[0]) != ("C", "L", "N")
+                or len(rest) > 1
+                or (rest and rest[0][0] != "S")
+            ):
                 raise ValueError
-            return cls(tuple(ops.split(",")), tuple(atts.split(",")), int(c[1:]), int(lay[1:]),
-                       int(n[1:]), int(rest[0][1:]) if rest else 1)
+            return cls(
+                tuple(ops.split(",")),
+                tuple(atts.split(",")),
+                int(c[1:]),
+                int(lay[1:]),
+                int(n[1:]),
+                int(rest[0][1:]) if rest else 1,
+            )
         except ValueError:
             raise GenotypeError(
                 f"cannot read genotype string {text!r}; expected the form "

@@ -25,8 +25,9 @@ FORMAT_VERSION = "1"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin", ".tar")
 
 
-def save_model(model: JSNet, path: str | Path, *, half: bool = False,
-               overwrite: bool = True) -> Path:
+def save_model(
+    model: JSNet, path: str | Path, *, half: bool = False, overwrite: bool = True
+) -> Path:
     """Write `model` atomically (temporary file, then rename). `half` stores fp16 weights
     (the network still runs in fp32; it halves the file for the bundled zoo)."""
     path = Path(path)
@@ -62,17 +63,22 @@ def read_metadata(path: str | Path) -> dict[str, str]:
             f"`jsnet-edge convert-official {path} --scale S -o model.safetensors`"
         )
     if path.suffix.lower() == ".onnx":
-        raise ModelError(f"{path} is an ONNX file; use it with an ONNX backend, or pass the "
-                         "safetensors model it was exported from")
+        raise ModelError(
+            f"{path} is an ONNX file; use it with an ONNX backend, or pass the "
+            "safetensors model it was exported from"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
-        raise ModelError(f"cannot read {path} as a safetensors model file ({e}); it may be "
-                         "corrupt or truncated") from None
+        raise ModelError(
+            f"cannot read {path} as a safetensors model file ({e}); it may be corrupt or truncated"
+        ) from None
     if meta.get("format") != FORMAT:
-        raise ModelError(f"{path} is a safetensors file but not a jsnet-edge model (its "
-                         "metadata has no genotype/task); only files written by jsnet-edge load")
+        raise ModelError(
+            f"{path} is a safetensors file but not a jsnet-edge model (its "
+            "metadata has no genotype/task); only files written by jsnet-edge load"
+        )
     return meta
 
 

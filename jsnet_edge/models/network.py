@@ -18,8 +18,9 @@ from jsnet_edge.tasks import check_task, task_scale
 RGB_MEAN = (0.4488 * 255, 0.4371 * 255, 0.4040 * 255)
 
 
-def restore_output(x: torch.Tensor, y: torch.Tensor, scale: int, anchored: bool,
-                   add_mean: nn.Module) -> torch.Tensor:
+def restore_output(
+    x: torch.Tensor, y: torch.Tensor, scale: int, anchored: bool, add_mean: nn.Module
+) -> torch.Tensor:
     """The network output from its input x and its tail's y: x + y for x1 tasks; for SR, the
     paper's add_mean(y), or for anchored (unshuffled) networks y + a bilinear upscale of x.
     Tiny real-time networks learn the residual over an upscale far better than the whole
@@ -72,8 +73,9 @@ class JSNet(nn.Module):
         # Unshuffled SR networks (`anchored`) predict a residual over a bilinear upscale of
         # the input, as x1 tasks over the input itself (see `forward`).
         self.anchored = self.scale > 1 and genotype.unshuffle > 1
-        self.add_mean = mean_shift(mean, sign=+1) if self.scale > 1 and not self.anchored \
-            else nn.Identity()
+        self.add_mean = (
+            mean_shift(mean, sign=+1) if self.scale > 1 and not self.anchored else nn.Identity()
+        )
         s = genotype.unshuffle
         # Space to depth first when the body runs at 1/s resolution (a no-op for the paper).
         self.unshuffle = nn.PixelUnshuffle(s) if s > 1 else nn.Identity()

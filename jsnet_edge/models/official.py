@@ -33,8 +33,15 @@ def read_foreign_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         with warnings.catch_warnings():  # torch warns about pickle protocols; not for users
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError,
-            AttributeError, OSError) as e:
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        AttributeError,
+        OSError,
+    ) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(
             f"cannot read {path} as a PyTorch checkpoint ({first[:160]}); it may be corrupt, "
@@ -79,7 +86,7 @@ def fold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _rename(key: str) -> str:
     for old, new in RENAMES:
         if key.startswith(old):
-            return new + key[len(old):]
+            return new + key[len(old) :]
     return key
 
 
@@ -104,8 +111,12 @@ def load_official(path: str | Path, scale: int, genotype: Genotype = PAPER) -> J
     if missing or unexpected or wrong:
         detail = "; ".join(
             f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-            for label, keys in (("missing", missing), ("unexpected", unexpected),
-                                ("other shape", wrong)) if keys
+            for label, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("other shape", wrong),
+            )
+            if keys
         )
         raise ModelError(
             f"{path} does not match JSNet with genotype {genotype.to_string()} ({detail})"

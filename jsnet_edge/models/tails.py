@@ -28,8 +28,9 @@ def shuffle_tail(width: int, colors: int, factor: int) -> nn.Sequential:
     mobile SR networks do): the tail of unshuffled networks. Two-stage upsamplers would run
     their wide convolutions at the output resolution, which costs more than the whole body
     of a real-time network."""
-    return nn.Sequential(nn.Conv2d(width, colors * factor * factor, 3, padding=1),
-                         nn.PixelShuffle(factor))
+    return nn.Sequential(
+        nn.Conv2d(width, colors * factor * factor, 3, padding=1), nn.PixelShuffle(factor)
+    )
 
 
 def make_tail(width: int, colors: int, scale: int, unshuffle: int = 1) -> nn.Sequential:

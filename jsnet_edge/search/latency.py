@@ -45,6 +45,7 @@ class LatencyTableError(OptionError):
 
 # --- keys and the modules they time ------------------------------------------------------
 
+
 def op_key(name: str, width: int) -> str:
     return f"op:{name}:C{width}"
 
@@ -74,8 +75,12 @@ def genotype_keys(g: Genotype) -> list[str]:
     per_cell = [cell_key(g.width, g.nodes)]
     per_cell += [op_key(o, g.width) for o in g.ops if o != "skip_connect"]
     per_cell += [att_key(a, g.width) for a in g.attentions if a != "skip_connect"]
-    return [CALL, head_key(g.width), fusion_key(g.width, g.cells), tail_key(g.width)] + \
-        per_cell * g.cells
+    return [
+        CALL,
+        head_key(g.width),
+        fusion_key(g.width, g.cells),
+        tail_key(g.width),
+    ] + per_cell * g.cells
 
 
 def space_keys(space: SearchSpace) -> list[str]:
@@ -117,8 +122,9 @@ class _Head(nn.Module):
 
 
 def _tail(features: int, colors: int, scale: int, unshuffle: int = 1) -> nn.Module:
-    return nn.Sequential(CrossScaleFusion(features),
-                         make_tail(features // 2, colors, scale, unshuffle))
+    return nn.Sequential(
+        CrossScaleFusion(features), make_tail(features // 2, colors, scale, unshuffle)
+    )
 
 
 def block_for(key: str, task: str, colors: int, unshuffle: int = 1) -> tuple[nn.Module, int]:
@@ -149,6 +155,7 @@ def block_for(key: str, task: str, colors: int, unshuffle: int = 1) -> tuple[nn.
 
 # --- the table -----------------------------------------------------------------------------
 
+
 def fingerprint_id(fp: dict) -> str:
     return hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -176,8 +183,9 @@ class LatencyTable:
     method: dict = field(default_factory=dict)
     correction: dict = field(default_factory=lambda: {"a": 1.0, "b": 0.0, "fitted": False})
     validation: dict | None = None
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(
-        timespec="seconds"))
+    created: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
 
     @property
     def id(self) -> str:
@@ -194,7 +202,8 @@ class LatencyTable:
         except KeyError:
             raise LatencyTableError(
                 f"the latency table has no entry {key!r}; profile the search space again "
-                "(jsnet-edge profile with the same --widths/--max-cells/--nodes)") from None
+                "(jsnet-edge profile with the same --widths/--max-cells/--nodes)"
+            ) from None
 
     def missing(self, keys: list[str]) -> list[str]:
         return [k for k in dict.fromkeys(keys) if k not in self.entries]
@@ -212,10 +221,16 @@ class LatencyTable:
 
     # JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"format": "jsnet-edge latency table 1", "fingerprint": self.fingerprint,
-                "id": self.id, "created": self.created, "method": self.method,
-                "correction": self.correction, "validation": self.validation,
-                "entries": self.entries}
+        return {
+            "format": "jsnet-edge latency table 1",
+            "fingerprint": self.fingerprint,
+            "id": self.id,
+            "created": self.created,
+            "method": self.method,
+            "correction": self.correction,
+            "validation": self.validation,
+            "entries": self.entries,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -226,9 +241,14 @@ class LatencyTable:
             d = json.loads(text)
             if d.get("format") != "jsnet-edge latency table 1":
                 raise ValueError("not a jsnet-edge latency table")
-            return cls(fingerprint=d["fingerprint"], entries=d["entries"], method=d["method"],
-                       correction=d["correction"], validation=d.get("validation"),
-                       created=d["created"])
+            return cls(
+                fingerprint=d["fingerprint"],
+                entries=d["entries"],
+                method=d["method"],
+                correction=d["correction"],
+                validation=d.get("validation"),
+                created=d["created"],
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise LatencyTableError(f"cannot read the latency table ({e})") from None
 
@@ -272,6 +292,7 @@ def find_table(fp: dict, extra: list[Path] = ()) -> tuple[LatencyTable, Path] | 
 
 # --- the correction -----------------------------------------------------------------------
 
+
 def fit_correction(raw: list[float], measured: list[float]) -> tuple[float, float]:
     """a, b minimising the relative error of a * raw + b against measured (weighted least
     squares with weights 1/measured, since the error that matters is a percentage)."""
@@ -297,12 +318,13 @@ def loo_mape(raw: list[float], measured: list[float]) -> float | None:
         return None
     preds = []
     for i in range(len(raw)):
-        a, b = fit_correction(raw[:i] + raw[i + 1:], measured[:i] + measured[i + 1:])
+        a, b = fit_correction(raw[:i] + raw[i + 1 :], measured[:i] + measured[i + 1 :])
         preds.append(a * raw[i] + b)
     return mape(preds, measured)
 
 
 # --- expected latency, for the search ----------------------------------------------------
+
 
 class ExpectedLatency(nn.Module):
     """E[latency] of the supernet's derived network as a differentiable function of the
@@ -320,8 +342,10 @@ class ExpectedLatency(nn.Module):
         super().__init__()
         missing = table.missing(space_keys(space))
         if missing:
-            raise LatencyTableError(f"the latency table lacks {len(missing)} entries of this "
-                                    f"search space (e.g. {missing[0]}); profile it again")
+            raise LatencyTableError(
+                f"the latency table lacks {len(missing)} entries of this "
+                f"search space (e.g. {missing[0]}); profile it again"
+            )
         ws = space.widths
 
         def t(values) -> torch.Tensor:
@@ -332,19 +356,24 @@ class ExpectedLatency(nn.Module):
 
         self.register_buffer("op", t([[ms(op_key(o, w)) for o in OP_CHOICES] for w in ws]))
         self.register_buffer("att", t([[ms(att_key(a, w)) for a in ATT_CHOICES] for w in ws]))
-        self.register_buffer("head", t([table.ms(head_key(w)) + table.ms(tail_key(w))
-                                        for w in ws]))
+        self.register_buffer("head", t([table.ms(head_key(w)) + table.ms(tail_key(w)) for w in ws]))
         self.register_buffer("cell", t([table.ms(cell_key(w, space.nodes)) for w in ws]))
-        self.register_buffer("fusion", t([[table.ms(fusion_key(w, d)) for d in space.depths]
-                                          for w in ws]))
+        self.register_buffer(
+            "fusion", t([[table.ms(fusion_key(w, d)) for d in space.depths] for w in ws])
+        )
         self.register_buffer("depths", t(list(space.depths)))
         self.call = table.ms(CALL)
         self.a, self.b = float(table.correction["a"]), float(table.correction["b"])
         self.op_index = [OP_NAMES.index(o) for o in OP_CHOICES]
         self.att_index = [ATT_NAMES.index(a) for a in ATT_CHOICES]
 
-    def forward(self, alpha_op: torch.Tensor, alpha_att: torch.Tensor,
-                alpha_depth: torch.Tensor, alpha_width: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        alpha_op: torch.Tensor,
+        alpha_att: torch.Tensor,
+        alpha_depth: torch.Tensor,
+        alpha_width: torch.Tensor,
+    ) -> torch.Tensor:
         q = torch.softmax(alpha_op[:, self.op_index], -1)  # edges x candidates
         r = torch.softmax(alpha_att[:, self.att_index], -1)
         p_d = torch.softmax(alpha_depth, 0)

@@ -66,8 +66,9 @@ class MaskBank(nn.Module):
     def set(self, p_width: torch.Tensor) -> None:
         self.current = {name: p_width @ getattr(self, name) for name in self.profiles.values()}
 
-    def _mask_output(self, name: str, module: nn.Module, inputs,
-                     output: torch.Tensor) -> torch.Tensor:
+    def _mask_output(
+        self, name: str, module: nn.Module, inputs, output: torch.Tensor
+    ) -> torch.Tensor:
         return output * self.current[name].view(1, -1, 1, 1).to(output.dtype)
 
 

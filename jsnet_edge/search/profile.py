@@ -74,11 +74,14 @@ class ProfileConfig:
         w, h = self.input_size
         u = self.space.unshuffle
         if min(w, h) < 16 * u:
-            raise OptionError(f"--input-size must be at least {16 * u}x{16 * u} (the esab "
-                              f"attention needs it), got {w}x{h}")
+            raise OptionError(
+                f"--input-size must be at least {16 * u}x{16 * u} (the esab "
+                f"attention needs it), got {w}x{h}"
+            )
         if w % u or h % u:
-            raise OptionError(f"--input-size must be a multiple of the unshuffle factor {u}, "
-                              f"got {w}x{h}")
+            raise OptionError(
+                f"--input-size must be a multiple of the unshuffle factor {u}, got {w}x{h}"
+            )
         if self.threads is not None and self.threads < 1:
             raise OptionError(f"--runtime-threads must be >= 1, got {self.threads}")
         if self.validate < 0:
@@ -93,8 +96,16 @@ class ProfileConfig:
         return 1 if self.gray else 3
 
     def fingerprint(self) -> dict:
-        return fingerprint(self.device, self.backend, self.precision, self.input_size,
-                           self.task, self.colors, self.threads, self.space.unshuffle)
+        return fingerprint(
+            self.device,
+            self.backend,
+            self.precision,
+            self.input_size,
+            self.task,
+            self.colors,
+            self.threads,
+            self.space.unshuffle,
+        )
 
 
 @dataclass
@@ -105,8 +116,12 @@ class ProfileResult:
     measured_blocks: int
 
 
-def measure_entries(table: LatencyTable, keys: list[str], cfg: ProfileConfig,
-                    log: Callable[[str], None] = lambda s: None) -> int:
+def measure_entries(
+    table: LatencyTable,
+    keys: list[str],
+    cfg: ProfileConfig,
+    log: Callable[[str], None] = lambda s: None,
+) -> int:
     """Time the blocks of `keys` that the table lacks; returns how many were timed."""
     fp = table.fingerprint
     w, h = table.input_size
@@ -125,11 +140,17 @@ def measure_entries(table: LatencyTable, keys: list[str], cfg: ProfileConfig,
             shape = (1, channels, h, w)
         else:  # the body runs at 1/s of the frame
             shape = (1, channels, h // s, w // s)
-        t = time_block(module, shape, cfg.backend, cfg.device, cfg.precision, cfg.timing,
-                       cfg.threads)
+        t = time_block(
+            module, shape, cfg.backend, cfg.device, cfg.precision, cfg.timing, cfg.threads
+        )
         net = t.ms if key == "call" else max(0.0, t.ms - table.ms("call"))
-        table.entries[key] = {"ms": round(net, 5), "median_ms": round(t.ms, 5),
-                              "mad_ms": round(t.mad_ms, 5), "kept": t.kept, "runs": t.runs}
+        table.entries[key] = {
+            "ms": round(net, 5),
+            "median_ms": round(t.ms, 5),
+            "mad_ms": round(t.mad_ms, 5),
+            "kept": t.kept,
+            "runs": t.runs,
+        }
         if (i + 1) % 10 == 0 or i + 1 == len(todo):
             log(f"timed {i + 1}/{len(todo)} blocks")
     table.method = cfg.timing.describe()
@@ -139,8 +160,9 @@ def measure_entries(table: LatencyTable, keys: list[str], cfg: ProfileConfig,
     return len(todo)
 
 
-def load_or_measure(cfg: ProfileConfig, log: Callable[[str], None] = lambda s: None
-                    ) -> ProfileResult:
+def load_or_measure(
+    cfg: ProfileConfig, log: Callable[[str], None] = lambda s: None
+) -> ProfileResult:
     """The table for `cfg`, extended to cover `cfg.space`, saved to the cache (and `out`)."""
     fp = cfg.fingerprint()
     source = "measured"
@@ -152,14 +174,20 @@ def load_or_measure(cfg: ProfileConfig, log: Callable[[str], None] = lambda s: N
             diff = [k for k in fp if table.fingerprint.get(k) != fp[k]]
             raise LatencyTableError(
                 f"latency table {cfg.table} was measured for another setting ("
-                + ", ".join(f"{k}: {table.fingerprint.get(k)!r} there, {fp[k]!r} here"
-                            for k in diff[:3]) + ")")
+                + ", ".join(
+                    f"{k}: {table.fingerprint.get(k)!r} there, {fp[k]!r} here" for k in diff[:3]
+                )
+                + ")"
+            )
     elif not cfg.refresh:
         found = find_table(fp)
         if found is not None:
             table, path = found
-            source = "shipped" if path.parent.resolve() == \
-                Path(__file__).with_name("tables").resolve() else "cache"
+            source = (
+                "shipped"
+                if path.parent.resolve() == Path(__file__).with_name("tables").resolve()
+                else "cache"
+            )
     if table is None or cfg.refresh:
         table = LatencyTable(fingerprint=fp)
     n = measure_entries(table, space_keys(cfg.space), cfg, log)
@@ -193,17 +221,22 @@ class Validation:
 
     def to_dict(self) -> dict:
         return {
-            "n": len(self.genotypes), "genotypes": self.genotypes, "raw_ms": self.raw_ms,
-            "measured_ms": self.measured_ms, "a": self.a, "b": self.b,
-            "mape_uncorrected_percent": self.mape_raw, "mape_fitted_percent": self.mape_fit,
+            "n": len(self.genotypes),
+            "genotypes": self.genotypes,
+            "raw_ms": self.raw_ms,
+            "measured_ms": self.measured_ms,
+            "a": self.a,
+            "b": self.b,
+            "mape_uncorrected_percent": self.mape_raw,
+            "mape_fitted_percent": self.mape_fit,
             "mape_leave_one_out_percent": self.mape_loo,
             "n_new": self.n_new,
             "mape_held_out_percent": self.mape_held_out,
             "note": "predicted = a * sum of blocks + b, fitted by least squares on relative "
-                    "error over all n networks (earlier validations of the same table are "
-                    "kept); leave-one-out MAPE predicts each network with a fit that did not "
-                    "see it; held-out MAPE is the previous correction on the n_new networks "
-                    "of the last run",
+            "error over all n networks (earlier validations of the same table are "
+            "kept); leave-one-out MAPE predicts each network with a fit that did not "
+            "see it; held-out MAPE is the previous correction on the n_new networks "
+            "of the last run",
         }
 
 
@@ -223,8 +256,13 @@ def _earlier(table: LatencyTable) -> tuple[list[str], list[float], list[float]]:
     return gens, raw, measured
 
 
-def validate(table: LatencyTable, space: SearchSpace, n: int, cfg: ProfileConfig,
-             log: Callable[[str], None] = lambda s: None) -> Validation:
+def validate(
+    table: LatencyTable,
+    space: SearchSpace,
+    n: int,
+    cfg: ProfileConfig,
+    log: Callable[[str], None] = lambda s: None,
+) -> Validation:
     """Measure `n` new random whole networks of `space`, fit the table's correction to them
     and to those of earlier validations, and store it (with the errors) in the table.
 
@@ -234,8 +272,11 @@ def validate(table: LatencyTable, space: SearchSpace, n: int, cfg: ProfileConfig
     if n < 2:
         raise OptionError(f"--validate needs at least 2 networks to fit a correction, got {n}")
     old_gens, old_raw, old_measured = _earlier(table)
-    previous = ((float(table.correction["a"]), float(table.correction["b"]))
-                if table.correction.get("fitted") and old_gens else None)
+    previous = (
+        (float(table.correction["a"]), float(table.correction["b"]))
+        if table.correction.get("fitted") and old_gens
+        else None
+    )
     rng = np.random.default_rng(cfg.seed)
     gens: list[Genotype] = []
     seen = set(old_gens)
@@ -249,30 +290,54 @@ def validate(table: LatencyTable, space: SearchSpace, n: int, cfg: ProfileConfig
     raw, measured = [], []
     for i, g in enumerate(gens):
         raw.append(table.raw(g))
-        measured.append(time_network(g, table.fingerprint["task"], table.fingerprint["colors"],
-                                     table.input_size, cfg.backend, cfg.device, cfg.precision,
-                                     cfg.timing, threads=cfg.threads).ms)
-        log(f"validation {i + 1}/{len(gens)}: {g.to_string()}: sum {raw[-1]:.2f} ms, "
-            f"measured {measured[-1]:.2f} ms")
+        measured.append(
+            time_network(
+                g,
+                table.fingerprint["task"],
+                table.fingerprint["colors"],
+                table.input_size,
+                cfg.backend,
+                cfg.device,
+                cfg.precision,
+                cfg.timing,
+                threads=cfg.threads,
+            ).ms
+        )
+        log(
+            f"validation {i + 1}/{len(gens)}: {g.to_string()}: sum {raw[-1]:.2f} ms, "
+            f"measured {measured[-1]:.2f} ms"
+        )
     held_out = None
     if previous is not None:
         held_out = mape([previous[0] * r + previous[1] for r in raw], measured)
-        log(f"the previous correction predicts these {len(gens)} new networks with "
-            f"{held_out:.1f}% error; refitting on them and the {len(old_gens)} measured before")
+        log(
+            f"the previous correction predicts these {len(gens)} new networks with "
+            f"{held_out:.1f}% error; refitting on them and the {len(old_gens)} measured before"
+        )
     all_gens = old_gens + [g.to_string() for g in gens]
     all_raw = old_raw + raw
     all_measured = old_measured + measured
     a, b = fit_correction(all_raw, all_measured)
-    v = Validation(all_gens, all_raw, all_measured, a, b, mape(all_raw, all_measured),
-                   mape([a * r + b for r in all_raw], all_measured),
-                   loo_mape(all_raw, all_measured), n_new=len(gens), mape_held_out=held_out)
+    v = Validation(
+        all_gens,
+        all_raw,
+        all_measured,
+        a,
+        b,
+        mape(all_raw, all_measured),
+        mape([a * r + b for r in all_raw], all_measured),
+        loo_mape(all_raw, all_measured),
+        n_new=len(gens),
+        mape_held_out=held_out,
+    )
     table.correction = {"a": a, "b": b, "fitted": True}
     table.validation = v.to_dict()
     return v
 
 
-def profile(cfg: ProfileConfig, log: Callable[[str], None] = lambda s: None
-            ) -> tuple[ProfileResult, Validation | None]:
+def profile(
+    cfg: ProfileConfig, log: Callable[[str], None] = lambda s: None
+) -> tuple[ProfileResult, Validation | None]:
     """Get the table (measuring what is missing); with `cfg.validate`, fit and save it."""
     result = load_or_measure(cfg, log)
     v = None

@@ -65,8 +65,10 @@ def parse_budget(text: str | float) -> float:
     else:
         m = _BUDGET.match(str(text))
         if m is None:
-            raise OptionError(f"cannot read the latency budget {text!r}; write it like 10ms, "
-                              "0.5s or 20 (milliseconds)")
+            raise OptionError(
+                f"cannot read the latency budget {text!r}; write it like 10ms, "
+                "0.5s or 20 (milliseconds)"
+            )
         value, unit = float(m.group(1)), (m.group(2) or "ms").lower()
     ms = value * (1000.0 if unit == "s" else 1.0)
     if not math.isfinite(ms) or ms <= 0:
@@ -195,16 +197,19 @@ class SearchConfig:
         if not 0 <= self.warmup_steps < self.steps:
             raise OptionError(f"--warmup-steps must be in [0, steps), got {self.warmup_steps}")
         if self.finetune_steps < 1:
-            raise OptionError("--finetune-steps must be at least 1 (the PSNR of each result "
-                              "comes from it)")
+            raise OptionError(
+                "--finetune-steps must be at least 1 (the PSNR of each result comes from it)"
+            )
         if self.batch < 1:
             raise OptionError(f"--batch must be at least 1, got {self.batch}")
         scale = task_scale(self.task)
         m = scale * self.unshuffle
         if self.patch % m or self.patch // m < 16:
-            raise OptionError(f"--patch must be a multiple of {m} with at least 16 pixels in "
-                              f"the network's body (the esab attention needs them), got "
-                              f"{self.patch}")
+            raise OptionError(
+                f"--patch must be a multiple of {m} with at least 16 pixels in "
+                f"the network's body (the esab attention needs them), got "
+                f"{self.patch}"
+            )
         w, h = self.input_size
         if min(w, h) < 16:
             raise OptionError(f"--input-size must be at least 16x16, got {w}x{h}")
@@ -218,30 +223,42 @@ class SearchConfig:
 
         check_torch_device(self.train_device)
         if self.train_precision not in ("fp32", "bf16"):
-            raise OptionError(f"training precision must be fp32 or bf16, not "
-                              f"{self.train_precision}")
+            raise OptionError(
+                f"training precision must be fp32 or bf16, not {self.train_precision}"
+            )
         _ = self.space  # validates the sizes
         if self.runtime_threads is not None and self.runtime_threads < 1:
             raise OptionError(f"--runtime-threads must be >= 1, got {self.runtime_threads}")
         if (self.out / "report.json").exists() and not self.overwrite:
-            raise OptionError(f"{self.out} holds an earlier search (report.json); choose "
-                              "another --out or pass --overwrite")
+            raise OptionError(
+                f"{self.out} holds an earlier search (report.json); choose "
+                "another --out or pass --overwrite"
+            )
 
     @property
     def space(self) -> SearchSpace:
-        return SearchSpace(tuple(self.widths), self.max_cells, self.nodes, self.partial,
-                           self.unshuffle)
+        return SearchSpace(
+            tuple(self.widths), self.max_cells, self.nodes, self.partial, self.unshuffle
+        )
 
     @property
     def colors(self) -> int:
         return 1 if self.gray else 3
 
     def profile_config(self) -> ProfileConfig:
-        return ProfileConfig(device=self.device, backend=self.backend,
-                             precision=self.precision, input_size=self.input_size,
-                             task=self.task, space=self.space, table=self.table,
-                             gray=self.gray, timing=self.timing, threads=self.runtime_threads,
-                             seed=self.seed)
+        return ProfileConfig(
+            device=self.device,
+            backend=self.backend,
+            precision=self.precision,
+            input_size=self.input_size,
+            task=self.task,
+            space=self.space,
+            table=self.table,
+            gray=self.gray,
+            timing=self.timing,
+            threads=self.runtime_threads,
+            seed=self.seed,
+        )
 
     def to_json_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "timing"}
@@ -255,6 +272,7 @@ class SearchConfig:
 
 
 # --- keeping the promise: give up what costs most per unit of architecture weight ---------
+
 
 @dataclass
 class ArchWeights:
@@ -271,16 +289,22 @@ class ArchWeights:
         with torch.no_grad():
             p = net.probabilities()
             p = {k: v.cpu() for k, v in p.items()}
-            return cls((p["op"] * p["edge"][:, None]).numpy(), p["att"].numpy(),
-                       p["depth"].numpy(), p["width"].numpy())
+            return cls(
+                (p["op"] * p["edge"][:, None]).numpy(),
+                p["att"].numpy(),
+                p["depth"].numpy(),
+                p["width"].numpy(),
+            )
 
     @classmethod
     def uniform(cls, space: SearchSpace) -> ArchWeights:
         e = space.edges
-        return cls(np.full((e, len(OP_NAMES)), 1 / len(OP_NAMES)),
-                   np.full((e, len(ATT_NAMES)), 1 / len(ATT_NAMES)),
-                   np.full(space.max_cells, 1 / space.max_cells),
-                   np.full(len(space.widths), 1 / len(space.widths)))
+        return cls(
+            np.full((e, len(OP_NAMES)), 1 / len(OP_NAMES)),
+            np.full((e, len(ATT_NAMES)), 1 / len(ATT_NAMES)),
+            np.full(space.max_cells, 1 / space.max_cells),
+            np.full(len(space.widths), 1 / len(space.widths)),
+        )
 
 
 @dataclass
@@ -300,15 +324,15 @@ def _block_ms(table: LatencyTable, kind: str, name: str, width: int) -> float:
     return table.ms(op_key(name, width) if kind == "op" else att_key(name, width))
 
 
-def give_ups(g: Genotype, w: ArchWeights, table: LatencyTable, space: SearchSpace
-             ) -> list[GiveUp]:
+def give_ups(g: Genotype, w: ArchWeights, table: LatencyTable, space: SearchSpace) -> list[GiveUp]:
     """Every single step down from `g`: on one edge, the strongest candidate that is cheaper
     than the current one (skip_connect at the end); one cell fewer; the next narrower width."""
     base = table.predict(g)
     out: list[GiveUp] = []
     for kind, names, choices, weights, field_name in (
-            ("op", OP_NAMES, OP_CHOICES, w.op, "ops"),
-            ("att", ATT_NAMES, ATT_CHOICES, w.att, "attentions")):
+        ("op", OP_NAMES, OP_CHOICES, w.op, "ops"),
+        ("att", ATT_NAMES, ATT_CHOICES, w.att, "attentions"),
+    ):
         current = getattr(g, field_name)
         for e, cur in enumerate(current):
             cost = _block_ms(table, kind, cur, g.width)
@@ -316,18 +340,36 @@ def give_ups(g: Genotype, w: ArchWeights, table: LatencyTable, space: SearchSpac
             if not cheaper:
                 continue
             new = max(cheaper, key=lambda n: weights[e, names.index(n)])
-            ng = replace(g, **{field_name: current[:e] + (new,) + current[e + 1:]})
-            out.append(GiveUp(f"{kind} edge {e}: {cur} -> {new}", ng, base - table.predict(ng),
-                              float(weights[e, names.index(cur)] - weights[e, names.index(new)])))
+            ng = replace(g, **{field_name: current[:e] + (new,) + current[e + 1 :]})
+            out.append(
+                GiveUp(
+                    f"{kind} edge {e}: {cur} -> {new}",
+                    ng,
+                    base - table.predict(ng),
+                    float(weights[e, names.index(cur)] - weights[e, names.index(new)]),
+                )
+            )
     if g.cells > 1:
         ng = replace(g, cells=g.cells - 1)
-        out.append(GiveUp(f"cells {g.cells} -> {g.cells - 1}", ng, base - table.predict(ng),
-                          float(w.depth[g.cells - 1] - w.depth[g.cells - 2])))
+        out.append(
+            GiveUp(
+                f"cells {g.cells} -> {g.cells - 1}",
+                ng,
+                base - table.predict(ng),
+                float(w.depth[g.cells - 1] - w.depth[g.cells - 2]),
+            )
+        )
     i = space.widths.index(g.width)
     if i > 0:
         ng = replace(g, width=space.widths[i - 1])
-        out.append(GiveUp(f"width {g.width} -> {space.widths[i - 1]}", ng,
-                          base - table.predict(ng), float(w.width[i] - w.width[i - 1])))
+        out.append(
+            GiveUp(
+                f"width {g.width} -> {space.widths[i - 1]}",
+                ng,
+                base - table.predict(ng),
+                float(w.width[i] - w.width[i - 1]),
+            )
+        )
     return [c for c in out if c.saved_ms > 0]
 
 
@@ -340,8 +382,9 @@ class Fit:
     history: list[dict]
 
 
-def give_up_path(g: Genotype, w: ArchWeights, table: LatencyTable, space: SearchSpace
-                 ) -> list[tuple[Genotype, GiveUp | None]]:
+def give_up_path(
+    g: Genotype, w: ArchWeights, table: LatencyTable, space: SearchSpace
+) -> list[tuple[Genotype, GiveUp | None]]:
     """The greedy path from `g` down to the smallest network: at each step the give-up with
     the best score (latency saved per unit of architecture weight lost, from the table)."""
     path: list[tuple[Genotype, GiveUp | None]] = [(g, None)]
@@ -354,9 +397,15 @@ def give_up_path(g: Genotype, w: ArchWeights, table: LatencyTable, space: Search
         path.append((g, best))
 
 
-def fit_to_budget(g: Genotype, w: ArchWeights, table: LatencyTable, space: SearchSpace,
-                  budget_ms: float, measure: Callable[[Genotype], float],
-                  log: Callable[[str], None] = lambda s: None) -> Fit:
+def fit_to_budget(
+    g: Genotype,
+    w: ArchWeights,
+    table: LatencyTable,
+    space: SearchSpace,
+    budget_ms: float,
+    measure: Callable[[Genotype], float],
+    log: Callable[[str], None] = lambda s: None,
+) -> Fit:
     """The first network on the give-up path from `g` that MEASURES within budget.
 
     `g` is measured; if it is over budget, the next network measured is the first on the
@@ -371,8 +420,7 @@ def fit_to_budget(g: Genotype, w: ArchWeights, table: LatencyTable, space: Searc
     for i, (p, step) in enumerate(path):
         entry = {"genotype": p.to_string(), "predicted_ms": predicted[i]}
         if step is not None:
-            entry.update(action=step.action, saved_ms=step.saved_ms,
-                         weight_lost=step.weight_lost)
+            entry.update(action=step.action, saved_ms=step.saved_ms, weight_lost=step.weight_lost)
         else:
             entry["action"] = "derived"
         history.append(entry)
@@ -382,9 +430,11 @@ def fit_to_budget(g: Genotype, w: ArchWeights, table: LatencyTable, space: Searc
         if i not in measured:
             measured[i] = measure(path[i][0])
             history[i]["measured_ms"] = measured[i]
-            log(f"{'derived' if i == 0 else f'give-up step {i}:'} {path[i][0].to_string()}: "
+            log(
+                f"{'derived' if i == 0 else f'give-up step {i}:'} {path[i][0].to_string()}: "
                 f"predicted {predicted[i]:.2f} ms, measured {measured[i]:.2f} ms, budget "
-                f"{budget_ms:g} ms")
+                f"{budget_ms:g} ms"
+            )
         return measured[i] <= budget_ms
 
     over, within = 0, None
@@ -395,10 +445,13 @@ def fit_to_budget(g: Genotype, w: ArchWeights, table: LatencyTable, space: Searc
             raise OptionError(
                 f"cannot fit the budget of {budget_ms:g} ms: the smallest network of the space "
                 f"({path[over][0].to_string()}) measured {measured[over]:.2f} ms here (timings "
-                "vary with the machine's load; raise the budget or lower --input-size)")
+                "vary with the machine's load; raise the budget or lower --input-size)"
+            )
         ratio = measured[over] / max(predicted[over], 1e-9)
-        nxt = next((i for i in range(over + 1, len(path))
-                    if predicted[i] * ratio <= budget_ms), len(path) - 1)
+        nxt = next(
+            (i for i in range(over + 1, len(path)) if predicted[i] * ratio <= budget_ms),
+            len(path) - 1,
+        )
         if fits(nxt):
             within = nxt
         else:
@@ -409,13 +462,25 @@ def fit_to_budget(g: Genotype, w: ArchWeights, table: LatencyTable, space: Searc
             within = mid
         else:
             over = mid
-    return Fit(g, path[within][0], predicted[within], measured[within],
-               history[:max(within, max(measured)) + 1])
+    return Fit(
+        g,
+        path[within][0],
+        predicted[within],
+        measured[within],
+        history[: max(within, max(measured)) + 1],
+    )
 
 
-def grow_within_budget(fit: Fit, w: ArchWeights, table: LatencyTable, space: SearchSpace,
-                       budget_ms: float, margin: float, measure: Callable[[Genotype], float],
-                       log: Callable[[str], None] = lambda s: None) -> Fit:
+def grow_within_budget(
+    fit: Fit,
+    w: ArchWeights,
+    table: LatencyTable,
+    space: SearchSpace,
+    budget_ms: float,
+    margin: float,
+    measure: Callable[[Genotype], float],
+    log: Callable[[str], None] = lambda s: None,
+) -> Fit:
     """Spend a budget the derived network leaves unused on size: one more cell or the next
     width (the likelier under the architecture weights first) while the prediction, scaled
     by the last measurement's ratio, stays within budget * (1 - margin) and the measurement
@@ -436,23 +501,45 @@ def grow_within_budget(fit: Fit, w: ArchWeights, table: LatencyTable, space: Sea
         ratio = measured / max(predicted, 1e-9)
         options = []
         if g.cells < space.max_cells:
-            options.append((f"grow: cells {g.cells} -> {g.cells + 1}",
-                            replace(g, cells=g.cells + 1), float(w.depth[g.cells])))
+            options.append(
+                (
+                    f"grow: cells {g.cells} -> {g.cells + 1}",
+                    replace(g, cells=g.cells + 1),
+                    float(w.depth[g.cells]),
+                )
+            )
         i = space.widths.index(g.width)
         if i + 1 < len(space.widths):
-            options.append((f"grow: width {g.width} -> {space.widths[i + 1]}",
-                            replace(g, width=space.widths[i + 1]), float(w.width[i + 1])))
-        options = [o for o in options if o[1] not in rejected
-                   and table.predict(o[1]) * ratio <= budget_ms * (1 - margin)]
+            options.append(
+                (
+                    f"grow: width {g.width} -> {space.widths[i + 1]}",
+                    replace(g, width=space.widths[i + 1]),
+                    float(w.width[i + 1]),
+                )
+            )
+        options = [
+            o
+            for o in options
+            if o[1] not in rejected and table.predict(o[1]) * ratio <= budget_ms * (1 - margin)
+        ]
         if not options:
             break
         action, ng, weight = max(options, key=lambda o: o[2])
         m = measure(ng)
-        history.append({"action": action, "genotype": ng.to_string(),
-                        "predicted_ms": table.predict(ng), "measured_ms": m,
-                        "architecture_weight": weight, "accepted": m <= budget_ms})
-        log(f"{action}: {ng.to_string()}: predicted {table.predict(ng):.2f} ms, measured "
-            f"{m:.2f} ms, budget {budget_ms:g} ms")
+        history.append(
+            {
+                "action": action,
+                "genotype": ng.to_string(),
+                "predicted_ms": table.predict(ng),
+                "measured_ms": m,
+                "architecture_weight": weight,
+                "accepted": m <= budget_ms,
+            }
+        )
+        log(
+            f"{action}: {ng.to_string()}: predicted {table.predict(ng):.2f} ms, measured "
+            f"{m:.2f} ms, budget {budget_ms:g} ms"
+        )
         if m > budget_ms:
             rejected.add(ng)
             continue
@@ -461,6 +548,7 @@ def grow_within_budget(fit: Fit, w: ArchWeights, table: LatencyTable, space: Sea
 
 
 # --- the bilevel search -------------------------------------------------------------------
+
 
 def latency_penalty(expected_ms: torch.Tensor, target_ms: float, weight: float) -> torch.Tensor:
     """lambda * relu(E[LAT] / target - 1) (see the module docstring for why this form)."""
@@ -504,8 +592,9 @@ class _Batches:
 
         spec = DegradationSpec(cfg.task)
         self.train = PatchSampler(cfg.data, spec, cfg.colors, cfg.patch, seed=cfg.seed)
-        self.val = PatchSampler(cfg.val or cfg.data, spec, cfg.colors, cfg.patch,
-                                seed=cfg.seed + 1000)
+        self.val = PatchSampler(
+            cfg.val or cfg.data, spec, cfg.colors, cfg.patch, seed=cfg.seed + 1000
+        )
         self.batch = cfg.batch
         self.device = torch.device(cfg.train_device)
 
@@ -519,8 +608,7 @@ class _Batches:
         return self._tensors(self.val.batch(self.batch))
 
 
-def _weight_step(net: SuperNet, opt: torch.optim.Optimizer, batches: _Batches,
-                 amp: bool) -> float:
+def _weight_step(net: SuperNet, opt: torch.optim.Optimizer, batches: _Batches, amp: bool) -> float:
     x, y = batches.train_batch()
     with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=amp):
         pred = net(x)
@@ -535,9 +623,15 @@ def _weight_step(net: SuperNet, opt: torch.optim.Optimizer, batches: _Batches,
     return loss.item()
 
 
-def _arch_step(net: SuperNet, opt: torch.optim.Optimizer, batches: _Batches,
-               expected: ExpectedLatency, target_ms: float, weight: float,
-               amp: bool) -> tuple[float, float, float]:
+def _arch_step(
+    net: SuperNet,
+    opt: torch.optim.Optimizer,
+    batches: _Batches,
+    expected: ExpectedLatency,
+    target_ms: float,
+    weight: float,
+    amp: bool,
+) -> tuple[float, float, float]:
     x, y = batches.val_batch()
     with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=amp):
         pred = net(x)
@@ -551,29 +645,57 @@ def _arch_step(net: SuperNet, opt: torch.optim.Optimizer, batches: _Batches,
     return task.item(), penalty.item(), lat.item()
 
 
-def _snapshot(net: SuperNet, step: int, phase: str, expected: ExpectedLatency,
-              max_skip: int | None = None, **extra) -> dict:
+def _snapshot(
+    net: SuperNet,
+    step: int,
+    phase: str,
+    expected: ExpectedLatency,
+    max_skip: int | None = None,
+    **extra,
+) -> dict:
     with torch.no_grad():
         e = float(expected(net.alpha_op, net.alpha_att, net.alpha_depth, net.alpha_width))
-    return {"step": step, "phase": phase, "expected_ms": round(e, 4),
-            "derived": net.derive(max_skip).to_string(), **extra, "weights": net.snapshot()}
+    return {
+        "step": step,
+        "phase": phase,
+        "expected_ms": round(e, 4),
+        "derived": net.derive(max_skip).to_string(),
+        **extra,
+        "weights": net.snapshot(),
+    }
 
 
 def _finetune(cfg: SearchConfig, g: Genotype, folder: Path) -> tuple[float | None, Path]:
     from jsnet_edge.train.trainer import TrainConfig, train
 
     out = folder / "model.safetensors"
-    for stale in (out, out.with_name("model.ckpt.safetensors"), out.with_suffix(".md"),
-                  out.with_name("model.train.jsonl")):
+    for stale in (
+        out,
+        out.with_name("model.ckpt.safetensors"),
+        out.with_suffix(".md"),
+        out.with_name("model.train.jsonl"),
+    ):
         if stale.exists():
             stale.unlink()
-    tcfg = TrainConfig(task=cfg.task, data=cfg.data, out=out, steps=cfg.finetune_steps,
-                       genotype=g, val=cfg.val or cfg.data, batch=cfg.batch, patch=cfg.patch,
-                       gray=cfg.gray, precision=cfg.train_precision, lr=cfg.finetune_lr,
-                       device=cfg.train_device,
-                       checkpoint_every=cfg.finetune_steps, val_every=cfg.finetune_steps,
-                       seed=cfg.seed, threads=cfg.threads,
-                       command=cfg.command or "jsnet-edge search (fine-tune)")
+    tcfg = TrainConfig(
+        task=cfg.task,
+        data=cfg.data,
+        out=out,
+        steps=cfg.finetune_steps,
+        genotype=g,
+        val=cfg.val or cfg.data,
+        batch=cfg.batch,
+        patch=cfg.patch,
+        gray=cfg.gray,
+        precision=cfg.train_precision,
+        lr=cfg.finetune_lr,
+        device=cfg.train_device,
+        checkpoint_every=cfg.finetune_steps,
+        val_every=cfg.finetune_steps,
+        seed=cfg.seed,
+        threads=cfg.threads,
+        command=cfg.command or "jsnet-edge search (fine-tune)",
+    )
     return train(tcfg, progress=False).val_psnr, out
 
 
@@ -590,10 +712,18 @@ def search(cfg: SearchConfig, log: Callable[[str], None] = lambda s: None) -> Se
     def measure(g: Genotype) -> float:
         key = g.to_string()
         if key not in measured_cache:
-            measured_cache[key] = time_network(g, cfg.task, cfg.colors, cfg.input_size,
-                                               cfg.backend, cfg.device, cfg.precision,
-                                               cfg.timing, seed=cfg.seed,
-                                               threads=cfg.runtime_threads).ms
+            measured_cache[key] = time_network(
+                g,
+                cfg.task,
+                cfg.colors,
+                cfg.input_size,
+                cfg.backend,
+                cfg.device,
+                cfg.precision,
+                cfg.timing,
+                seed=cfg.seed,
+                threads=cfg.runtime_threads,
+            ).ms
         return measured_cache[key]
 
     # 1. Refuse budgets no network of the space can meet, before any long work.
@@ -606,7 +736,8 @@ def search(cfg: SearchConfig, log: Callable[[str], None] = lambda s: None) -> Se
             f"a budget of {min(cfg.budgets):g} ms is below the smallest network this search "
             f"can make: {smallest.to_string()} measured {smallest_ms:.2f} ms on "
             f"{cfg.backend}/{cfg.device}/{cfg.precision} at {w}x{h}; raise the budget to at "
-            f"least {smallest_ms:.1f} ms, lower --input-size, or add narrower --widths")
+            f"least {smallest_ms:.1f} ms, lower --input-size, or add narrower --widths"
+        )
 
     # 2. The latency table, with a fitted correction.
     pcfg = cfg.profile_config()
@@ -616,9 +747,11 @@ def search(cfg: SearchConfig, log: Callable[[str], None] = lambda s: None) -> Se
     if not table.correction.get("fitted") and cfg.validate >= 2:
         v = validate(table, space, cfg.validate, pcfg, log)
         prof.path = table.save(table.cache_path())
-        log(f"correction fitted: measured = {v.a:.3f} x sum + {v.b:.3f} ms; MAPE "
+        log(
+            f"correction fitted: measured = {v.a:.3f} x sum + {v.b:.3f} ms; MAPE "
             f"{v.mape_raw:.1f}% uncorrected, {v.mape_fit:.1f}% fitted"
-            + (f", {v.mape_loo:.1f}% leave-one-out" if v.mape_loo is not None else ""))
+            + (f", {v.mape_loo:.1f}% leave-one-out" if v.mape_loo is not None else "")
+        )
     table_path = table.save(cfg.out / "latency_table.json")
     expected = ExpectedLatency(table, space).to(cfg.train_device)
 
@@ -632,11 +765,16 @@ def search(cfg: SearchConfig, log: Callable[[str], None] = lambda s: None) -> Se
     for step in range(1, cfg.warmup_steps + 1):
         loss = _weight_step(net, w_opt, batches, amp)
         if step % cfg.snapshot_every == 0 or step == cfg.warmup_steps:
-            warm_snaps.append(_snapshot(net, step, "warmup", expected, cfg.max_skip,
-                                            train_loss=loss))
+            warm_snaps.append(
+                _snapshot(net, step, "warmup", expected, cfg.max_skip, train_loss=loss)
+            )
             log(f"warm-up {step}/{cfg.warmup_steps}: L1 {loss:.3f}")
-    warm_state = (copy.deepcopy(net.state_dict()), copy.deepcopy(w_opt.state_dict()),
-                  batches.train.state(), batches.val.state())
+    warm_state = (
+        copy.deepcopy(net.state_dict()),
+        copy.deepcopy(w_opt.state_dict()),
+        batches.train.state(),
+        batches.val.state(),
+    )
 
     # 4. One architecture search per budget, each from the shared warm-up.
     results: list[BudgetResult] = []
@@ -645,20 +783,33 @@ def search(cfg: SearchConfig, log: Callable[[str], None] = lambda s: None) -> Se
         w_opt.load_state_dict(warm_state[1])
         batches.train.set_state(warm_state[2])
         batches.val.set_state(warm_state[3])
-        a_opt = torch.optim.Adam(net.alphas(), lr=cfg.arch_lr, betas=(0.5, 0.999),
-                                 weight_decay=cfg.arch_weight_decay)
+        a_opt = torch.optim.Adam(
+            net.alphas(), lr=cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay
+        )
         target = budget * (1 - cfg.margin)
         snaps = []
         for step in range(cfg.warmup_steps + 1, cfg.steps + 1):
-            task_l, lat_l, e_ms = _arch_step(net, a_opt, batches, expected, target,
-                                             cfg.latency_weight, amp)
+            task_l, lat_l, e_ms = _arch_step(
+                net, a_opt, batches, expected, target, cfg.latency_weight, amp
+            )
             train_l = _weight_step(net, w_opt, batches, amp)
             if step % cfg.snapshot_every == 0 or step == cfg.steps:
-                snaps.append(_snapshot(net, step, "search", expected, cfg.max_skip,
-                                       val_loss=task_l,
-                                       latency_loss=lat_l, train_loss=train_l))
-                log(f"[{budget_label(budget)}] step {step}/{cfg.steps}: val L1 {task_l:.3f}, "
-                    f"E[latency] {e_ms:.2f} ms, derived {net.derive(cfg.max_skip).to_string()}")
+                snaps.append(
+                    _snapshot(
+                        net,
+                        step,
+                        "search",
+                        expected,
+                        cfg.max_skip,
+                        val_loss=task_l,
+                        latency_loss=lat_l,
+                        train_loss=train_l,
+                    )
+                )
+                log(
+                    f"[{budget_label(budget)}] step {step}/{cfg.steps}: val L1 {task_l:.3f}, "
+                    f"E[latency] {e_ms:.2f} ms, derived {net.derive(cfg.max_skip).to_string()}"
+                )
         weights = ArchWeights.of(net)
 
         def say(s: str, b: float = budget) -> None:
@@ -666,8 +817,7 @@ def search(cfg: SearchConfig, log: Callable[[str], None] = lambda s: None) -> Se
 
         fit = fit_to_budget(net.derive(cfg.max_skip), weights, table, space, budget, measure, say)
         if cfg.grow and fit.genotype == fit.derived:
-            fit = grow_within_budget(fit, weights, table, space, budget, cfg.margin, measure,
-                                     say)
+            fit = grow_within_budget(fit, weights, table, space, budget, cfg.margin, measure, say)
         results.append(BudgetResult(budget, fit, snaps))
 
     # 5. PSNR after a short fine-tune, for the searched networks and the paper's.
@@ -680,8 +830,11 @@ def search(cfg: SearchConfig, log: Callable[[str], None] = lambda s: None) -> Se
     paper = None
     if cfg.paper:
         paper_ms = measure(PAPER)
-        paper = {"genotype": PAPER.to_string(), "measured_ms": paper_ms,
-                 "predicted_ms": table.predict(PAPER) if space.contains(PAPER) else None}
+        paper = {
+            "genotype": PAPER.to_string(),
+            "measured_ms": paper_ms,
+            "predicted_ms": table.predict(PAPER) if space.contains(PAPER) else None,
+        }
         folder = cfg.out / "paper"
         folder.mkdir(exist_ok=True)
         log(f"paper's network: {paper_ms:.2f} ms measured; fine-tuning it as well")
@@ -696,30 +849,39 @@ def search(cfg: SearchConfig, log: Callable[[str], None] = lambda s: None) -> Se
         "config": cfg.to_json_dict(),
         "search_space": space.to_dict(),
         "target": table.fingerprint,
-        "latency_table": {"path": table_path.name, "cache": str(prof.path),
-                          "source": prof.source, "id": table.id,
-                          "correction": table.correction,
-                          "validation": table.validation},
+        "latency_table": {
+            "path": table_path.name,
+            "cache": str(prof.path),
+            "source": prof.source,
+            "id": table.id,
+            "correction": table.correction,
+            "validation": table.validation,
+        },
         "smallest_network": {"genotype": smallest.to_string(), "measured_ms": smallest_ms},
         "loss": "L1 (0..255) + latency_weight * relu(E[latency] / (budget * (1 - margin)) - 1); "
-                "bilevel, first-order DARTS",
+        "bilevel, first-order DARTS",
         "results": [_result_dict(r, cfg) for r in results],
         "paper": paper,
         "warmup_snapshots": warm_snaps,
-        "psnr_protocol": (f"PSNR on {(cfg.val or cfg.data).name}/ (trainer validation: centre "
-                          f"crops of 256 px, up to 8 photographs) after {cfg.finetune_steps} "
-                          f"training steps from scratch (batch {cfg.batch}, patch {cfg.patch})"),
-        "latency_protocol": ("one untiled backend call on a 1 x colors x H x W input; "
-                             "measured_ms of every result and of the paper's network comes "
-                             "from the same backend; run the Restorer with --tile >= the "
-                             "input's longer side to get it"),
+        "psnr_protocol": (
+            f"PSNR on {(cfg.val or cfg.data).name}/ (trainer validation: centre "
+            f"crops of 256 px, up to 8 photographs) after {cfg.finetune_steps} "
+            f"training steps from scratch (batch {cfg.batch}, patch {cfg.patch})"
+        ),
+        "latency_protocol": (
+            "one untiled backend call on a 1 x colors x H x W input; "
+            "measured_ms of every result and of the paper's network comes "
+            "from the same backend; run the Restorer with --tile >= the "
+            "input's longer side to get it"
+        ),
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
         "wall_time_s": round(time.time() - t_start, 1),
     }
     report_path = cfg.out / "report.json"
     report_path.write_text(json.dumps(report, indent=1))
-    return SearchResult(cfg.out, results, table, report_path, plot, genotype_path, paper,
-                        smallest_ms)
+    return SearchResult(
+        cfg.out, results, table, report_path, plot, genotype_path, paper, smallest_ms
+    )
 
 
 def _result_dict(r: BudgetResult, cfg: SearchConfig) -> dict:
@@ -741,22 +903,30 @@ def _result_dict(r: BudgetResult, cfg: SearchConfig) -> dict:
 def _write_genotype(path: Path, r: BudgetResult, cfg: SearchConfig, table: LatencyTable) -> Path:
     """genotype.json: the genotype under "genotype" (what `jsnet-edge train --genotype` reads)
     and the facts about it beside."""
-    path.write_text(json.dumps({
-        "genotype": r.genotype.to_dict(),
-        "string": r.genotype.to_string(),
-        "task": cfg.task,
-        "budget_ms": r.budget_ms,
-        "predicted_ms": r.fit.predicted_ms,
-        "measured_ms": r.fit.measured_ms,
-        "psnr": r.psnr,
-        "target": {k: table.fingerprint[k] for k in ("device", "backend", "backend_version",
-                                                    "precision", "input_size")},
-    }, indent=1))
+    path.write_text(
+        json.dumps(
+            {
+                "genotype": r.genotype.to_dict(),
+                "string": r.genotype.to_string(),
+                "task": cfg.task,
+                "budget_ms": r.budget_ms,
+                "predicted_ms": r.fit.predicted_ms,
+                "measured_ms": r.fit.measured_ms,
+                "psnr": r.psnr,
+                "target": {
+                    k: table.fingerprint[k]
+                    for k in ("device", "backend", "backend_version", "precision", "input_size")
+                },
+            },
+            indent=1,
+        )
+    )
     return path
 
 
-def plot_pareto(results: list[BudgetResult], paper: dict | None, path: Path,
-                cfg: SearchConfig) -> Path:
+def plot_pareto(
+    results: list[BudgetResult], paper: dict | None, path: Path, cfg: SearchConfig
+) -> Path:
     """Measured latency vs PSNR of the searched networks (and the paper's), as a PNG."""
     from matplotlib.figure import Figure
 
@@ -768,21 +938,33 @@ def plot_pareto(results: list[BudgetResult], paper: dict | None, path: Path,
     ax.plot(xs, ys, "o-", color="tab:blue", label="searched (measured)")
     labels: dict[tuple[float, float], list[str]] = {}
     for r, x, y in zip(rows, xs, ys, strict=True):
-        labels.setdefault((x, y), [r.genotype.to_string().split(":")[0]]).append(
-            f"{r.budget_ms:g}")
+        labels.setdefault((x, y), [r.genotype.to_string().split(":")[0]]).append(f"{r.budget_ms:g}")
         ax.axvline(r.budget_ms, color="tab:blue", alpha=0.25, linestyle=":")
     for (x, y), (name, *budgets) in labels.items():  # one label per distinct network
-        ax.annotate(f"{name} (budget {', '.join(budgets)} ms)", (x, y),
-                    textcoords="offset points", xytext=(6, 4), fontsize=7)
+        ax.annotate(
+            f"{name} (budget {', '.join(budgets)} ms)",
+            (x, y),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=7,
+        )
     if paper is not None and paper.get("psnr") is not None:
-        ax.scatter([paper["measured_ms"]], [paper["psnr"]], marker="*", s=180,
-                   color="tab:red", zorder=3, label="paper's JSNet (same backend)")
+        ax.scatter(
+            [paper["measured_ms"]],
+            [paper["psnr"]],
+            marker="*",
+            s=180,
+            color="tab:red",
+            zorder=3,
+            label="paper's JSNet (same backend)",
+        )
     xs_all = xs + [r.budget_ms for r in rows] + ([paper["measured_ms"]] if paper else [])
     if max(xs_all) / max(min(xs_all), 1e-9) > 20:
         ax.set_xscale("log")
     w, h = cfg.input_size
-    ax.set_xlabel(f"measured latency (ms), {cfg.backend} {cfg.precision} on {cfg.device}, "
-                  f"{w}x{h} input")
+    ax.set_xlabel(
+        f"measured latency (ms), {cfg.backend} {cfg.precision} on {cfg.device}, {w}x{h} input"
+    )
     ax.set_ylabel(f"PSNR (dB) after {cfg.finetune_steps} steps")
     ax.set_title(f"JSNet search, {cfg.task}", fontsize=10)
     ax.grid(alpha=0.3)

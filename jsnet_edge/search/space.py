@@ -53,8 +53,10 @@ class SearchSpace:
             raise OptionError(f"partial-channel factor must be >= 1, got {self.partial}")
         for w in widths:
             if w < 4 or w % 4 or w % self.partial:
-                raise OptionError(f"widths must be multiples of 4 and of the partial-channel "
-                                  f"factor {self.partial}, got {w}")
+                raise OptionError(
+                    f"widths must be multiples of 4 and of the partial-channel "
+                    f"factor {self.partial}, got {w}"
+                )
         if self.max_cells < 1:
             raise OptionError(f"max cells must be >= 1, got {self.max_cells}")
         if self.nodes < 1:
@@ -71,25 +73,44 @@ class SearchSpace:
         return tuple(range(1, self.max_cells + 1))
 
     def contains(self, g: Genotype) -> bool:
-        return (g.width in self.widths and 1 <= g.cells <= self.max_cells
-                and g.nodes == self.nodes and g.unshuffle == self.unshuffle)
+        return (
+            g.width in self.widths
+            and 1 <= g.cells <= self.max_cells
+            and g.nodes == self.nodes
+            and g.unshuffle == self.unshuffle
+        )
 
     def smallest(self) -> Genotype:
         """The cheapest network of the space: narrowest, one cell, identity edges."""
         n = self.edges
-        return Genotype(("skip_connect",) * n, ("skip_connect",) * n, self.widths[0], 1,
-                        self.nodes, self.unshuffle)
+        return Genotype(
+            ("skip_connect",) * n,
+            ("skip_connect",) * n,
+            self.widths[0],
+            1,
+            self.nodes,
+            self.unshuffle,
+        )
 
     def random_genotype(self, rng: np.random.Generator) -> Genotype:
         n = self.edges
-        return Genotype(tuple(str(o) for o in rng.choice(OP_CHOICES, n)),
-                        tuple(str(a) for a in rng.choice(ATT_CHOICES, n)),
-                        int(rng.choice(self.widths)), int(rng.integers(1, self.max_cells + 1)),
-                        self.nodes, self.unshuffle)
+        return Genotype(
+            tuple(str(o) for o in rng.choice(OP_CHOICES, n)),
+            tuple(str(a) for a in rng.choice(ATT_CHOICES, n)),
+            int(rng.choice(self.widths)),
+            int(rng.integers(1, self.max_cells + 1)),
+            self.nodes,
+            self.unshuffle,
+        )
 
     def to_dict(self) -> dict:
-        return {"widths": list(self.widths), "max_cells": self.max_cells, "nodes": self.nodes,
-                "partial": self.partial, "unshuffle": self.unshuffle}
+        return {
+            "widths": list(self.widths),
+            "max_cells": self.max_cells,
+            "nodes": self.nodes,
+            "partial": self.partial,
+            "unshuffle": self.unshuffle,
+        }
 
 
 def parse_widths(text: str) -> tuple[int, ...]:

@@ -31,7 +31,7 @@ def edge_norm(beta: torch.Tensor, nodes: int) -> torch.Tensor:
     """Softmax of beta over the edges that enter each node (edge order of `edges`)."""
     out, i = [], 0
     for k in range(1, nodes + 1):
-        out.append(torch.softmax(beta[i:i + k], 0))
+        out.append(torch.softmax(beta[i : i + k], 0))
         i += k
     return torch.cat(out)
 
@@ -46,21 +46,22 @@ class SuperCell(nn.Module):
         self.nodes = n
         self.process = nn.Conv2d(f, c, 1)
         bank.attach(self.process, lambda w: nn.Conv2d(4 * w, w, 1))
-        self.ops = nn.ModuleList(MixedOp(c, space.partial, i, bank)
-                                 for i in range(len(edges(n))))
+        self.ops = nn.ModuleList(MixedOp(c, space.partial, i, bank) for i in range(len(edges(n))))
         self.op_nodes_fusion = nn.Conv2d((n + 1) * c, f, 1)
         bank.attach(self.op_nodes_fusion, lambda w: nn.Conv2d((n + 1) * w, 4 * w, 1))
         self.atts = nn.ModuleList(MixedAttention(f, bank) for _ in edges(n))
 
-    def _op_edge(self, i: int, w_op: torch.Tensor, w_edge: torch.Tensor,
-                 x: torch.Tensor) -> torch.Tensor:
+    def _op_edge(
+        self, i: int, w_op: torch.Tensor, w_edge: torch.Tensor, x: torch.Tensor
+    ) -> torch.Tensor:
         return w_edge[i] * self.ops[i](x, w_op[i])
 
     def _att_edge(self, i: int, w_att: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.atts[i](x, w_att[i])
 
-    def forward(self, x: torch.Tensor, w_op: torch.Tensor, w_edge: torch.Tensor,
-                w_att: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, w_op: torch.Tensor, w_edge: torch.Tensor, w_att: torch.Tensor
+    ) -> torch.Tensor:
         n_edges = len(self.ops)
         op_edges = [partial(self._op_edge, i, w_op, w_edge) for i in range(n_edges)]
         states = node_sums([self.process(x)], op_edges, self.nodes)
@@ -94,8 +95,9 @@ class SuperNet(nn.Module):
         mean = RGB_MEAN if colors == 3 else (sum(RGB_MEAN) / 3,)
         self.sub_mean = mean_shift(mean, sign=-1)
         self.anchored = self.scale > 1 and space.unshuffle > 1  # as JSNet
-        self.add_mean = mean_shift(mean, sign=+1) if self.scale > 1 and not self.anchored \
-            else nn.Identity()
+        self.add_mean = (
+            mean_shift(mean, sign=+1) if self.scale > 1 and not self.anchored else nn.Identity()
+        )
         u = space.unshuffle
         self.unshuffle = nn.PixelUnshuffle(u) if u > 1 else nn.Identity()
         self.head = nn.Conv2d(colors * u * u, f, 3, padding=1)
@@ -154,7 +156,7 @@ class SuperNet(nn.Module):
             outs.append(c)
         f = h
         for d, fusion in enumerate(self.fusions):
-            f = f + p["depth"][d] * fusion(torch.cat(outs[:d + 1], 1))
+            f = f + p["depth"][d] * fusion(torch.cat(outs[: d + 1], 1))
         y = self.tail(self.csfm(f))
         return restore_output(x, y, self.scale, self.anchored, self.add_mean)
 
@@ -185,13 +187,21 @@ class SuperNet(nn.Module):
                 op_idx[e] = int(real[e].argmax())
         ops = tuple(OP_NAMES[i] for i in op_idx)
         atts = tuple(ATT_NAMES[i] for i in att_w.argmax(-1).tolist())
-        return Genotype(ops, atts, width=self.space.widths[int(p["width"].argmax())],
-                        cells=int(p["depth"].argmax()) + 1, nodes=self.space.nodes,
-                        unshuffle=self.space.unshuffle)
+        return Genotype(
+            ops,
+            atts,
+            width=self.space.widths[int(p["width"].argmax())],
+            cells=int(p["depth"].argmax()) + 1,
+            nodes=self.space.nodes,
+            unshuffle=self.space.unshuffle,
+        )
 
     @torch.no_grad()
     def snapshot(self) -> dict:
         """The architecture weights as plain lists (for reports)."""
-        return {k: [round(v, 5) for v in t.tolist()] if t.dim() == 1 else
-                [[round(v, 5) for v in row] for row in t.tolist()]
-                for k, t in self.probabilities().items()}
+        return {
+            k: [round(v, 5) for v in t.tolist()]
+            if t.dim() == 1
+            else [[round(v, 5) for v in row] for row in t.tolist()]
+            for k, t in self.probabilities().items()
+        }

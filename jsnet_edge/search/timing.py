@@ -61,8 +61,9 @@ def check_target(device: str, backend: str, precision: str) -> None:
     if device not in devices:
         raise OptionError(f"the {backend} backend runs on {' or '.join(devices)}, not {device}")
     if precision not in devices[device]:
-        raise OptionError(f"{backend} on {device} is profiled in "
-                          f"{', '.join(devices[device])}, not {precision}")
+        raise OptionError(
+            f"{backend} on {device} is profiled in {', '.join(devices[device])}, not {precision}"
+        )
 
 
 @dataclass(frozen=True)
@@ -90,16 +91,22 @@ class TimingMethod:
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.repeats < 1 or not 1 <= self.min_repeats <= self.repeats:
             raise OptionError("timing needs warmup >= 0 and 1 <= min_repeats <= repeats")
-        if not 0 <= self.min_seconds <= self.max_seconds or self.max_seconds <= 0 \
-                or self.reject_mad <= 0:
-            raise OptionError("timing needs 0 <= min_seconds <= max_seconds, max_seconds > 0 "
-                              "and reject_mad > 0")
+        if (
+            not 0 <= self.min_seconds <= self.max_seconds
+            or self.max_seconds <= 0
+            or self.reject_mad <= 0
+        ):
+            raise OptionError(
+                "timing needs 0 <= min_seconds <= max_seconds, max_seconds > 0 and reject_mad > 0"
+            )
 
     def describe(self) -> dict:
         d = asdict(self)
-        d["statistic"] = (f"median of the timed runs after rejecting samples beyond "
-                          f"{self.reject_mad:g} x 1.4826 x MAD of the median; one input, batch 1, "
-                          "wall clock (perf_counter) around one backend call, CUDA synchronised")
+        d["statistic"] = (
+            f"median of the timed runs after rejecting samples beyond "
+            f"{self.reject_mad:g} x 1.4826 x MAD of the median; one input, batch 1, "
+            "wall clock (perf_counter) around one backend call, CUDA synchronised"
+        )
         return d
 
 
@@ -119,8 +126,9 @@ def robust_median(samples_ms: list[float], reject_mad: float = 3.0) -> Timing:
     return Timing(statistics.median(kept), mad, len(kept), len(samples_ms))
 
 
-def time_call(run: Callable[[], object], method: TimingMethod,
-              sync: Callable[[], None] = lambda: None) -> Timing:
+def time_call(
+    run: Callable[[], object], method: TimingMethod, sync: Callable[[], None] = lambda: None
+) -> Timing:
     """Warm up, then time `run`: at least `min_repeats` runs; stop after `repeats` runs once
     `min_seconds` have passed, or after `max_seconds` in any case."""
     for _ in range(method.warmup):
@@ -135,13 +143,15 @@ def time_call(run: Callable[[], object], method: TimingMethod,
         samples.append((time.perf_counter() - t0) * 1e3)
         elapsed = time.perf_counter() - start
         if len(samples) >= method.min_repeats and (
-                elapsed > method.max_seconds
-                or (len(samples) >= method.repeats and elapsed >= method.min_seconds)):
+            elapsed > method.max_seconds
+            or (len(samples) >= method.repeats and elapsed >= method.min_seconds)
+        ):
             break
     return robust_median(samples, method.reject_mad)
 
 
 # --- the machine ---------------------------------------------------------------------------
+
 
 def cpu_model() -> str:
     try:
@@ -173,8 +183,12 @@ def gpu_description() -> dict:
     except OSError:
         pass
     major, minor = torch.cuda.get_device_capability(0)
-    return {"gpu": torch.cuda.get_device_name(0), "driver": driver,
-            "compute_capability": f"{major}.{minor}", "cuda": torch.version.cuda}
+    return {
+        "gpu": torch.cuda.get_device_name(0),
+        "driver": driver,
+        "compute_capability": f"{major}.{minor}",
+        "cuda": torch.version.cuda,
+    }
 
 
 def backend_version(backend: str) -> str:
@@ -188,17 +202,25 @@ def backend_version(backend: str) -> str:
         try:
             import openvino
         except ImportError:
-            raise MissingDependencyError("the openvino backend needs the openvino extra: pip "
-                                         "install 'jsnet-edge[openvino]'") from None
+            raise MissingDependencyError(
+                "the openvino backend needs the openvino extra: pip install 'jsnet-edge[openvino]'"
+            ) from None
         return openvino.__version__
     from jsnet_edge.deploy.tensorrt_engine import import_tensorrt
 
     return import_tensorrt().__version__
 
 
-def fingerprint(device: str, backend: str, precision: str, input_size: tuple[int, int],
-                task: str, colors: int, threads: int | None = None, unshuffle: int = 1
-                ) -> dict:
+def fingerprint(
+    device: str,
+    backend: str,
+    precision: str,
+    input_size: tuple[int, int],
+    task: str,
+    colors: int,
+    threads: int | None = None,
+    unshuffle: int = 1,
+) -> dict:
     """What a latency table is valid for: the same hardware, runtime (and its thread count),
     precision and shapes."""
     check_target(device, backend, precision)
@@ -212,9 +234,16 @@ def fingerprint(device: str, backend: str, precision: str, input_size: tuple[int
         fp["threads"] = threads or (torch.get_num_threads() if backend == "torch" else "default")
     else:
         fp.update(gpu_description())
-    fp.update(backend=backend, backend_version=version, precision=precision,
-              input_size=[int(input_size[0]), int(input_size[1])], task=task, colors=colors,
-              table_format=1, jsnet_edge=__version__)
+    fp.update(
+        backend=backend,
+        backend_version=version,
+        precision=precision,
+        input_size=[int(input_size[0]), int(input_size[1])],
+        task=task,
+        colors=colors,
+        table_format=1,
+        jsnet_edge=__version__,
+    )
     if unshuffle > 1:  # absent for the paper's layout, so older tables still match
         fp["unshuffle"] = unshuffle
     return fp
@@ -222,8 +251,10 @@ def fingerprint(device: str, backend: str, precision: str, input_size: tuple[int
 
 # --- runners: one call of a block or a network -------------------------------------------
 
-def export_module_onnx(module: nn.Module, shape: tuple[int, ...], path: Path,
-                       precision: str = "fp32") -> Path:
+
+def export_module_onnx(
+    module: nn.Module, shape: tuple[int, ...], path: Path, precision: str = "fp32"
+) -> Path:
     """Any NCHW -> NCHW module as ONNX, named and shaped as `jsnet_edge.deploy.export` names
     and shapes whole networks (input/output, dynamic batch/height/width, opset 17), so a
     block runs in its profiling session as it runs inside the deployed graph."""
@@ -233,13 +264,23 @@ def export_module_onnx(module: nn.Module, shape: tuple[int, ...], path: Path,
 
     module = module.float().cpu().eval()
     dummy = torch.rand(*shape)
-    dynamic = {INPUT: {0: "batch", 2: "height", 3: "width"},
-               OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"}}
+    dynamic = {
+        INPUT: {0: "batch", 2: "height", 3: "width"},
+        OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"},
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (dummy,), str(path), input_names=[INPUT],
-                          output_names=[OUTPUT], opset_version=OPSET, dynamo=False,
-                          dynamic_axes=dynamic, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            (dummy,),
+            str(path),
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            opset_version=OPSET,
+            dynamo=False,
+            dynamic_axes=dynamic,
+            do_constant_folding=True,
+        )
     if precision == "fp16":
         onnx.save(to_fp16(onnx.load(str(path))), str(path))
     return path
@@ -268,8 +309,10 @@ class _TensorRTRunner:
         config.add_optimization_profile(profile)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
-            raise ModelError("TensorRT failed to build a profiling block: "
-                             + "; ".join(self.logger.messages[-2:]))
+            raise ModelError(
+                "TensorRT failed to build a profiling block: "
+                + "; ".join(self.logger.messages[-2:])
+            )
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(plan)
         self.context = self.engine.create_execution_context()
@@ -278,10 +321,10 @@ class _TensorRTRunner:
         out = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT][0]
         self.context.set_input_shape(inp, shape)
         dtype = {np.dtype(np.float16): torch.float16}.get(
-            np.dtype(trt.nptype(self.engine.get_tensor_dtype(inp))), torch.float32)
+            np.dtype(trt.nptype(self.engine.get_tensor_dtype(inp))), torch.float32
+        )
         self.x = torch.rand(*shape, device="cuda").to(dtype)
-        self.y = torch.empty(tuple(self.context.get_tensor_shape(out)), device="cuda",
-                             dtype=dtype)
+        self.y = torch.empty(tuple(self.context.get_tensor_shape(out)), device="cuda", dtype=dtype)
         self.context.set_tensor_address(inp, self.x.data_ptr())
         self.context.set_tensor_address(out, self.y.data_ptr())
         self.stream = torch.cuda.Stream()
@@ -299,11 +342,17 @@ class BlockRunner:
         shape: the input shape (1, C, H, W).
     """
 
-    def __init__(self, module: nn.Module, shape: tuple[int, ...], backend: str, device: str,
-                 precision: str, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        shape: tuple[int, ...],
+        backend: str,
+        device: str,
+        precision: str,
+        threads: int | None = None,
+    ) -> None:
         check_target(device, backend, precision)
-        self.sync: Callable[[], None] = (torch.cuda.synchronize if device == "cuda"
-                                         else lambda: None)
+        self.sync: Callable[[], None] = torch.cuda.synchronize if device == "cuda" else lambda: None
         self.threads = threads if backend == "torch" else None
         self._tmp: tempfile.TemporaryDirectory | None = None
         x = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
@@ -329,8 +378,9 @@ class BlockRunner:
             self._tmp = None
 
 
-def _torch_runner(module: nn.Module, x: np.ndarray, device: str, precision: str
-                  ) -> Callable[[], object]:
+def _torch_runner(
+    module: nn.Module, x: np.ndarray, device: str, precision: str
+) -> Callable[[], object]:
     """Eager torch as `TorchBackend` runs: channels_last, autocast for 16-bit."""
     dev = torch.device(device)
     m = module.float().eval().to(dev, memory_format=torch.channels_last)
@@ -361,8 +411,7 @@ class _torch_threads:
             torch.set_num_threads(self.old)
 
 
-def _onnx_backend(path: Path, backend: str, device: str, precision: str,
-                  threads: int | None):
+def _onnx_backend(path: Path, backend: str, device: str, precision: str, threads: int | None):
     """The deploy backend (onnxruntime or OpenVINO) for an ONNX file, with its thread count."""
     if backend == "onnxruntime":
         from jsnet_edge.deploy.onnxruntime_backend import OnnxRuntimeBackend
@@ -373,8 +422,15 @@ def _onnx_backend(path: Path, backend: str, device: str, precision: str,
     return OpenVinoBackend(path, precision=precision, device=device, threads=threads)
 
 
-def time_block(module: nn.Module, shape: tuple[int, ...], backend: str, device: str,
-               precision: str, method: TimingMethod, threads: int | None = None) -> Timing:
+def time_block(
+    module: nn.Module,
+    shape: tuple[int, ...],
+    backend: str,
+    device: str,
+    precision: str,
+    method: TimingMethod,
+    threads: int | None = None,
+) -> Timing:
     runner = BlockRunner(module, shape, backend, device, precision, threads)
     try:
         return runner.time(method)
@@ -382,9 +438,18 @@ def time_block(module: nn.Module, shape: tuple[int, ...], backend: str, device: 
         runner.close()
 
 
-def time_network(genotype, task: str, colors: int, input_size: tuple[int, int], backend: str,
-                 device: str, precision: str, method: TimingMethod, seed: int = 0,
-                 threads: int | None = None) -> Timing:
+def time_network(
+    genotype,
+    task: str,
+    colors: int,
+    input_size: tuple[int, int],
+    backend: str,
+    device: str,
+    precision: str,
+    method: TimingMethod,
+    seed: int = 0,
+    threads: int | None = None,
+) -> Timing:
     """A whole `JSNet(genotype, task)` measured through the deploy backend users run it on
     (the file `jsnet-edge export` writes, in the backend class `Restorer` uses).
 
@@ -408,8 +473,11 @@ def time_network(genotype, task: str, colors: int, input_size: tuple[int, int], 
             from jsnet_edge.deploy.tensorrt_engine import Profile, build_engine
 
             onnx_path = export_onnx(net, Path(tmp) / "net.onnx", precision=precision)
-            engine = build_engine(onnx_path, Path(tmp) / "net.engine",
-                                  profile=Profile(min=(w, h), opt=(w, h), max=(w, h)))
+            engine = build_engine(
+                onnx_path,
+                Path(tmp) / "net.engine",
+                profile=Profile(min=(w, h), opt=(w, h), max=(w, h)),
+            )
             runner = TensorRTBackend(engine, device=device)
         else:
             file_precision = "fp16" if precision == "fp16" else "fp32"

@@ -20,8 +20,9 @@ from jsnet_edge.errors import ModelError
 FORMAT = "jsnet-edge.train-checkpoint"
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    meta: dict) -> None:
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict
+) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     for idx, state in opt["state"].items():
@@ -29,14 +30,16 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
             t = value if isinstance(value, torch.Tensor) else torch.tensor(value)
             tensors[f"optim.{idx}.{name}"] = t.detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
-    header = {"format": FORMAT, "meta": json.dumps(meta),
-              "param_groups": json.dumps(opt["param_groups"])}
+    header = {
+        "format": FORMAT,
+        "meta": json.dumps(meta),
+        "param_groups": json.dumps(opt["param_groups"]),
+    }
     with atomic_output(path) as tmp:
         save_file(tensors, str(tmp), metadata=header)
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer) -> dict:
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
     """Restore model, optimizer and torch RNG; return the metadata saved with them."""
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -50,14 +53,15 @@ def load_checkpoint(path: Path, model: torch.nn.Module,
     try:
         model.load_state_dict(model_state)
     except RuntimeError:
-        raise ModelError(f"checkpoint {path} was made for another network (genotype, task or "
-                         "colours differ); start a new run or pass the same options") from None
+        raise ModelError(
+            f"checkpoint {path} was made for another network (genotype, task or "
+            "colours differ); start a new run or pass the same options"
+        ) from None
     state: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):
             _, idx, name = k.split(".", 2)
             state.setdefault(int(idx), {})[name] = v
-    optimizer.load_state_dict({"state": state,
-                               "param_groups": json.loads(header["param_groups"])})
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(header["param_groups"])})
     torch.set_rng_state(tensors["rng.torch"])
     return json.loads(header["meta"])

@@ -57,8 +57,16 @@ class PatchSampler:
         seed: seeds the crops, flips and degradations.
     """
 
-    def __init__(self, folder: str | Path, spec: DegradationSpec, colors: int, patch: int,
-                 *, max_side: int | None = 2048, seed: int = 0) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        spec: DegradationSpec,
+        colors: int,
+        patch: int,
+        *,
+        max_side: int | None = 2048,
+        seed: int = 0,
+    ) -> None:
         self.spec = spec
         self.scale = task_scale(spec.task)
         if patch % self.scale:
@@ -113,8 +121,7 @@ class PatchSampler:
             inp = add_gaussian_noise(tgt, sigma, rng=rng)
         else:
             q = int(rng.integers(self.spec.quality[0], self.spec.quality[1] + 1))
-            inp = jpeg_compress(np.ascontiguousarray(tgt[:, :, 0] if tgt.shape[2] == 1 else tgt),
-                                q)
+            inp = jpeg_compress(np.ascontiguousarray(tgt[:, :, 0] if tgt.shape[2] == 1 else tgt), q)
             inp = inp if inp.ndim == 3 else inp[:, :, None]
         k, flip = int(rng.integers(4)), bool(rng.integers(2))
         out = []

@@ -127,14 +127,20 @@ class EvalReport:
 
     def table(self) -> str:
         base = "bicubic" if task_scale(self.task) > 1 else "input"
-        lines = [f"{self.task}: {self.degradation}; PSNR/SSIM on {self.metric.upper()}, "
-                 f"border {self.shave}",
-                 f"{'image':<32}{base + ' PSNR':>14}{'SSIM':>8}{'restored PSNR':>16}{'SSIM':>8}"]
+        lines = [
+            f"{self.task}: {self.degradation}; PSNR/SSIM on {self.metric.upper()}, "
+            f"border {self.shave}",
+            f"{'image':<32}{base + ' PSNR':>14}{'SSIM':>8}{'restored PSNR':>16}{'SSIM':>8}",
+        ]
         for r in self.rows:
-            lines.append(f"{r['image'][:31]:<32}{r['input_psnr']:>14.2f}{r['input_ssim']:>8.4f}"
-                         f"{r['psnr']:>16.2f}{r['ssim']:>8.4f}")
-        lines.append(f"{'mean':<32}{self.mean('input_psnr'):>14.2f}{self.mean('input_ssim'):>8.4f}"
-                     f"{self.mean('psnr'):>16.2f}{self.mean('ssim'):>8.4f}")
+            lines.append(
+                f"{r['image'][:31]:<32}{r['input_psnr']:>14.2f}{r['input_ssim']:>8.4f}"
+                f"{r['psnr']:>16.2f}{r['ssim']:>8.4f}"
+            )
+        lines.append(
+            f"{'mean':<32}{self.mean('input_psnr'):>14.2f}{self.mean('input_ssim'):>8.4f}"
+            f"{self.mean('psnr'):>16.2f}{self.mean('ssim'):>8.4f}"
+        )
         return "\n".join(lines)
 
 
@@ -191,6 +197,7 @@ def evaluate(restorer, cfg: EvalConfig) -> EvalReport:
             base = baseline(degraded, deg)
         p, s = _score(restored, target, metric, shave)
         bp, bs = _score(base, target, metric, shave)
-        report.rows.append({"image": path.name, "psnr": p, "ssim": s, "input_psnr": bp,
-                            "input_ssim": bs})
+        report.rows.append(
+            {"image": path.name, "psnr": p, "ssim": s, "input_psnr": bp, "input_ssim": bs}
+        )
     return report

@@ -70,8 +70,10 @@ class TrainConfig:
             raise OptionError(f"--batch must be at least 1, got {self.batch}")
         scale = task_scale(self.task)
         if self.patch < 16 * scale or self.patch % scale:
-            raise OptionError(f"--patch must be a multiple of {scale} and at least {16 * scale} "
-                              f"for {self.task}, got {self.patch}")
+            raise OptionError(
+                f"--patch must be a multiple of {scale} and at least {16 * scale} "
+                f"for {self.task}, got {self.patch}"
+            )
         if self.precision not in ("fp32", "bf16"):
             raise OptionError(f"training precision must be fp32 or bf16, not {self.precision}")
         lo, hi = self.sigma
@@ -79,8 +81,9 @@ class TrainConfig:
             raise OptionError(f"sigma range must satisfy 0 <= low <= high <= 255, got {lo},{hi}")
         qlo, qhi = self.quality
         if not 1 <= qlo <= qhi <= 100:
-            raise OptionError(f"quality range must satisfy 1 <= low <= high <= 100, got "
-                              f"{qlo},{qhi}")
+            raise OptionError(
+                f"quality range must satisfy 1 <= low <= high <= 100, got {qlo},{qhi}"
+            )
         if self.out.suffix != ".safetensors":
             raise OptionError(f"--out must end in .safetensors, got {self.out.name}")
         if not self.data.is_dir():
@@ -113,8 +116,11 @@ class TrainConfig:
             return f"bicubic x{scale} downscale (MATLAB imresize)"
         if self.task == "denoise":
             lo, hi = self.sigma
-            return f"Gaussian noise, sigma {lo:g}" if lo == hi else \
-                f"Gaussian noise, sigma uniform in [{lo:g}, {hi:g}] (blind)"
+            return (
+                f"Gaussian noise, sigma {lo:g}"
+                if lo == hi
+                else f"Gaussian noise, sigma uniform in [{lo:g}, {hi:g}] (blind)"
+            )
         lo, hi = self.quality
         return f"JPEG quality {lo}" if lo == hi else f"JPEG quality uniform in [{lo}, {hi}] (blind)"
 
@@ -129,8 +135,11 @@ class TrainConfig:
 # Convolutions that the authors train with weight normalisation (the CSFM's channel
 # attentions): we do the same, and fold it away when the model is saved.
 def _weight_norm_convs(model: JSNet) -> list[nn.Conv2d]:
-    return [m for name, m in model.csfm.named_modules()
-            if isinstance(m, nn.Conv2d) and name.startswith("ca_")]
+    return [
+        m
+        for name, m in model.csfm.named_modules()
+        if isinstance(m, nn.Conv2d) and name.startswith("ca_")
+    ]
 
 
 def apply_weight_norm(model: JSNet) -> None:
@@ -160,7 +169,7 @@ def init_from(model: JSNet, spec: str) -> int:
         for k, v in state.items():
             for old, new in RENAMES:
                 if k.startswith(old):
-                    k = new + k[len(old):]
+                    k = new + k[len(old) :]
                     break
             renamed[k] = v
         state = renamed
@@ -175,8 +184,12 @@ def init_from(model: JSNet, spec: str) -> int:
             continue
         if v.shape == own[k].shape:
             loaded[k] = v
-        elif k == "head.weight" and v.shape[1] == 3 and own[k].shape[1] == 1 \
-                and v.shape[0] == own[k].shape[0]:
+        elif (
+            k == "head.weight"
+            and v.shape[1] == 3
+            and own[k].shape[1] == 1
+            and v.shape[0] == own[k].shape[0]
+        ):
             loaded[k] = v.sum(1, keepdim=True)
     if not loaded:
         raise ModelError(f"--init {spec}: no tensor matches this network's names and shapes")
@@ -224,8 +237,12 @@ def _validate(model: JSNet, cfg: TrainConfig):
     sigma = deg.validation_sigma() if cfg.task == "denoise" else None
     quality = deg.validation_quality() if cfg.task == "jpeg" else None
     restorer = Restorer(model, device=cfg.device, color_order="rgb")
-    report = evaluate(restorer, EvalConfig(data=cfg.val, sigma=sigma, quality=quality,
-                                           crop=cfg.val_crop, limit=cfg.val_limit))
+    report = evaluate(
+        restorer,
+        EvalConfig(
+            data=cfg.val, sigma=sigma, quality=quality, crop=cfg.val_crop, limit=cfg.val_limit
+        ),
+    )
     model.train()
     return report
 
@@ -241,8 +258,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     if cfg.out.exists() and not cfg.resume:
         raise OptionError(f"{cfg.out} exists; choose another --out (or --resume the run)")
     if cfg.checkpoint_path.exists() and not cfg.resume:
-        raise OptionError(f"a checkpoint of an earlier run exists ({cfg.checkpoint_path}); "
-                          "continue it with --resume, or delete it to start over")
+        raise OptionError(
+            f"a checkpoint of an earlier run exists ({cfg.checkpoint_path}); "
+            "continue it with --resume, or delete it to start over"
+        )
     if cfg.resume and not cfg.checkpoint_path.exists():
         raise OptionError(f"--resume: no checkpoint at {cfg.checkpoint_path}")
     from jsnet_edge.deploy.torch_backend import check_torch_device
@@ -255,15 +274,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     model = model.to(dev, memory_format=torch.channels_last).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
-    sampler = PatchSampler(cfg.data, cfg.degradation(), cfg.colors, cfg.patch,
-                           max_side=cfg.max_side, seed=cfg.seed)
+    sampler = PatchSampler(
+        cfg.data, cfg.degradation(), cfg.colors, cfg.patch, max_side=cfg.max_side, seed=cfg.seed
+    )
     start, elapsed, history = 0, 0.0, []
     commands = [{"step": 0, "command": cfg.command}]
     if cfg.resume:
         meta = load_checkpoint(cfg.checkpoint_path, model, optimizer)
         # Compared as genotypes: checkpoints from before a field was added lack it.
-        if meta["config"]["task"] != cfg.task or \
-                Genotype.from_dict(meta["config"]["genotype"]) != cfg.genotype:
+        if (
+            meta["config"]["task"] != cfg.task
+            or Genotype.from_dict(meta["config"]["genotype"]) != cfg.genotype
+        ):
             raise OptionError("--resume: the checkpoint is for another task or genotype")
         start, elapsed, history = meta["step"], meta["elapsed"], meta.get("history", [])
         commands = meta.get("commands", []) + [{"step": start, "command": cfg.command}]
@@ -273,12 +295,28 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
     log = cfg.log_path.open("a")
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(cfg.checkpoint_path, model, optimizer, {
-            "step": step, "elapsed": elapsed, "sampler": sampler.state(),
-            "config": cfg.to_json_dict(), "history": history, "commands": commands})
+        save_checkpoint(
+            cfg.checkpoint_path,
+            model,
+            optimizer,
+            {
+                "step": step,
+                "elapsed": elapsed,
+                "sampler": sampler.state(),
+                "config": cfg.to_json_dict(),
+                "history": history,
+                "commands": commands,
+            },
+        )
 
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, file=sys.stderr,
-               unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        disable=not progress,
+        file=sys.stderr,
+        unit="step",
+        dynamic_ncols=True,
+    )
     val_psnr = val_ssim = None
     if history:  # a finished run resumed again rewrites its model with these
         val_psnr, val_ssim = history[-1].get("val_psnr"), history[-1].get("val_ssim")
@@ -299,7 +337,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
                     f"training diverged: the loss became {loss.item()} at step {step}; run "
                     f"again with a lower --lr (this run: {cfg.lr:g})"
                     + (" or with --precision fp32 (bf16 autocast lost precision)" if amp else "")
-                    + ", or --resume from the last checkpoint with the change")
+                    + ", or --resume from the last checkpoint with the change"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, cfg.clip)
@@ -314,14 +353,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
             if cfg.val is not None and (step % cfg.val_every == 0 or step == cfg.steps):
                 rep = _validate(model, cfg)
                 val_psnr, val_ssim = rep.mean("psnr"), rep.mean("ssim")
-                entry.update(val_psnr=val_psnr, val_ssim=val_ssim,
-                             val_input_psnr=rep.mean("input_psnr"))
+                entry.update(
+                    val_psnr=val_psnr, val_ssim=val_ssim, val_input_psnr=rep.mean("input_psnr")
+                )
                 history.append({"step": step, "val_psnr": val_psnr, "val_ssim": val_ssim})
                 tick = time.perf_counter()
             log.write(json.dumps(entry) + "\n")
             bar.update(1)
-            bar.set_postfix(loss=f"{running:.3f}", psnr=f"{val_psnr:.2f}" if val_psnr else "-",
-                            sps=f"{(step - start) / max(elapsed - elapsed0, 1e-9):.2f}")
+            bar.set_postfix(
+                loss=f"{running:.3f}",
+                psnr=f"{val_psnr:.2f}" if val_psnr else "-",
+                sps=f"{(step - start) / max(elapsed - elapsed0, 1e-9):.2f}",
+            )
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 log.flush()
                 checkpoint(step)
@@ -359,8 +402,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainResult:
 
 
 def write_card(cfg: TrainConfig, prov: dict, init_count: int) -> Path:
-    val = (f"{prov['val_psnr']:.2f} dB PSNR / {prov['val_ssim']:.4f} SSIM on {prov['validation']}"
-           if prov.get("val_psnr") is not None else "not measured (no --val)")
+    val = (
+        f"{prov['val_psnr']:.2f} dB PSNR / {prov['val_ssim']:.4f} SSIM on {prov['validation']}"
+        if prov.get("val_psnr") is not None
+        else "not measured (no --val)"
+    )
     init = prov["init"] if init_count == 0 else f"{prov['init']} ({init_count} tensors matched)"
     lines = [
         f"# {cfg.out.stem}",
@@ -387,13 +433,14 @@ def write_card(cfg: TrainConfig, prov: dict, init_count: int) -> Path:
         "",
     ]
     if len(prov.get("commands", [])) > 1:
-        lines += ["The run was stopped and resumed (from the step it resumes at, the learning "
-                  "rate follows the schedule of that command's --steps: a longer run restarts "
-                  "it warm); the commands, with the step each started at:", ""]
+        lines += [
+            "The run was stopped and resumed (from the step it resumes at, the learning "
+            "rate follows the schedule of that command's --steps: a longer run restarts "
+            "it warm); the commands, with the step each started at:",
+            "",
+        ]
         lines += [f"- step {c['step']}: `{c['command']}`" for c in prov["commands"]]
         lines.append("")
     with atomic_output(cfg.card_path) as tmp:
         tmp.write_text("\n".join(lines))
     return cfg.card_path
-
-

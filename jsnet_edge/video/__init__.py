@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from jsnet_edge.video.stream import stream
 
-__all__ = ["IncompleteVideoError", "VideoError", "VideoStats", "make_sample_clip", "process",
-           "stream"]
+__all__ = [
+    "IncompleteVideoError",
+    "VideoError",
+    "VideoStats",
+    "make_sample_clip",
+    "process",
+    "stream",
+]
 
 _WHERE = {
     "process": "jsnet_edge.video.pipeline",

@@ -23,8 +23,14 @@ from jsnet_edge.video.errors import VideoError
 
 # Output container -> the codec used when none is named. Four characters are an OpenCV
 # fourcc; longer names are PyAV (FFmpeg) encoders.
-CONTAINERS: dict[str, str] = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v",
-                              ".avi": "MJPG", ".webm": "libvpx-vp9"}
+CONTAINERS: dict[str, str] = {
+    ".mp4": "mp4v",
+    ".m4v": "mp4v",
+    ".mov": "mp4v",
+    ".mkv": "mp4v",
+    ".avi": "MJPG",
+    ".webm": "libvpx-vp9",
+}
 # PyAV encoders that take a constant-rate-factor quality, and our default for each.
 CRF_CODECS: dict[str, int] = {"libx264": 18, "libx265": 20, "libvpx-vp9": 31, "libsvtav1": 30}
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://")
@@ -49,6 +55,7 @@ def have_av() -> bool:
 
 
 # --- the source -------------------------------------------------------------------------
+
 
 @dataclass
 class Source:
@@ -100,8 +107,9 @@ def open_source(src: str | int | Path, *, bake_rotation: bool) -> Source:
         path = None
         cap = cv2.VideoCapture(str(what), cv2.CAP_FFMPEG)
         if not cap.isOpened():
-            raise VideoError(f"cannot open the stream {what}: unreachable, or not a video "
-                             "OpenCV can read")
+            raise VideoError(
+                f"cannot open the stream {what}: unreachable, or not a video OpenCV can read"
+            )
     if kind != "file":
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # a live source: always the freshest frame
     meta = cap.get(cv2.CAP_PROP_ORIENTATION_META)  # clockwise degrees
@@ -128,9 +136,19 @@ def open_source(src: str | int | Path, *, bake_rotation: bool) -> Source:
     if rate is None:
         rate = Fraction(fps).limit_denominator(1001)
     live = kind == "camera" or (kind == "url" and str(what).lower().startswith(LIVE_SCHEMES))
-    return Source(name=str(what), kind=kind, path=path, cap=cap, fps=fps, rate=rate,
-                  frames_expected=frames, frames_exact=exact, rotation=rotation, live=live,
-                  notes=notes)
+    return Source(
+        name=str(what),
+        kind=kind,
+        path=path,
+        cap=cap,
+        fps=fps,
+        rate=rate,
+        frames_expected=frames,
+        frames_exact=exact,
+        rotation=rotation,
+        live=live,
+        notes=notes,
+    )
 
 
 def open_file(path: Path) -> cv2.VideoCapture:
@@ -144,8 +162,10 @@ def open_file(path: Path) -> cv2.VideoCapture:
     quiet_ffmpeg()
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
-        raise VideoError(f"cannot read {path}: not a video OpenCV can open (unsupported "
-                         "container or codec, or a damaged file)")
+        raise VideoError(
+            f"cannot read {path}: not a video OpenCV can open (unsupported "
+            "container or codec, or a damaged file)"
+        )
     return cap
 
 
@@ -172,6 +192,7 @@ def probe_video(path: Path) -> tuple[Fraction, int] | None:
 
 # --- output paths -------------------------------------------------------------------------
 
+
 def same_file(a: Path, b: Path) -> bool:
     """Whether two paths name one file (also through links or different spellings)."""
     if a.resolve() == b.resolve():
@@ -182,8 +203,7 @@ def same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_output(path: Path, inputs: list[Path], *, overwrite: bool, what: str = "output"
-                 ) -> None:
+def check_output(path: Path, inputs: list[Path], *, overwrite: bool, what: str = "output") -> None:
     """Refuse to write over an input (whatever path names it), or over a file unasked."""
     for p in inputs:
         if same_file(path, p):
@@ -206,6 +226,7 @@ def partial_name(path: Path) -> Path:
 
 # --- encoders ---------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CodecChoice:
     name: str  # fourcc (OpenCV) or encoder name (PyAV)
@@ -218,24 +239,31 @@ def choose_codec(path: Path, codec: str | None, crf: int | None) -> CodecChoice:
     XVID ...), a longer one a PyAV/FFmpeg encoder (libx264 ...), which takes --crf."""
     ext = path.suffix.lower()
     if ext not in CONTAINERS:
-        raise VideoError(f"cannot write {ext or 'extension-less'} videos ({path.name}); use "
-                         f"one of {', '.join(CONTAINERS)}")
+        raise VideoError(
+            f"cannot write {ext or 'extension-less'} videos ({path.name}); use "
+            f"one of {', '.join(CONTAINERS)}"
+        )
     name = codec or CONTAINERS[ext]
     if len(name) == 4:
         if crf is not None:
-            raise OptionError(f"--crf applies to PyAV encoders such as libx264, not the OpenCV "
-                              f"fourcc {name}")
+            raise OptionError(
+                f"--crf applies to PyAV encoders such as libx264, not the OpenCV fourcc {name}"
+            )
         return CodecChoice(name, "opencv", None)
     if not have_av():
-        raise MissingDependencyError(f"the encoder {name} needs PyAV, and {AV_MISSING}; or "
-                                     f"use an OpenCV fourcc such as --codec mp4v")
+        raise MissingDependencyError(
+            f"the encoder {name} needs PyAV, and {AV_MISSING}; or "
+            f"use an OpenCV fourcc such as --codec mp4v"
+        )
     import av
 
     try:
         av.Codec(name, "w")
     except (av.FFmpegError, ValueError):
-        raise VideoError(f"unknown or unavailable encoder {name!r}; try libx264, mpeg4 or an "
-                         "OpenCV fourcc such as mp4v") from None
+        raise VideoError(
+            f"unknown or unavailable encoder {name!r}; try libx264, mpeg4 or an "
+            "OpenCV fourcc such as mp4v"
+        ) from None
     if crf is not None and not 0 <= crf <= 63:
         raise OptionError(f"--crf must be between 0 and 63, got {crf}")
     if crf is not None and name not in CRF_CODECS:
@@ -248,12 +276,15 @@ class CvWriter:
 
     def __init__(self, path: Path, fourcc: str, fps: float, size: tuple[int, int]) -> None:
         self.path, self.size = path, size
-        self.writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc),
-                                      fps, size)
+        self.writer = cv2.VideoWriter(
+            str(path), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc), fps, size
+        )
         if not self.writer.isOpened():
-            raise VideoError(f"OpenCV cannot write the codec {fourcc!r} into a "
-                             f"{path.suffix} file; try --codec mp4v (.mp4, .mov, .mkv) or "
-                             "--codec MJPG (.avi)")
+            raise VideoError(
+                f"OpenCV cannot write the codec {fourcc!r} into a "
+                f"{path.suffix} file; try --codec mp4v (.mp4, .mov, .mkv) or "
+                "--codec MJPG (.avi)"
+            )
 
     def write(self, frame: np.ndarray) -> None:
         self.writer.write(frame)
@@ -265,8 +296,9 @@ class CvWriter:
 class AvWriter:
     """A PyAV encoder (libx264 ...) writing a video-only file at an exact frame rate."""
 
-    def __init__(self, path: Path, codec: str, rate: Fraction, size: tuple[int, int],
-                 crf: int | None) -> None:
+    def __init__(
+        self, path: Path, codec: str, rate: Fraction, size: tuple[int, int], crf: int | None
+    ) -> None:
         import av
 
         self.av = av
@@ -279,8 +311,7 @@ class AvWriter:
             self.stream = self.container.add_stream(codec, rate=rate, options=options)
             self.stream.width, self.stream.height = size
             formats = [f.name for f in (self.stream.codec.video_formats or [])]
-            self.stream.pix_fmt = ("yuv420p" if "yuv420p" in formats or not formats
-                                   else formats[0])
+            self.stream.pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
             self.stream.codec_context.time_base = Fraction(1) / rate
         except (av.FFmpegError, ValueError) as e:
             self.container.close()
@@ -300,14 +331,16 @@ class AvWriter:
             self.container.close()
 
 
-def open_writer(path: Path, choice: CodecChoice, source: Source, size: tuple[int, int]
-                ) -> CvWriter | AvWriter:
+def open_writer(
+    path: Path, choice: CodecChoice, source: Source, size: tuple[int, int]
+) -> CvWriter | AvWriter:
     if choice.library == "opencv":
         return CvWriter(path, choice.name, source.fps, size)
     return AvWriter(path, choice.name, source.rate, size, choice.crf)
 
 
 # --- remux: video + the input's audio and metadata -----------------------------------------
+
 
 @dataclass
 class RemuxResult:
@@ -318,8 +351,15 @@ class RemuxResult:
     notes: list[str] = field(default_factory=list)
 
 
-def remux(video: Path, source: Path | None, out: Path, *, rotation: int,
-          trim_audio_s: float | None = None, rate: Fraction | None = None) -> RemuxResult:
+def remux(
+    video: Path,
+    source: Path | None,
+    out: Path,
+    *,
+    rotation: int,
+    trim_audio_s: float | None = None,
+    rate: Fraction | None = None,
+) -> RemuxResult:
     """Mux the encoded `video` with the audio streams and container metadata of `source`
     into `out`: packets are copied, not re-encoded (an audio codec the output container
     cannot hold is re-encoded, and said). The rotation tag is set before anything is
@@ -342,9 +382,16 @@ def remux(video: Path, source: Path | None, out: Path, *, rotation: int,
     return _remux(video, source, out, rotation, trim_audio_s, rate, transcode_audio=True)
 
 
-def _remux(video: Path, source: Path | None, out: Path, rotation: int,
-           trim_audio_s: float | None, rate: Fraction | None, *, transcode_audio: bool
-           ) -> RemuxResult:
+def _remux(
+    video: Path,
+    source: Path | None,
+    out: Path,
+    rotation: int,
+    trim_audio_s: float | None,
+    rate: Fraction | None,
+    *,
+    transcode_audio: bool,
+) -> RemuxResult:
     import heapq
 
     import av
@@ -371,13 +418,15 @@ def _remux(video: Path, source: Path | None, out: Path, rotation: int,
             audio: dict[int, tuple] = {}
             offset = 0.0
             if src is not None:
-                oc.metadata.update({k: v for k, v in src.metadata.items()
-                                    if k not in TECHNICAL_TAGS})
+                oc.metadata.update(
+                    {k: v for k, v in src.metadata.items() if k not in TECHNICAL_TAGS}
+                )
                 res.metadata_copied = True
                 if src.streams.video:
                     sv = src.streams.video[0]
-                    ov.metadata.update({k: v for k, v in sv.metadata.items()
-                                        if k in ("language", "title")})
+                    ov.metadata.update(
+                        {k: v for k, v in sv.metadata.items() if k in ("language", "title")}
+                    )
                     if sv.start_time is not None:
                         offset = float(sv.start_time * sv.time_base)
                 for ia in src.streams.audio:
@@ -386,14 +435,16 @@ def _remux(video: Path, source: Path | None, out: Path, rotation: int,
                         audio[ia.index] = (ia, oa, enc)
                 others = [s for s in src.streams if s.type not in ("video", "audio")]
                 if others:
-                    res.notes.append(f"{len(others)} subtitle/data stream(s) of the input "
-                                     "were not copied")
+                    res.notes.append(
+                        f"{len(others)} subtitle/data stream(s) of the input were not copied"
+                    )
             gens = [_packets(tv, {iv.index: (iv, ov, None)}, 0.0, None, res, retime=retime)]
             if audio:
                 # AVI counts time in frames and cannot start below zero: AAC's priming
                 # packet (pts < 0) would shift the video by a frame, so start audio at 0.
-                gens.append(_packets(src, audio, offset, trim_audio_s, res,
-                                     non_negative=ext == ".avi"))
+                gens.append(
+                    _packets(src, audio, offset, trim_audio_s, res, non_negative=ext == ".avi")
+                )
             for _, _, pkts in heapq.merge(*gens, key=lambda x: (x[0], x[1])):
                 oc.mux(pkts)
             for _, oa, enc in audio.values():
@@ -428,20 +479,31 @@ def _audio_stream(oc, ia, res: RemuxResult, transcode: bool):
         # A layout without a channel order ("2 channels", as pcm in mkv has) is refused by
         # encoders: name the usual one for the channel count.
         n = ia.codec_context.layout.nb_channels if ia.codec_context.layout else 2
-        oa.layout = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1",
-                     8: "7.1"}.get(n, "stereo")
+        oa.layout = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 8: "7.1"}.get(
+            n, "stereo"
+        )
         res.audio_transcoded += 1
-        res.notes.append(f"the input's {name} audio cannot go into {oc.format.name} "
-                         f"as it is; re-encoded it as {target}")
+        res.notes.append(
+            f"the input's {name} audio cannot go into {oc.format.name} "
+            f"as it is; re-encoded it as {target}"
+        )
         return oa, target
-    res.notes.append(f"the input's {name} audio cannot go into this container and no "
-                     "suitable encoder exists; audio dropped")
+    res.notes.append(
+        f"the input's {name} audio cannot go into this container and no "
+        "suitable encoder exists; audio dropped"
+    )
     return None, None
 
 
-def _packets(container, streams: dict, offset: float, trim: float | None,
-             res: RemuxResult, non_negative: bool = False,
-             retime: tuple[Fraction, Fraction] | None = None):
+def _packets(
+    container,
+    streams: dict,
+    offset: float,
+    trim: float | None,
+    res: RemuxResult,
+    non_negative: bool = False,
+    retime: tuple[Fraction, Fraction] | None = None,
+):
     """(time s, stream index, packets to mux) for the given streams of one input, in file
     order; `streams` maps an input stream index to (input, output stream, encoder).
 
@@ -463,8 +525,11 @@ def _packets(container, streams: dict, offset: float, trim: float | None,
             idx = pkt.stream.index
             _, out_stream, encoder = streams[idx]
             t = float(stamp * pkt.time_base) - offset
-            if trim is not None and pkt.pts is not None and \
-                    float(pkt.pts * pkt.time_base) - offset >= trim:
+            if (
+                trim is not None
+                and pkt.pts is not None
+                and float(pkt.pts * pkt.time_base) - offset >= trim
+            ):
                 ended.add(idx)
                 if len(ended) == len(streams):
                     return

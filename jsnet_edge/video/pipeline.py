@@ -87,17 +87,26 @@ class VideoStats:
             extra.append(f"{self.frames_failed} could not be decoded")
         if self.frames_dropped:
             extra.append(f"{self.frames_dropped} dropped to keep up")
-        lines.append(f"restored {self.frames_restored} frames ({', '.join(extra)}) in "
-                     f"{self.wall_s:.1f} s: {self.pipeline_fps:.1f} fps")
+        lines.append(
+            f"restored {self.frames_restored} frames ({', '.join(extra)}) in "
+            f"{self.wall_s:.1f} s: {self.pipeline_fps:.1f} fps"
+        )
         (wi, hi), (wo, ho) = self.input_size, self.output_size
-        audio = (f"{self.audio_streams} audio stream(s) " + (
-            "copied" if not self.audio_reencoded else
-            f"({self.audio_reencoded} re-encoded)") if self.audio_streams else "no audio")
-        lines.append(f"video: {wi}x{hi} -> {wo}x{ho} at {self.fps:g} fps, codec {self.codec}, "
-                     f"{audio}, metadata {'copied' if self.metadata_copied else 'not copied'}, "
-                     f"rotation {self.rotation} ({self.rotation_handling})")
-        lines.append(f"backend: {self.backend} on {self.device}, {self.precision}, "
-                     f"task {self.task}, batch {self.batch}")
+        audio = (
+            f"{self.audio_streams} audio stream(s) "
+            + ("copied" if not self.audio_reencoded else f"({self.audio_reencoded} re-encoded)")
+            if self.audio_streams
+            else "no audio"
+        )
+        lines.append(
+            f"video: {wi}x{hi} -> {wo}x{ho} at {self.fps:g} fps, codec {self.codec}, "
+            f"{audio}, metadata {'copied' if self.metadata_copied else 'not copied'}, "
+            f"rotation {self.rotation} ({self.rotation_handling})"
+        )
+        lines.append(
+            f"backend: {self.backend} on {self.device}, {self.precision}, "
+            f"task {self.task}, batch {self.batch}"
+        )
         lines.append(f"{'latency ms':<12}{'p50':>8}{'p99':>8}")
         for stage in STAGES:
             s = self.latency_ms.get(stage)
@@ -123,9 +132,16 @@ def default_output(src: str | int | Path) -> Path:
     raise OptionError(f"give an output file (-o) for the stream {what}")
 
 
-def check_paths(src: str | int | Path, dst: str | Path, *, overwrite: bool = False,
-                preview: str | Path | None = None, stats_path: str | Path | None = None,
-                codec: str | None = None, crf: int | None = None) -> None:
+def check_paths(
+    src: str | int | Path,
+    dst: str | Path,
+    *,
+    overwrite: bool = False,
+    preview: str | Path | None = None,
+    stats_path: str | Path | None = None,
+    codec: str | None = None,
+    crf: int | None = None,
+) -> None:
     """Refuse, before any work (loading a model takes seconds), an input file that cannot
     be read, outputs that would overwrite the input or an existing file, and containers or
     codecs we cannot write."""
@@ -137,20 +153,33 @@ def check_paths(src: str | int | Path, dst: str | Path, *, overwrite: bool = Fal
     io.check_output(dst, inputs, overwrite=overwrite)
     io.choose_codec(dst, codec, crf)
     if preview is not None and str(preview) == "window" and not has_gui():
-        raise OptionError("this OpenCV has no GUI (opencv-python-headless), so it cannot show "
-                          "a preview window; give --preview a file (e.g. preview.mp4)")
+        raise OptionError(
+            "this OpenCV has no GUI (opencv-python-headless), so it cannot show "
+            "a preview window; give --preview a file (e.g. preview.mp4)"
+        )
     if preview is not None and str(preview) != "window":
         io.check_output(Path(preview), inputs + [dst], overwrite=overwrite, what="preview")
     if stats_path is not None:
         io.check_output(Path(stats_path), inputs + [dst], overwrite=True, what="stats file")
 
 
-def process(src: str | int | Path, dst: str | Path, restorer: Restorer, *, batch: int = 1,
-            codec: str | None = None, crf: int | None = None,
-            preview: str | Path | None = None, stats_path: str | Path | None = None,
-            realtime: bool = False, max_frames: int | None = None, overwrite: bool = False,
-            keep_partial: bool = False, progress: bool = False,
-            log: Callable[[str], None] | None = None) -> VideoStats:
+def process(
+    src: str | int | Path,
+    dst: str | Path,
+    restorer: Restorer,
+    *,
+    batch: int = 1,
+    codec: str | None = None,
+    crf: int | None = None,
+    preview: str | Path | None = None,
+    stats_path: str | Path | None = None,
+    realtime: bool = False,
+    max_frames: int | None = None,
+    overwrite: bool = False,
+    keep_partial: bool = False,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> VideoStats:
     """Restore a video and write it to `dst`, keeping its frame count and rate, rotation,
     audio and container metadata; returns what was done.
 
@@ -188,8 +217,9 @@ def process(src: str | int | Path, dst: str | Path, restorer: Restorer, *, batch
     say = log or (lambda _msg: None)
     dst = Path(dst)
     window = preview is not None and str(preview) == "window"
-    check_paths(src, dst, overwrite=overwrite, preview=preview, stats_path=stats_path,
-                codec=codec, crf=crf)
+    check_paths(
+        src, dst, overwrite=overwrite, preview=preview, stats_path=stats_path, codec=codec, crf=crf
+    )
     choice = io.choose_codec(dst, codec, crf)
     preview_path = None if window or preview is None else Path(preview)
     preview_choice = io.choose_codec(preview_path, None, None) if preview_path else None
@@ -206,44 +236,63 @@ def process(src: str | int | Path, dst: str | Path, restorer: Restorer, *, batch
         say(msg)
 
     if not av_ok:
-        note(f"{io.AV_MISSING}: the output has video only; the input's audio and container "
-             "metadata are dropped" + (" and its rotation is applied to the pixels"
-                                       if source.rotation else ""))
+        note(
+            f"{io.AV_MISSING}: the output has video only; the input's audio and container "
+            "metadata are dropped"
+            + (" and its rotation is applied to the pixels" if source.rotation else "")
+        )
     elif kind != "file":
         note(f"{source.name} is a live/network source: the output has video only")
 
-    stats = VideoStats(input=source.name, output=None, fps=source.fps,
-                       frames_expected=source.frames_expected, rotation=source.rotation,
-                       codec=choice.name, backend=restorer.backend.name,
-                       precision=restorer.backend.precision, device=restorer.backend.device,
-                       task=restorer.task, batch=batch)
+    stats = VideoStats(
+        input=source.name,
+        output=None,
+        fps=source.fps,
+        frames_expected=source.frames_expected,
+        rotation=source.rotation,
+        codec=choice.name,
+        backend=restorer.backend.name,
+        precision=restorer.backend.precision,
+        device=restorer.backend.device,
+        task=restorer.task,
+        batch=batch,
+    )
     if max_frames is not None and stats.frames_expected is not None:
         stats.frames_expected = min(stats.frames_expected, max_frames)
-    stats.rotation_handling = ("none" if not source.rotation
-                               else "tag copied" if remux_ok else "applied to pixels")
+    stats.rotation_handling = (
+        "none" if not source.rotation else "tag copied" if remux_ok else "applied to pixels"
+    )
 
     t = time.perf_counter()
     ok, first = source.cap.read()
     first_dt = time.perf_counter() - t
     if not ok or first is None:
         source.cap.release()
-        raise VideoError(f"cannot decode any frame of {source.name}: unsupported codec, or a "
-                         "damaged file")
+        raise VideoError(
+            f"cannot decode any frame of {source.name}: unsupported codec, or a damaged file"
+        )
     h, w = first.shape[:2]
     s = restorer.scale
     out_w, out_h = w * s, h * s
     if out_w % 2 or out_h % 2:  # 4:2:0 encoders need even sizes
-        note(f"the restored size {out_w}x{out_h} is odd; the encoder needs even sizes, so "
-             f"the last {'column' if out_w % 2 else ''}"
-             f"{' and ' if out_w % 2 and out_h % 2 else ''}{'row' if out_h % 2 else ''} "
-             "is cropped")
+        note(
+            f"the restored size {out_w}x{out_h} is odd; the encoder needs even sizes, so "
+            f"the last {'column' if out_w % 2 else ''}"
+            f"{' and ' if out_w % 2 and out_h % 2 else ''}{'row' if out_h % 2 else ''} "
+            "is cropped"
+        )
         out_w, out_h = out_w - out_w % 2, out_h - out_h % 2
     stats.input_size, stats.output_size = (w, h), (out_w, out_h)
 
     temps: list[Path] = []
     writers: list = []
-    run = _Run(batch=batch, realtime=realtime, max_frames=max_frames, live=source.live,
-               want_input=preview is not None)
+    run = _Run(
+        batch=batch,
+        realtime=realtime,
+        max_frames=max_frames,
+        live=source.live,
+        want_input=preview is not None,
+    )
     started = False
     bar = None
     t_start = time.perf_counter()
@@ -261,21 +310,45 @@ def process(src: str | int | Path, dst: str | Path, restorer: Restorer, *, batch
             writers.append(pv_writer)
         label = f"restored ({restorer.task})"
         threads = [
-            threading.Thread(target=run.guard,
-                             args=("decode", _decode, run, source, first, first_dt),
-                             name="jsnet-decode", daemon=True),
-            threading.Thread(target=run.guard, args=("infer", _infer, run, restorer),
-                             name="jsnet-infer", daemon=True),
-            threading.Thread(target=run.guard,
-                             args=("encode", _encode, run, writer, pv_writer, (out_w, out_h),
-                                   source.rotation if remux_ok else 0, label, window),
-                             name="jsnet-encode", daemon=True),
+            threading.Thread(
+                target=run.guard,
+                args=("decode", _decode, run, source, first, first_dt),
+                name="jsnet-decode",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=run.guard,
+                args=("infer", _infer, run, restorer),
+                name="jsnet-infer",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=run.guard,
+                args=(
+                    "encode",
+                    _encode,
+                    run,
+                    writer,
+                    pv_writer,
+                    (out_w, out_h),
+                    source.rotation if remux_ok else 0,
+                    label,
+                    window,
+                ),
+                name="jsnet-encode",
+                daemon=True,
+            ),
         ]
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=stats.frames_expected, unit="frame", file=sys.stderr,
-                       dynamic_ncols=True, desc=Path(source.name).name[:30])
+            bar = tqdm(
+                total=stats.frames_expected,
+                unit="frame",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                desc=Path(source.name).name[:30],
+            )
         started = True
         for t in threads:
             t.start()
@@ -287,8 +360,11 @@ def process(src: str | int | Path, dst: str | Path, restorer: Restorer, *, batch
                 wr.close()
             except Exception as e:  # noqa: BLE001 - a stage's error, if any, explains it
                 if not run.errors:
-                    run.errors.append(e if isinstance(e, VideoError) else
-                                      VideoError(f"could not finish the video: {e}"))
+                    run.errors.append(
+                        e
+                        if isinstance(e, VideoError)
+                        else VideoError(f"could not finish the video: {e}")
+                    )
         writers.clear()
         if window:
             cv2.destroyAllWindows()
@@ -314,8 +390,11 @@ def process(src: str | int | Path, dst: str | Path, restorer: Restorer, *, batch
             raise VideoError(f"no frame of {source.name} could be restored")
         trim = None
         expected = stats.frames_expected
-        if expected is not None and run.read < expected and (source.frames_exact or
-                                                             expected - run.read > 2):
+        if (
+            expected is not None
+            and run.read < expected
+            and (source.frames_exact or expected - run.read > 2)
+        ):
             stats.frames_failed = expected - run.read
             stats.complete = False
         if max_frames is not None or not stats.complete:
@@ -324,12 +403,19 @@ def process(src: str | int | Path, dst: str | Path, restorer: Restorer, *, batch
             final_tmp = io.temp_beside(dst, "mux")
             temps.append(final_tmp)
             try:
-                res = io.remux(video_tmp, source.path, final_tmp, rotation=source.rotation,
-                               trim_audio_s=trim,
-                               rate=source.rate if choice.library == "opencv" else None)
+                res = io.remux(
+                    video_tmp,
+                    source.path,
+                    final_tmp,
+                    rotation=source.rotation,
+                    trim_audio_s=trim,
+                    rate=source.rate if choice.library == "opencv" else None,
+                )
             except Exception as e:  # audio or metadata trouble must not lose the video
-                note(f"could not copy the input's audio and metadata ({type(e).__name__}: "
-                     f"{e}); the output has video only")
+                note(
+                    f"could not copy the input's audio and metadata ({type(e).__name__}: "
+                    f"{e}); the output has video only"
+                )
                 final_tmp = video_tmp
                 stats.rotation_handling = "lost" if source.rotation else "none"
             else:
@@ -369,7 +455,9 @@ def process(src: str | int | Path, dst: str | Path, restorer: Restorer, *, batch
         raise IncompleteVideoError(
             f"{source.name} is damaged: {stats.frames_failed} of {stats.frames_expected} "
             f"frames could not be decoded; wrote the {stats.frames_read} readable frames to "
-            f"{dst}, which is incomplete", stats)
+            f"{dst}, which is incomplete",
+            stats,
+        )
     return stats
 
 
@@ -388,16 +476,18 @@ def has_gui() -> bool:
     """Whether this OpenCV build can open windows (opencv-python-headless cannot)."""
     info = cv2.getBuildInformation()
     i = info.find("GUI:")
-    return i >= 0 and not info[i + 4:].lstrip().upper().startswith("NONE")
+    return i >= 0 and not info[i + 4 :].lstrip().upper().startswith("NONE")
 
 
 # --- the stages -----------------------------------------------------------------------------
 
+
 class _Run:
     """State shared by the three stage threads and the caller's thread."""
 
-    def __init__(self, *, batch: int, realtime: bool, max_frames: int | None, live: bool,
-                 want_input: bool) -> None:
+    def __init__(
+        self, *, batch: int, realtime: bool, max_frames: int | None, live: bool, want_input: bool
+    ) -> None:
         self.batch, self.realtime, self.max_frames = batch, realtime, max_frames
         self.live, self.want_input = live, want_input
         size = max(1, batch) if realtime else max(2, 2 * batch)
@@ -442,8 +532,12 @@ class _Run:
         for k, v in self.lat.items():
             if v:
                 a = np.asarray(v) * 1000.0
-                out[k] = {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
-                          "mean": float(a.mean()), "n": len(v)}
+                out[k] = {
+                    "p50": float(np.percentile(a, 50)),
+                    "p99": float(np.percentile(a, 99)),
+                    "mean": float(a.mean()),
+                    "n": len(v),
+                }
         return out
 
 
@@ -525,8 +619,9 @@ def _infer(run: _Run, restorer: Restorer) -> None:
         run.put(run.q_out, _END)
 
 
-def _encode(run: _Run, writer, pv_writer, size: tuple[int, int], rotation: int, label: str,
-            window: bool) -> None:
+def _encode(
+    run: _Run, writer, pv_writer, size: tuple[int, int], rotation: int, label: str, window: bool
+) -> None:
     w, h = size
     last, prev = -1, None
     while True:
@@ -557,8 +652,14 @@ def _encode(run: _Run, writer, pv_writer, size: tuple[int, int], rotation: int, 
         last, prev = idx, out
 
 
-def _wait(threads: list[threading.Thread], run: _Run, bar, live: bool,
-          say: Callable[[str], None], window: bool) -> bool:
+def _wait(
+    threads: list[threading.Thread],
+    run: _Run,
+    bar,
+    live: bool,
+    say: Callable[[str], None],
+    window: bool,
+) -> bool:
     """Wait for the stages, updating the bar; True if interrupted (Ctrl-C).
 
     For a live source the first Ctrl-C ends the capture and finishes the output normally
@@ -586,6 +687,7 @@ def _wait(threads: list[threading.Thread], run: _Run, bar, live: bool,
 
 # --- preview ----------------------------------------------------------------------------------
 
+
 def _preview_size(w: int, h: int, rotation: int) -> tuple[int, int]:
     if rotation % 180:
         w, h = h, w
@@ -606,8 +708,24 @@ def side_by_side(frame: np.ndarray, out: np.ndarray, rotation: int, label: str) 
     scale = max(0.35, side.shape[0] / 720)
     for text, x in ((name, 0), (label, side.shape[1] // 2)):
         org = (x + int(8 * scale) + 2, int(24 * scale) + 6)
-        cv2.putText(side, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
-                    max(2, int(4 * scale)), cv2.LINE_AA)
-        cv2.putText(side, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                    max(1, int(1.5 * scale)), cv2.LINE_AA)
+        cv2.putText(
+            side,
+            text,
+            org,
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (0, 0, 0),
+            max(2, int(4 * scale)),
+            cv2.LINE_AA,
+        )
+        cv2.putText(
+            side,
+            text,
+            org,
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            max(1, int(1.5 * scale)),
+            cv2.LINE_AA,
+        )
     return side

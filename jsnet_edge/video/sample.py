@@ -24,7 +24,7 @@ AUDIO_RATE = 48_000
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """"640x360" -> (640, 360); even sides, as 4:2:0 video needs."""
+    """ "640x360" -> (640, 360); even sides, as 4:2:0 video needs."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -54,8 +54,9 @@ def load_photo(photo: str | Path | np.ndarray | None = None) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, :3])
 
 
-def clean_frames(n: int, size: tuple[int, int], photo: str | Path | np.ndarray | None = None
-                 ) -> Iterator[np.ndarray]:
+def clean_frames(
+    n: int, size: tuple[int, int], photo: str | Path | np.ndarray | None = None
+) -> Iterator[np.ndarray]:
     """`n` BGR frames of `size` (w, h): a pan from upper left to lower right while zooming
     in by a quarter, smoothly (eased), over `photo` (see `load_photo`)."""
     img = load_photo(photo)
@@ -79,8 +80,9 @@ def clean_frames(n: int, size: tuple[int, int], photo: str | Path | np.ndarray |
         y0 = (0.3 + 0.4 * e) * (ph - wh)
         sx, sy = w / ww, h / wh
         m = np.array([[sx, 0.0, -x0 * sx], [0.0, sy, -y0 * sy]], np.float64)
-        yield cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_CUBIC,
-                             borderMode=cv2.BORDER_REFLECT101)
+        yield cv2.warpAffine(
+            img, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101
+        )
 
 
 def add_noise(frame: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -94,8 +96,9 @@ def add_noise(frame: np.ndarray, sigma: float, rng: np.random.Generator) -> np.n
 def tone(seconds: float, rate: int = AUDIO_RATE, freq: float = 440.0) -> np.ndarray:
     """A sine tone (float32, -1..1) with a slow tremolo, so it is audibly a test signal."""
     t = np.arange(round(seconds * rate)) / rate
-    return (0.25 * np.sin(2 * np.pi * freq * t) * (0.75 + 0.25 * np.sin(2 * np.pi * 0.5 * t))
-            ).astype(np.float32)
+    return (
+        0.25 * np.sin(2 * np.pi * freq * t) * (0.75 + 0.25 * np.sin(2 * np.pi * 0.5 * t))
+    ).astype(np.float32)
 
 
 @dataclass
@@ -109,12 +112,22 @@ class SampleClip:
     notes: list[str] = field(default_factory=list)
 
 
-def make_sample_clip(path: str | Path, *, seconds: float = 4.0, fps: float = 25.0,
-                     size: tuple[int, int] = (640, 360), sigma: float = 25.0, seed: int = 0,
-                     photo: str | Path | np.ndarray | None = None, frames: int | None = None,
-                     audio: bool = True, rotation: int = 0, crf: int = 18,
-                     metadata: dict[str, str] | None = None, overwrite: bool = False
-                     ) -> SampleClip:
+def make_sample_clip(
+    path: str | Path,
+    *,
+    seconds: float = 4.0,
+    fps: float = 25.0,
+    size: tuple[int, int] = (640, 360),
+    sigma: float = 25.0,
+    seed: int = 0,
+    photo: str | Path | np.ndarray | None = None,
+    frames: int | None = None,
+    audio: bool = True,
+    rotation: int = 0,
+    crf: int = 18,
+    metadata: dict[str, str] | None = None,
+    overwrite: bool = False,
+) -> SampleClip:
     """Write a noisy demo clip (H.264 + AAC tone with PyAV, moov first so that even a cut
     file stays readable; OpenCV mp4v, video only, without PyAV).
 
@@ -141,8 +154,10 @@ def make_sample_clip(path: str | Path, *, seconds: float = 4.0, fps: float = 25.
         raise OptionError(f"size must be even, got {w}x{h}")
     rng = np.random.default_rng(seed)
     noisy = (add_noise(f, sigma, rng) for f in clean_frames(n, size, photo))
-    meta = {"title": "jsnet-edge sample clip",
-            "comment": f"pan/zoom over a bundled photograph, Gaussian noise sigma {sigma:g}"}
+    meta = {
+        "title": "jsnet-edge sample clip",
+        "comment": f"pan/zoom over a bundled photograph, Gaussian noise sigma {sigma:g}",
+    }
     meta.update(metadata or {})
     clip = SampleClip(path, n, rate, (w, h), sigma, audio)
     tmp = io.temp_beside(path, "tmp")
@@ -165,8 +180,17 @@ def make_sample_clip(path: str | Path, *, seconds: float = 4.0, fps: float = 25.
     return clip
 
 
-def _write_av(path: Path, frames: Iterator[np.ndarray], rate: Fraction, size: tuple[int, int],
-              n: int, audio: bool, rotation: int, crf: int, meta: dict[str, str]) -> None:
+def _write_av(
+    path: Path,
+    frames: Iterator[np.ndarray],
+    rate: Fraction,
+    size: tuple[int, int],
+    n: int,
+    audio: bool,
+    rotation: int,
+    crf: int,
+    meta: dict[str, str],
+) -> None:
     import av
 
     with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
@@ -188,8 +212,9 @@ def _write_av(path: Path, frames: Iterator[np.ndarray], rate: Fraction, size: tu
         def send_audio(until: int) -> int:
             s = done
             while a is not None and s < min(until, len(sig)):
-                fr = av.AudioFrame.from_ndarray(sig[None, s:s + step], format="fltp",
-                                                layout="mono")
+                fr = av.AudioFrame.from_ndarray(
+                    sig[None, s : s + step], format="fltp", layout="mono"
+                )
                 fr.sample_rate, fr.pts, fr.time_base = AUDIO_RATE, s, Fraction(1, AUDIO_RATE)
                 out.mux(a.encode(fr))
                 s += step

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from jsnet_edge.restorer import Restorer
 
 
-def restore_frames(restorer: Restorer, frames: list[np.ndarray],
-                   color_order: str | None = None) -> list[np.ndarray]:
+def restore_frames(
+    restorer: Restorer, frames: list[np.ndarray], color_order: str | None = None
+) -> list[np.ndarray]:
     """Restore several frames, in one backend call when they allow it.
 
     Same-shaped HxWx3 uint8 frames for an RGB model go through the backend as one NCHW
@@ -31,17 +32,29 @@ def restore_frames(restorer: Restorer, frames: list[np.ndarray],
     if not frames:
         return []
     first = frames[0]
-    batchable = (len(frames) > 1 and restorer.colors == 3
-                 and all(isinstance(f, np.ndarray) and f.dtype == np.uint8 and f.ndim == 3
-                         and f.shape[2] == 3 and f.shape == first.shape for f in frames))
+    batchable = (
+        len(frames) > 1
+        and restorer.colors == 3
+        and all(
+            isinstance(f, np.ndarray)
+            and f.dtype == np.uint8
+            and f.ndim == 3
+            and f.shape[2] == 3
+            and f.shape == first.shape
+            for f in frames
+        )
+    )
     if not batchable:
         if order == restorer.color_order:
             return [restorer(f) for f in frames]
         return [_swap(restorer(_swap(f))) for f in frames]
     limit = _max_batch(restorer)
     if limit is not None and len(frames) > limit:  # e.g. a TensorRT engine's profile
-        return [out for i in range(0, len(frames), limit)
-                for out in restore_frames(restorer, frames[i:i + limit], order)]
+        return [
+            out
+            for i in range(0, len(frames), limit)
+            for out in restore_frames(restorer, frames[i : i + limit], order)
+        ]
     x = np.stack(frames)  # N H W C
     if order == "bgr":
         x = x[..., ::-1]
@@ -70,8 +83,9 @@ def _swap(img: np.ndarray) -> np.ndarray:
     return img
 
 
-def stream(restorer: Restorer, frames: Iterable[np.ndarray], batch: int = 1
-           ) -> Iterator[np.ndarray]:
+def stream(
+    restorer: Restorer, frames: Iterable[np.ndarray], batch: int = 1
+) -> Iterator[np.ndarray]:
     """Yield the restored frames of `frames`, in order, `batch` at a time.
 
     A generator, so a video of any length runs in the memory of one batch: frames are pulled

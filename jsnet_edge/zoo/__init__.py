@@ -44,26 +44,40 @@ ZOO: dict[str, ZooEntry] = {
     "jpeg": ZooEntry("jpeg", "jpeg", "colour JPEG deblocking, blind (quality 10-40)"),
     "sr-x2": ZooEntry("sr-x2", "sr-x2", "x2 super-resolution (bicubic degradation)"),
     "sr-x4": ZooEntry("sr-x4", "sr-x4", "x4 super-resolution (bicubic degradation)"),
-    "denoise-rt": ZooEntry("denoise-rt", "denoise", "real-time colour denoising, blind "
-                           "(sigma 0-50), searched for 640x360 video on 2 CPU cores"),
-    "sr-x2-rt": ZooEntry("sr-x2-rt", "sr-x2", "real-time x2 super-resolution, searched for "
-                         "640x360 -> 1280x720 video on 2 CPU cores"),
+    "denoise-rt": ZooEntry(
+        "denoise-rt",
+        "denoise",
+        "real-time colour denoising, blind (sigma 0-50), searched for 640x360 video on 2 CPU cores",
+    ),
+    "sr-x2-rt": ZooEntry(
+        "sr-x2-rt",
+        "sr-x2",
+        "real-time x2 super-resolution, searched for 640x360 -> 1280x720 video on 2 CPU cores",
+    ),
 }
 
 # The model a task uses when none is named.
-DEFAULT_FOR_TASK: dict[str, str] = {"denoise": "denoise", "jpeg": "jpeg", "sr-x2": "sr-x2",
-                                   "sr-x4": "sr-x4"}
+DEFAULT_FOR_TASK: dict[str, str] = {
+    "denoise": "denoise",
+    "jpeg": "jpeg",
+    "sr-x2": "sr-x2",
+    "sr-x4": "sr-x4",
+}
 
 
 def zoo_entry(name: str) -> ZooEntry:
     if name not in ZOO:
         known = ", ".join(ZOO) or "none bundled in this version"
-        raise ModelError(f"no model named {name!r} in the zoo (available: {known}); "
-                         "or pass the path of a .safetensors model file")
+        raise ModelError(
+            f"no model named {name!r} in the zoo (available: {known}); "
+            "or pass the path of a .safetensors model file"
+        )
     entry = ZOO[name]
     if not entry.path.is_file():
-        raise ModelError(f"the zoo model {name!r} is missing from the installed package "
-                         f"({entry.path}); reinstall jsnet-edge")
+        raise ModelError(
+            f"the zoo model {name!r} is missing from the installed package "
+            f"({entry.path}); reinstall jsnet-edge"
+        )
     return entry
 
 
