@@ -17,11 +17,11 @@ import json
 import time
 from pathlib import Path
 
+from jsnet_edge.bench import bench, default_configs, table
 from jsnet_edge.calibration.quantize import CalibrationConfig, calibrate
-from jsnet_edge.deploy.bench import bench, default_configs, table
+from jsnet_edge.devices import machine_description
 from jsnet_edge.models import load_official, save_model
-from jsnet_edge.restorer import resolve_model
-from jsnet_edge.train.trainer import machine_description
+from jsnet_edge.models.resolve import resolve_model
 
 
 def model_file(name: str, work: Path, official: Path) -> str:

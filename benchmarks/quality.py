@@ -24,7 +24,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from jsnet_edge.atomic import atomic_output
 from jsnet_edge.degradations import (
     add_gaussian_noise,
     bicubic_downscale,
@@ -32,10 +31,10 @@ from jsnet_edge.degradations import (
     jpeg_compress,
     modcrop,
 )
-from jsnet_edge.images import list_images, load_image
+from jsnet_edge.images import center_crop, list_images, load_image, prepare_clean
 from jsnet_edge.metrics import psnr, ssim
+from jsnet_edge.outputs import atomic_output
 from jsnet_edge.restorer import Restorer
-from jsnet_edge.train.evaluate import center_crop, prepare_clean
 
 SIGMA, QUALITY = 25.0, 10
 NLM_SWEEP = (10, 15, 20, 25)  # fastNlMeansDenoisingColored strengths tried for the baseline

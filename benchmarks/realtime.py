@@ -37,9 +37,11 @@ from quality import NLM_SWEEP, SIGMA, test_photos, to_uint8  # noqa: E402  (same
 
 from jsnet_edge.degradations import add_gaussian_noise, bicubic_downscale, imresize, modcrop
 from jsnet_edge.metrics import psnr
+from jsnet_edge.outputs import write_json
 from jsnet_edge.restorer import Restorer
 from jsnet_edge.search.timing import cpu_model
-from jsnet_edge.video.pipeline import process, write_json_atomic
+from jsnet_edge.video.config import VideoConfig
+from jsnet_edge.video.pipeline import process
 from jsnet_edge.video.sample import make_sample_clip
 
 FRAME = (640, 360)
@@ -91,7 +93,10 @@ def video_fps(restorer: Restorer, task: str, frames: int, tmp: Path, rounds: int
     clip = make_sample_clip(
         tmp / f"{task}.mp4", frames=frames, size=FRAME, sigma=SIGMA if task == "denoise" else 0.0
     ).path
-    runs = [process(clip, tmp / f"{task}-out.mp4", restorer, overwrite=True) for _ in range(rounds)]
+    runs = [
+        process(clip, tmp / f"{task}-out.mp4", restorer, VideoConfig(overwrite=True))
+        for _ in range(rounds)
+    ]
     fps = [r.pipeline_fps for r in runs]
     mid = runs[fps.index(statistics.median_low(fps))]
     return {
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     photos = test_photos(args.val, args.crop)
     if args.precision is None:
-        from jsnet_edge.deploy.openvino_backend import runs_bf16
+        from jsnet_edge.runtime.openvino_backend import runs_bf16
 
         args.precision = "bf16" if runs_bf16() else "fp32"
     opts = {"backend": args.backend, "precision": args.precision, "tile": 640}
@@ -227,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}  {name}")
     if args.json:
-        write_json_atomic(args.json, results)
+        write_json(args.json, results)
         print(f"wrote {args.json}")
     if args.plot:
         plot(results, args.plot)

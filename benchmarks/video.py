@@ -24,10 +24,11 @@ from pathlib import Path
 
 import cv2
 
-from jsnet_edge.restorer import Restorer
-from jsnet_edge.video.pipeline import process, write_json_atomic
+from jsnet_edge.outputs import write_json
+from jsnet_edge.restorer import Restorer, restore_frames
+from jsnet_edge.video.config import VideoConfig
+from jsnet_edge.video.pipeline import process
 from jsnet_edge.video.sample import make_sample_clip, parse_size
-from jsnet_edge.video.stream import restore_frames
 
 
 def pure_inference_fps(restorer: Restorer, frames: list, batch: int) -> float:
@@ -83,7 +84,10 @@ def main(argv: list[str] | None = None) -> dict:
         for r in range(args.repeat):
             pure.append(pure_inference_fps(restorer, frames, args.batch))
             stats = process(
-                clip, Path(tmp) / f"out{r}.mp4", restorer, batch=args.batch, codec=args.codec
+                clip,
+                Path(tmp) / f"out{r}.mp4",
+                restorer,
+                VideoConfig(batch=args.batch, codec=args.codec),
             )
             pipe.append(stats.pipeline_fps)
             wall.append(stats.wall_s)
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     for stage, s in stats.latency_ms.items():
         print(f"  {stage:<12} p50 {s['p50']:8.1f} ms   p99 {s['p99']:8.1f} ms")
     if args.json:
-        write_json_atomic(args.json, result)
+        write_json(args.json, result)
         print(f"wrote {args.json}")
     return result
 

@@ -6,7 +6,7 @@ no GPU): heavy pieces load when they are first used.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from jsnet_edge._version import __version__
 
 __all__ = ["Restorer", "__version__"]
 

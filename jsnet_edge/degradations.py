@@ -1,4 +1,6 @@
-"""The degradations that make the low-quality inputs, for evaluation and training alike.
+"""The degradations that make the low-quality inputs, for training, evaluation and
+calibration alike: one definition (`Degradation`, `degrade`), so that what a model is
+trained on, measured on and calibrated on cannot drift apart.
 
 Published SR results use LR images made by MATLAB's ``imresize(hr, 1/s, 'bicubic')``;
 other resizers (OpenCV, PIL, torch without care) give different LR images and PSNRs that
@@ -10,19 +12,29 @@ tested on.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from jsnet_edge.errors import OptionError
+from jsnet_edge.tasks import check_task, task_scale
 
 __all__ = [
+    "DEFAULT_QUALITY",
+    "DEFAULT_SIGMA",
+    "Degradation",
     "add_gaussian_noise",
+    "baseline",
     "bicubic_downscale",
+    "degrade",
     "imresize",
     "jpeg_compress",
     "modcrop",
 ]
+
+DEFAULT_SIGMA = 25.0
+DEFAULT_QUALITY = 10
 
 # Output rows per block when applying a weight matrix; each block only multiplies the
 # band of input rows its weights touch, so the cost is linear in the image size.
@@ -247,3 +259,118 @@ def jpeg_compress(img: np.ndarray, quality: int, *, color_order: str = "rgb") ->
     if arr.ndim == 3 and color_order == "rgb":
         out = np.ascontiguousarray(out[:, :, ::-1])
     return out
+
+
+def _pair(value, default, cast) -> tuple:
+    v = default if value is None else value
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise OptionError(f"a range is two numbers (low, high), got {v!r}")
+        return cast(v[0]), cast(v[1])
+    return cast(v), cast(v)
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """What is done to a clean image for a task.
+
+    SR: MATLAB's bicubic downscale by the task's scale. Denoising: additive white Gaussian
+    noise of std `sigma` (0..255 scale). JPEG: OpenCV's codec at `quality`. `sigma` and
+    `quality` are one value or a (low, high) range; a range makes a blind model (each
+    training patch draws its own value, uniformly), and `for_validation()` picks the one
+    value a blind model is measured at. None means the default (sigma 25, quality 10).
+    """
+
+    task: str
+    sigma: float | tuple[float, float] | None = None
+    quality: int | tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        check_task(self.task)
+        if self.sigma is not None and self.task != "denoise":
+            raise OptionError(
+                f"--sigma applies to --task denoise, not {self.task} (a noise sigma applies "
+                "to denoising only)"
+            )
+        if self.quality is not None and self.task != "jpeg":
+            raise OptionError(
+                f"--quality applies to --task jpeg, not {self.task} (a JPEG quality applies "
+                "to JPEG models only)"
+            )
+        lo, hi = self.sigma_range
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi <= 255):
+            raise OptionError(
+                f"sigma range must satisfy 0 <= low <= high <= 255, got {lo:g},{hi:g}"
+            )
+        qlo, qhi = self.quality_range
+        if not 1 <= qlo <= qhi <= 100:
+            raise OptionError(
+                f"JPEG quality range must satisfy 1 <= low <= high <= 100, got {qlo},{qhi}"
+            )
+
+    @property
+    def scale(self) -> int:
+        return task_scale(self.task)
+
+    @property
+    def sigma_range(self) -> tuple[float, float]:
+        return _pair(self.sigma, DEFAULT_SIGMA, float)
+
+    @property
+    def quality_range(self) -> tuple[int, int]:
+        return _pair(self.quality, DEFAULT_QUALITY, int)
+
+    def describe(self) -> str:
+        if self.scale > 1:
+            return f"bicubic x{self.scale} downscale (MATLAB imresize)"
+        if self.task == "denoise":
+            lo, hi = self.sigma_range
+            return (
+                f"Gaussian noise, sigma {lo:g}"
+                if lo == hi
+                else f"Gaussian noise, sigma uniform in [{lo:g}, {hi:g}] (blind)"
+            )
+        lo, hi = self.quality_range
+        return f"JPEG quality {lo}" if lo == hi else f"JPEG quality uniform in [{lo}, {hi}] (blind)"
+
+    def for_validation(self) -> Degradation:
+        """The fixed degradation a (possibly blind) model is validated at: sigma 25 where
+        the range holds it (else its top), the lowest JPEG quality."""
+        if self.task == "denoise":
+            lo, hi = self.sigma_range
+            return Degradation(self.task, sigma=DEFAULT_SIGMA if lo <= DEFAULT_SIGMA <= hi else hi)
+        if self.task == "jpeg":
+            return Degradation(self.task, quality=self.quality_range[0])
+        return self
+
+    def apply(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The degraded input for a clean uint8 image (HxW or HxWxC; for SR, a multiple
+        of the scale): uint8 bicubic downscale (SR), float32 noisy image on 0..255, not
+        clipped (denoising, the usual protocol), uint8 as OpenCV decodes it (JPEG). A
+        range draws its value from `rng` first."""
+        if self.scale > 1:
+            return bicubic_downscale(clean, self.scale)
+        if self.task == "denoise":
+            lo, hi = self.sigma_range
+            return add_gaussian_noise(
+                clean, lo if lo == hi else float(rng.uniform(lo, hi)), rng=rng
+            )
+        lo, hi = self.quality_range
+        q = lo if lo == hi else int(rng.integers(lo, hi + 1))
+        return jpeg_compress(np.ascontiguousarray(clean), q)
+
+
+def degrade(clean: np.ndarray, deg: Degradation, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(clean target, degraded input) for a uint8 clean image, reproducibly from `seed`.
+
+    SR: the target is cropped to a multiple of the scale, the input is its bicubic downscale.
+    """
+    target = modcrop(clean, deg.scale) if deg.scale > 1 else clean
+    return target, deg.apply(target, np.random.default_rng(seed))
+
+
+def baseline(degraded: np.ndarray, deg: Degradation) -> np.ndarray:
+    """What a network is compared against: bicubic upscaling for SR, the input otherwise."""
+    if deg.scale > 1:
+        return imresize(degraded, deg.scale)
+    return degraded

@@ -38,3 +38,11 @@ class MissingDependencyError(JSNetEdgeError):
 
 class TrainingError(JSNetEdgeError):
     """Training that cannot go on (a diverged loss), with what to change."""
+
+
+class OutputWriteError(JSNetEdgeError):
+    """An output that cannot be written: read-only folder, full disk, ..."""
+
+
+class TargetNotMetError(JSNetEdgeError):
+    """A quality target that the result missed; the best result found was still written."""

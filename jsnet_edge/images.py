@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from jsnet_edge.atomic import atomic_output
-from jsnet_edge.errors import ImageError, OutputExistsError
+from jsnet_edge.errors import ImageError
+from jsnet_edge.outputs import atomic_output, check_output
 
 # What OpenCV reads and writes in every build we support.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
@@ -80,9 +80,7 @@ def save_image(
     path: str | Path, img: np.ndarray, *, overwrite: bool = False, quality: int = 95
 ) -> Path:
     """Write an RGB(A)/gray array; written to a temporary file beside `path`, then renamed."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+    path = check_output(path, overwrite=overwrite)
     if not is_image_path(path):
         raise ImageError(
             f"cannot write {path}: unsupported image type; use one of {', '.join(IMAGE_SUFFIXES)}"
@@ -105,7 +103,7 @@ def save_image(
     ok, buf = cv2.imencode(suffix, out, params)
     if not ok:
         raise ImageError(f"OpenCV could not encode {path}")
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(buf.tobytes())
     return path
 
@@ -116,3 +114,28 @@ SAMPLES = Path(__file__).parent / "data"
 def sample_images() -> list[Path]:
     """The photographs shipped with the package (CC0 / public domain; see data/README.md)."""
     return list_images(SAMPLES)
+
+
+def prepare_clean(img: np.ndarray, colors: int) -> np.ndarray:
+    """A clean uint8 image with a model's channels (alpha dropped, 16-bit and float reduced,
+    gray <-> RGB as needed): what degradations start from."""
+    if img.dtype == np.uint16:
+        img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        img = img[:, :, :-1]
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if colors == 1 and img.ndim == 3:
+        return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    if colors == 3 and img.ndim == 2:
+        return np.repeat(img[:, :, None], 3, axis=2)
+    return img
+
+
+def center_crop(img: np.ndarray, size: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    th, tw = min(size, h), min(size, w)
+    y, x = (h - th) // 2, (w - tw) // 2
+    return img[y : y + th, x : x + tw]

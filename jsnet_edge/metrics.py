@@ -16,7 +16,7 @@ import numpy as np
 
 from jsnet_edge.errors import OptionError
 
-__all__ = ["psnr", "rgb_to_y", "ssim"]
+__all__ = ["default_mode", "psnr", "rgb_to_y", "score", "ssim", "to_levels"]
 
 _MODES = ("y", "rgb")
 
@@ -144,3 +144,40 @@ def ssim(
         for c in range(pair.shape[-1])
     ]
     return float(np.mean(values))
+
+
+def default_mode(scale: int, colors: int) -> str:
+    """The literature's choice: luma for SR (and gray images), all RGB channels otherwise."""
+    return "y" if scale > 1 or colors == 1 else "rgb"
+
+
+def to_levels(img: np.ndarray) -> np.ndarray:
+    """A network output on 0..255 as the integer levels an 8-bit image would store."""
+    return np.floor(np.clip(img, 0.0, 255.0) + 0.5)
+
+
+def score(
+    restored: np.ndarray,
+    target: np.ndarray,
+    *,
+    scale: int,
+    mode: str | None = None,
+    rounded: bool = True,
+    with_ssim: bool = False,
+) -> float | tuple[float, float]:
+    """PSNR (and SSIM) of a restored image against its clean target, by the protocol every
+    number jsnet-edge prints uses: `restored` rounded to 8-bit levels (a float output would
+    otherwise score what no saved image holds), a border of `scale` pixels left out for
+    SR, luma for SR and gray, RGB otherwise (`default_mode`). HxW, HxWx1 and HxWx3 images
+    on the 0..255 scale."""
+    a, b = np.asarray(restored), np.asarray(target)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if b.ndim == 3 and b.shape[2] == 1:
+        b = b[:, :, 0]
+    if rounded and not np.issubdtype(a.dtype, np.integer):
+        a = to_levels(a)
+    mode = mode or default_mode(scale, 1 if a.ndim == 2 else a.shape[2])
+    shave = scale if scale > 1 else 0
+    p = psnr(a, b, shave=shave, mode=mode)
+    return (p, ssim(a, b, shave=shave, mode=mode)) if with_ssim else p

@@ -1,37 +1,24 @@
 """`Restorer`: the Python API. An image (numpy, as OpenCV or PIL give it) in, the restored
-image out, in the same dtype and layout, whatever the backend."""
+image out, in the same dtype and layout, whatever the backend; and `stream` /
+`restore_frames` for sequences of frames (numpy only, so they work on frames from anywhere;
+the video pipeline is built on them)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from jsnet_edge.errors import ImageError, ModelError, OptionError
+from jsnet_edge.errors import ImageError, OptionError
 from jsnet_edge.models.network import JSNet
+from jsnet_edge.runtime.factory import open_backend
+from jsnet_edge.runtime.source import load_source
 from jsnet_edge.tiling import run_tiled
+from jsnet_edge.zoo import zoo_entry
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
-
-
-def resolve_model(model: str | Path | JSNet) -> JSNet:
-    """A JSNet from a loaded module, a model file, or a zoo name."""
-    from jsnet_edge.models.modelfile import load_model
-    from jsnet_edge.zoo import ZOO, zoo_entry
-
-    if isinstance(model, JSNet):
-        return model
-    if not isinstance(model, (str, Path)):
-        raise ModelError(f"model must be a path, a zoo name or a JSNet, not {type(model).__name__}")
-    path = Path(model)
-    if path.is_file():
-        return load_model(path)
-    if str(model) in ZOO:
-        return load_model(zoo_entry(str(model)).path)
-    if path.suffix or "/" in str(model):
-        raise ModelError(f"model file {model} does not exist")
-    return load_model(zoo_entry(str(model)).path)  # raises: unknown name, lists the zoo
 
 
 class Restorer:
@@ -44,7 +31,8 @@ class Restorer:
             installed for the device; `restorer.backend.name` says which).
         device: "cpu" or "cuda".
         precision: "fp32", "bf16", "fp16", "int8"; None means fp32, or the precision an
-            .onnx/.engine file was made in.
+            .onnx/.engine file was made in; "auto" the fastest that costs no measurable
+            quality (bf16 on OpenVINO where the CPU has it, else as None).
         tile: largest tile side in input pixels; larger images are restored in overlapping
             tiles so memory stays bounded (about 0.5 GB for the paper's network at 512).
         tile_overlap: input pixels shared by neighbouring tiles.
@@ -66,8 +54,6 @@ class Restorer:
     ) -> None:
         if color_order not in ("bgr", "rgb"):
             raise OptionError(f"color_order must be 'bgr' or 'rgb', not {color_order!r}")
-        from jsnet_edge.deploy.factory import load_source, open_backend
-
         source = load_source(model, precision)
         self.model: JSNet | None = source.net  # None for .onnx and .engine files
         self.info = source.info
@@ -81,9 +67,9 @@ class Restorer:
         self._keep: list = []  # temporary files the backend needs while it lives
         self.backend = open_backend(source, backend, device, precision, self._keep, compile=compile)
         self.requested_backend = backend
-        max_input = getattr(self.backend, "max_input", None)  # engines have a shape profile
-        if max_input is not None:
-            self.tile = min(self.tile, *max_input)
+        limits = self.backend.limits  # engines have a shape profile: tiles stay inside it
+        if limits is not None:
+            self.tile = min(self.tile, limits.width, limits.height)
         run_tiled(
             lambda a: a,
             np.zeros((1, 1, 1, 1), np.float32),
@@ -97,8 +83,6 @@ class Restorer:
     def from_pretrained(cls, name: str, **kwargs) -> Restorer:
         """A Restorer for a model of the bundled zoo (`jsnet-edge models` lists them);
         `precision="int8"` takes the calibrated INT8 file shipped with the model."""
-        from jsnet_edge.zoo import zoo_entry
-
         zoo_entry(name)  # a clear error for unknown names
         return cls(name, **kwargs)
 
@@ -117,8 +101,6 @@ class Restorer:
 
     def stream(self, frames, batch: int = 1):
         """Restore an iterable of frames lazily (a generator), e.g. a video's frames."""
-        from jsnet_edge.video.stream import stream
-
         return stream(self, frames, batch=batch)
 
     def restore_array(self, x: np.ndarray) -> np.ndarray:
@@ -214,3 +196,92 @@ def _from_unit255(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if dtype == np.uint16:
         return (y * 257.0 + 0.5).astype(np.uint16)
     return (y / 255.0).astype(dtype)
+
+
+# --- sequences of frames: `Restorer.stream` and the video pipeline ---------------------
+
+
+def restore_frames(
+    restorer: Restorer, frames: list[np.ndarray], color_order: str | None = None
+) -> list[np.ndarray]:
+    """Restore several frames, in one backend call when they allow it.
+
+    Same-shaped HxWx3 uint8 frames for an RGB model go through the backend as one NCHW
+    batch (what GPUs need to be fast); anything else (gray or alpha frames, 16-bit, mixed
+    sizes, gray models) goes frame by frame through `restorer(...)`, which handles all of it.
+
+    Args:
+        color_order: "bgr" or "rgb", the order of `frames`; default: the restorer's own.
+    """
+    order = color_order or restorer.color_order
+    if order not in ("bgr", "rgb"):
+        raise OptionError(f"color_order must be 'bgr' or 'rgb', not {order!r}")
+    if not frames:
+        return []
+    first = frames[0]
+    batchable = (
+        len(frames) > 1
+        and restorer.colors == 3
+        and all(
+            isinstance(f, np.ndarray)
+            and f.dtype == np.uint8
+            and f.ndim == 3
+            and f.shape[2] == 3
+            and f.shape == first.shape
+            for f in frames
+        )
+    )
+    if not batchable:
+        if order == restorer.color_order:
+            return [restorer(f) for f in frames]
+        return [_swap(restorer(_swap(f))) for f in frames]
+    limit = _max_batch(restorer)
+    if limit is not None and len(frames) > limit:  # e.g. a TensorRT engine's profile
+        return [
+            out
+            for i in range(0, len(frames), limit)
+            for out in restore_frames(restorer, frames[i : i + limit], order)
+        ]
+    x = np.stack(frames)  # N H W C
+    if order == "bgr":
+        x = x[..., ::-1]
+    x = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
+    y = restorer.restore_array(x)
+    y = np.clip(y, 0.0, 255.0) + 0.5  # the same rounding as Restorer.__call__
+    y = y.astype(np.uint8).transpose(0, 2, 3, 1)
+    if order == "bgr":
+        y = y[..., ::-1]
+    return [np.ascontiguousarray(f) for f in y]
+
+
+def _max_batch(restorer: Restorer) -> int | None:
+    """The largest batch the backend takes, where it has a limit (engine profiles do)."""
+    limits = restorer.backend.limits
+    return max(1, limits.batch) if limits is not None else None
+
+
+def _swap(img: np.ndarray) -> np.ndarray:
+    """RGB <-> BGR for colour images; gray and other layouts pass through."""
+    if img.ndim == 3 and img.shape[2] in (3, 4):
+        return np.concatenate([img[..., 2::-1], img[..., 3:]], axis=2)
+    return img
+
+
+def stream(
+    restorer: Restorer, frames: Iterable[np.ndarray], batch: int = 1
+) -> Iterator[np.ndarray]:
+    """Yield the restored frames of `frames`, in order, `batch` at a time.
+
+    A generator, so a video of any length runs in the memory of one batch: frames are pulled
+    from `frames` only as they are needed. Frames are in the restorer's colour order.
+    """
+    if batch < 1:
+        raise OptionError(f"batch must be at least 1, got {batch}")
+    pending: list[np.ndarray] = []
+    for frame in frames:
+        pending.append(frame)
+        if len(pending) == batch:
+            yield from restore_frames(restorer, pending)
+            pending = []
+    if pending:
+        yield from restore_frames(restorer, pending)

@@ -11,11 +11,11 @@ import torch
 
 from conftest import run_cli
 from jsnet_edge.calibration.quantize import CalibrationConfig, calibrate, group_of
-from jsnet_edge.deploy.export import read_onnx_metadata
-from jsnet_edge.deploy.factory import has_module
 from jsnet_edge.errors import OptionError
+from jsnet_edge.export.onnx import read_onnx_metadata
 from jsnet_edge.models import Genotype, JSNet, save_model
 from jsnet_edge.restorer import Restorer
+from jsnet_edge.runtime.capabilities import has_module
 
 TINY = Genotype.from_string("C8-L2-N1:srb:cea")
 

@@ -10,18 +10,18 @@ import pytest
 import torch
 
 from conftest import run_cli
-from jsnet_edge.deploy.export import export_onnx, fold_mean_shift, read_onnx_metadata
-from jsnet_edge.deploy.factory import has_module
 from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
+from jsnet_edge.export.onnx import export_onnx, fold_mean_shift, read_onnx_metadata
 from jsnet_edge.metrics import psnr
 from jsnet_edge.models import Genotype, JSNet, save_model
 from jsnet_edge.restorer import Restorer
+from jsnet_edge.runtime.capabilities import has_module
 
 TINY = Genotype.from_string("C8-L1-N1:srb:esab")
 
 
 def bf16_cpu() -> bool:
-    from jsnet_edge.deploy.openvino_backend import runs_bf16
+    from jsnet_edge.runtime.openvino_backend import runs_bf16
 
     return runs_bf16()
 
@@ -146,7 +146,7 @@ def test_build_engine_without_tensorrt_names_the_alternatives(tmp_path):
     assert proc.returncode == 1 and "TensorRT is not installed" in proc.stderr
     assert "openvino" in proc.stderr and "Traceback" not in proc.stderr
     with pytest.raises(MissingDependencyError):
-        from jsnet_edge.deploy.tensorrt_engine import import_tensorrt
+        from jsnet_edge.export.tensorrt import import_tensorrt
 
         import_tensorrt()
 

@@ -33,10 +33,10 @@ from jsnet_edge.search import (
     parse_budgets,
     time_network,
 )
+from jsnet_edge.search.budget import ArchWeights, Fit, give_ups, grow_within_budget
 from jsnet_edge.search.latency import att_key, op_key
 from jsnet_edge.search.mixed import MaskBank, MixedOp
 from jsnet_edge.search.profile import load_or_measure
-from jsnet_edge.search.search import ArchWeights, Fit, give_ups, grow_within_budget
 from jsnet_edge.search.space import ATT_CHOICES, ATT_NAMES, OP_CHOICES, OP_NAMES
 
 SPACE = SearchSpace(widths=(4, 8), max_cells=2, nodes=2)

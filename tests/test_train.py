@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -14,9 +15,10 @@ import pytest
 from skimage import data
 
 from conftest import run_cli
+from jsnet_edge.degradations import Degradation
 from jsnet_edge.errors import OptionError
 from jsnet_edge.models import load_model
-from jsnet_edge.train.data import DegradationSpec, PatchSampler
+from jsnet_edge.train.data import PatchSampler
 from jsnet_edge.train.trainer import TrainConfig, train
 
 TINY = "C8-L1-N1:srb:cea"
@@ -158,10 +160,10 @@ def test_init_from_compatible_weights(photo_dir, tmp_path):
 
 
 def test_patches_follow_the_eval_degradation(photo_dir):
-    s = PatchSampler(photo_dir, DegradationSpec("sr-x3"), colors=3, patch=48, seed=1)
+    s = PatchSampler(photo_dir, Degradation("sr-x3"), colors=3, patch=48, seed=1)
     x, y = s.batch(4)
     assert x.shape == (4, 3, 16, 16) and y.shape == (4, 3, 48, 48)
-    j = PatchSampler(photo_dir, DegradationSpec("jpeg", quality=(10, 10)), colors=1, patch=32)
+    j = PatchSampler(photo_dir, Degradation("jpeg", quality=(10, 10)), colors=1, patch=32)
     x, y = j.batch(2)
     assert x.shape == y.shape == (2, 1, 32, 32) and not np.array_equal(x, y)
 
@@ -169,8 +171,13 @@ def test_patches_follow_the_eval_degradation(photo_dir):
 def test_bad_training_options(photo_dir, tmp_path):
     with pytest.raises(OptionError, match="multiple of 2"):
         TrainConfig(task="sr-x2", data=photo_dir, out=tmp_path / "m.safetensors", steps=1, patch=33)
-    with pytest.raises(OptionError, match="does not exist"):
-        TrainConfig(task="denoise", data=tmp_path / "none", out=tmp_path / "m.safetensors", steps=1)
+    with pytest.raises(OptionError, match="does not exist"):  # checked when the run starts
+        train(
+            TrainConfig(
+                task="denoise", data=tmp_path / "none", out=tmp_path / "m.safetensors", steps=1
+            ),
+            progress=False,
+        )
     with pytest.raises(OptionError, match="sigma range"):
         TrainConfig(
             task="denoise",
@@ -220,7 +227,7 @@ def test_resume_from_a_checkpoint_written_before_the_unshuffle_field(photo_dir, 
     del meta["config"]["genotype"]["unshuffle"]
     header["meta"] = json.dumps(meta)
     save_file(load_file(str(ckpt)), str(ckpt), metadata=header)
-    cfg.steps, cfg.resume = 4, True
+    cfg = dataclasses.replace(cfg, steps=4, resume=True)
     assert train(cfg, progress=False).steps == 4
     # A finished run resumed again (a resumable script run twice) rewrites its model.
     again = train(cfg, progress=False)

@@ -25,7 +25,7 @@ from jsnet_edge.errors import JSNetEdgeError
 from jsnet_edge.metrics import psnr
 from jsnet_edge.models import PAPER, Genotype, JSNet, save_model
 from jsnet_edge.restorer import Restorer
-from jsnet_edge.video import process, stream
+from jsnet_edge.video import VideoConfig, process, stream
 from jsnet_edge.video.sample import clean_frames, make_sample_clip
 
 TINY = Genotype.from_string("C8-L1-N1:srb:cea")
@@ -202,7 +202,7 @@ def test_refuses_to_overwrite_inputs_and_outputs(clips, models, tmp_path):
 
     def refused(dst, match, **kw):
         with pytest.raises(JSNetEdgeError, match=match):
-            process(kw.pop("src", src), dst, restorer, **kw)
+            process(kw.pop("src", src), dst, restorer, VideoConfig(**kw))
 
     link = tmp_path / "link.mp4"
     link.symlink_to(src)
@@ -301,7 +301,7 @@ def test_without_pyav_video_only_and_says_so(clips, models, tmp_path):
 def test_containers_keep_an_ntsc_rate_frames_and_audio(models, tmp_path, name, codec):
     # 30000/1001 fps: OpenCV's writer rounds it to 2997/100, the remux puts it back.
     src = make_sample_clip(tmp_path / "ntsc.mp4", frames=6, fps=30000 / 1001, size=(64, 48)).path
-    stats = process(src, tmp_path / name, Restorer(models["dn"]), codec=codec)
+    stats = process(src, tmp_path / name, Restorer(models["dn"]), VideoConfig(codec=codec))
     assert stats.audio_streams == 1 and stats.metadata_copied
     with av.open(str(tmp_path / name)) as c:
         rate = c.streams.video[0].average_rate
@@ -314,7 +314,7 @@ def test_containers_keep_an_ntsc_rate_frames_and_audio(models, tmp_path, name, c
 
 def test_realtime_keeps_the_frame_count(clips, models, tmp_path):
     restorer = Restorer(models["dn"])
-    stats = process(clips["noisy"], tmp_path / "rt.mp4", restorer, realtime=True)
+    stats = process(clips["noisy"], tmp_path / "rt.mp4", restorer, VideoConfig(realtime=True))
     assert stats.frames == stats.frames_read == 10  # dropped frames are repeated
     assert stats.frames_restored + stats.frames_dropped == 10
     assert describe(tmp_path / "rt.mp4")["frames"] == 10

@@ -63,7 +63,7 @@ def test_int8_loses_at_most_0_1_db_on_photographs(name, backend):
     """The INT8 parity test of every backend that runs INT8, on a photograph the
     calibration never calibrated on (it used the astronaut, chelsea and coffee photographs
     shipped in the package)."""
-    from jsnet_edge.deploy.factory import has_module
+    from jsnet_edge.runtime.capabilities import has_module
 
     if backend == "openvino" and not has_module("openvino"):
         pytest.skip("openvino is not installed (pip install 'jsnet-edge[openvino]')")

@@ -1,7 +1,7 @@
 """Calibration and held-out inputs: crops of real photographs, degraded for the task.
 
 Calibration must see what the model will see in use, so the crops are degraded with the
-same functions as training and evaluation (`jsnet_edge.train.evaluate.degrade`). A few
+same definition as training and evaluation (`jsnet_edge.degradations`). A few
 photographs are held out from calibration to measure what quantisation costs.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jsnet_edge.degradations import Degradation, degrade
 from jsnet_edge.errors import ImageError, OptionError
-from jsnet_edge.images import list_images, load_image, sample_images
-from jsnet_edge.train.evaluate import Degradation, degrade, prepare_clean
+from jsnet_edge.images import list_images, load_image, prepare_clean, sample_images
 
 
 @dataclass

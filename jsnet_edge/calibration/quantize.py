@@ -19,7 +19,8 @@ import inspect
 import io
 import json
 import logging
-import os
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,10 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from jsnet_edge.calibration.data import Pair, find_photos, make_pairs, split_photos
-from jsnet_edge.errors import MissingDependencyError, OptionError
-from jsnet_edge.metrics import psnr
+from jsnet_edge.degradations import Degradation
+from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
+from jsnet_edge.export.onnx import export_onnx, model_metadata, save_onnx
+from jsnet_edge.metrics import score as score_image
 from jsnet_edge.models.network import JSNet
-from jsnet_edge.train.evaluate import Degradation
+from jsnet_edge.outputs import check_output, write_text
+from jsnet_edge.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
 METHODS = ("minmax", "percentile", "entropy")
 TARGETS = ("cpu", "tensorrt")
@@ -49,7 +53,8 @@ class CalibrationConfig:
         target: "cpu" (onnxruntime/OpenVINO) or "tensorrt".
         crop: side of the calibration crops, in network-input pixels.
         heldout: held-out crops used to measure the loss.
-        sigma, quality: degradation for denoising / JPEG models.
+        sigma, quality: degradation for denoising / JPEG models (default: the one
+            `Degradation` default, sigma 25 / quality 10).
         margin: the search aims at `margin * max_drop` on its held-out crops, because the
             loss measured on other photographs varies by a few hundredths of a dB.
     """
@@ -61,8 +66,8 @@ class CalibrationConfig:
     target: str = "cpu"
     crop: int = 128
     heldout: int = 6
-    sigma: float = 25.0
-    quality: int = 20
+    sigma: float | None = None
+    quality: int | None = None
     percentile: float = 99.999
     margin: float = 0.7
     seed: int = 0
@@ -86,6 +91,7 @@ class CalibrationConfig:
 class CalibrationReport:
     target: str
     method: str
+    max_drop: float
     fp32_psnr: float
     int8_psnr: float
     drop: float
@@ -100,6 +106,15 @@ class CalibrationReport:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+    def shortfall(self) -> str | None:
+        """None when the loss is within `max_drop`, else what was missed, for the user."""
+        if self.drop <= self.max_drop:
+            return None
+        return (
+            f"the loss {self.drop:.3f} dB is above --max-drop {self.max_drop}; the file keeps "
+            "the best trade-off found (see the report)"
+        )
 
     def summary(self) -> str:
         kept = ", ".join(self.kept_float) or "nothing"
@@ -160,25 +175,11 @@ class _Reader:
 
 
 def score(onnx_path: Path, pairs: list[Pair], scale: int, colors: int) -> float:
-    """Mean PSNR of an ONNX network on held-out pairs (the SR protocol for SR)."""
-    ort, _ = _ort()
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    metric = "y" if scale > 1 or colors == 1 else "rgb"
-    values = []
-    for p in pairs:
-        y = sess.run(None, {"input": p.input})[0][0].transpose(1, 2, 0)
-        y = np.floor(np.clip(y, 0, 255) + 0.5)
-        target = p.target if p.target.ndim == 3 else p.target[:, :, None]
-        values.append(
-            psnr(
-                y[..., 0] if colors == 1 else y,
-                target[..., 0] if colors == 1 else target,
-                shave=scale if scale > 1 else 0,
-                mode=metric,
-            )
-        )
+    """Mean PSNR of an ONNX network on held-out pairs (the protocol of `metrics.score`)."""
+    backend = OnnxRuntimeBackend(onnx_path, precision="fp32")
+    values = [
+        score_image(backend(p.input)[0].transpose(1, 2, 0), p.target, scale=scale) for p in pairs
+    ]
     return float(np.mean(values))
 
 
@@ -235,25 +236,31 @@ class Quantizer:
         return out
 
 
-def _pre_process(q, src: Path, dst: Path) -> None:
+def _pre_process(src: Path, dst: Path) -> None:
     """onnxruntime's pre-processing (optimisation, shape inference) before quantisation.
 
     Its symbolic shape inference gives up on the pixel unshuffle of `--unshuffle` networks
     (a Reshape to symbolic height/2 x width/2 with dynamic H, W) unless it may merge the
-    symbolic dimensions it cannot prove equal (`auto_merge`); as a last resort ONNX's own
-    shape inference is enough to place Q/DQ. It runs inside our temporary folder: a failed
-    attempt leaves its scratch files in the working directory, which is the user's.
+    symbolic dimensions it cannot prove equal (`--auto_merge`); as a last resort ONNX's own
+    shape inference is enough to place Q/DQ. It runs as onnxruntime's own command in our
+    temporary folder: a failed attempt leaves scratch files in its working directory and
+    prints to stdout, and neither may touch the caller's process or folder.
     """
-    cwd = os.getcwd()
-    os.chdir(dst.parent)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            try:
-                q.quant_pre_process(str(src), str(dst), auto_merge=True)
-            except Exception:  # noqa: BLE001  (ORT raises a bare Exception here)
-                q.quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
-    finally:
-        os.chdir(cwd)
+    base = [sys.executable, "-m", "onnxruntime.quantization.preprocess"]
+    io_args = ["--input", str(src), "--output", str(dst)]
+    last = None
+    for extra in (["--auto_merge"], ["--skip_symbolic_shape", "True"]):
+        last = subprocess.run(
+            base + io_args + extra, cwd=dst.parent, capture_output=True, text=True
+        )
+        if last.returncode == 0 and dst.is_file():
+            return
+    detail = (last.stderr or last.stdout).strip().splitlines()[-1:] if last else []
+    raise ModelError(f"onnxruntime could not prepare the graph for quantisation: {detail}")
+
+
+def report_path(out: Path) -> Path:
+    return Path(out).with_suffix(".calibration.json")
 
 
 def calibrate(
@@ -266,21 +273,20 @@ def calibrate(
 ) -> CalibrationReport:
     """Write an INT8 (Q/DQ) ONNX of `model` whose PSNR loss is at most `cfg.max_drop`.
 
-    Returns the report (also stored in the ONNX metadata under `calibration`). If even
-    the most careful search cannot meet `max_drop`, the best file found is written and
-    the report says by how much it misses.
+    Returns the report (also stored in the ONNX metadata under `calibration`, and as JSON
+    beside the file: `report_path(out)`). If even the most careful search cannot meet
+    `max_drop`, the best file found and its report are written, and `report.shortfall()`
+    says by how much it misses.
     """
     import onnx
 
-    from jsnet_edge.deploy.export import _atomic_save, export_onnx, model_metadata
-
-    _, q = _ort()
+    _ort()
     say = log or (lambda msg: None)
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise OptionError(f"{out} exists; pass --overwrite to replace it")
     if out.suffix != ".onnx":
         raise OptionError(f"the calibrated model is an ONNX file: {out.name} must end in .onnx")
+    check_output(out, overwrite=overwrite)
+    check_output(report_path(out), overwrite=overwrite, inputs=[out], what="report")
     t0 = time.perf_counter()
     deg = Degradation(
         model.task,
@@ -297,7 +303,7 @@ def calibrate(
         work = Path(tmp)
         fp32 = export_onnx(model, work / "fp32.onnx")
         pre = work / "pre.onnx"
-        _pre_process(q, fp32, pre)
+        _pre_process(fp32, pre)
         graph = onnx.load(str(pre)).graph
         nodes = [n.name for n in graph.node]
         sizes = {i.name: int(np.prod(i.dims)) for i in graph.initializer}
@@ -327,6 +333,7 @@ def calibrate(
         report = CalibrationReport(
             target=cfg.target,
             method=cfg.method,
+            max_drop=cfg.max_drop,
             fp32_psnr=base,
             int8_psnr=best,
             drop=base - best,
@@ -344,7 +351,8 @@ def calibrate(
         for k, v in model_metadata(model, "int8").items():
             proto.metadata_props.add(key=k, value=v)
         proto.metadata_props.add(key="calibration", value=report.to_json())
-        _atomic_save(proto, out)
+        save_onnx(proto, out, overwrite=overwrite)
+    write_text(report_path(out), report.to_json(), overwrite=overwrite)
     return report
 
 

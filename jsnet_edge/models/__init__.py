@@ -8,6 +8,7 @@ from jsnet_edge.models.modelfile import load_model, read_metadata, save_model
 from jsnet_edge.models.network import JSNet
 from jsnet_edge.models.official import load_official
 from jsnet_edge.models.ops import OPS
+from jsnet_edge.models.resolve import resolve_model
 
 __all__ = [
     "ATTENTIONS",
@@ -20,5 +21,6 @@ __all__ = [
     "load_official",
     "read_metadata",
     "resolve_genotype",
+    "resolve_model",
     "save_model",
 ]

@@ -14,10 +14,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from jsnet_edge.atomic import atomic_output
-from jsnet_edge.errors import GenotypeError, ModelError, OptionError, OutputExistsError
+from jsnet_edge.errors import GenotypeError, ModelError, OptionError
 from jsnet_edge.models.genotype import Genotype
 from jsnet_edge.models.network import JSNet
+from jsnet_edge.outputs import atomic_output, check_output
 from jsnet_edge.tasks import TASKS
 
 FORMAT = "jsnet-edge.model"
@@ -30,9 +30,7 @@ def save_model(
 ) -> Path:
     """Write `model` atomically (temporary file, then rename). `half` stores fp16 weights
     (the network still runs in fp32; it halves the file for the bundled zoo)."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+    path = check_output(path, overwrite=overwrite)
     tensors = {}
     for k, v in model.state_dict().items():
         v = v.detach().to("cpu")
@@ -47,7 +45,7 @@ def save_model(
         "colors": str(model.colors),
         "provenance": json.dumps(model.provenance or {}),
     }
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     return path
 

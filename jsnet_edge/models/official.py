@@ -19,6 +19,7 @@ import torch
 from jsnet_edge.errors import ModelError
 from jsnet_edge.models.genotype import PAPER, Genotype
 from jsnet_edge.models.network import JSNet
+from jsnet_edge.models.weight_norm import fold_weight_norm
 
 RENAMES = (("cpam.", "csfm."), ("up.", "tail."))
 WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params", "net")
@@ -67,27 +68,16 @@ def checkpoint_scale(state: dict[str, torch.Tensor]) -> int:
     return {4: 2, 9: 3}.get(ratio, 0)
 
 
-def fold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Replace every (weight_g, weight_v) pair by the plain weight g * v / ||v|| (dim 0)."""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if key.endswith(".weight_g"):
-            continue
-        if key.endswith(".weight_v"):
-            prefix = key[: -len("weight_v")]
-            g = state[prefix + "weight_g"]
-            norm = value.flatten(1).norm(dim=1).view(-1, *([1] * (value.dim() - 1)))
-            out[prefix + "weight"] = g * value / norm
-        else:
-            out[key] = value
-    return out
-
-
 def _rename(key: str) -> str:
     for old, new in RENAMES:
         if key.startswith(old):
             return new + key[len(old) :]
     return key
+
+
+def foreign_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A foreign checkpoint's tensors under our names, weight norm folded (for `--init`)."""
+    return {_rename(k): v for k, v in fold_weight_norm(read_foreign_checkpoint(path)).items()}
 
 
 def load_official(path: str | Path, scale: int, genotype: Genotype = PAPER) -> JSNet:

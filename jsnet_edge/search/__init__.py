@@ -7,16 +7,12 @@ Nothing here imports onnxruntime, openvino or tensorrt at import time.
 
 from __future__ import annotations
 
+from jsnet_edge.search.budget import fit_to_budget
+from jsnet_edge.search.config import SearchConfig, parse_budget, parse_budgets
 from jsnet_edge.search.latency import ExpectedLatency, LatencyTable, LatencyTableError
 from jsnet_edge.search.profile import ProfileConfig, profile, validate
-from jsnet_edge.search.search import (
-    SearchConfig,
-    SearchResult,
-    fit_to_budget,
-    parse_budget,
-    parse_budgets,
-    search,
-)
+from jsnet_edge.search.report import SearchResult
+from jsnet_edge.search.search import search
 from jsnet_edge.search.space import SearchSpace
 from jsnet_edge.search.supernet import SuperNet
 from jsnet_edge.search.timing import TimingMethod, time_block, time_network

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from jsnet_edge.atomic import atomic_output
 from jsnet_edge.errors import OptionError
 from jsnet_edge.models.attentions import ATTENTIONS
 from jsnet_edge.models.cell import JointSearchCell
@@ -32,6 +31,7 @@ from jsnet_edge.models.csfm import CrossScaleFusion
 from jsnet_edge.models.genotype import Genotype
 from jsnet_edge.models.ops import OPS
 from jsnet_edge.models.tails import make_tail
+from jsnet_edge.outputs import atomic_output
 from jsnet_edge.search.space import ATT_CHOICES, ATT_NAMES, OP_CHOICES, OP_NAMES, SearchSpace
 from jsnet_edge.tasks import task_scale
 

@@ -32,7 +32,7 @@ from jsnet_edge.search.timing import (
 from jsnet_edge.tasks import check_task
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProfileConfig:
     """Options of `profile`.
 
@@ -86,10 +86,6 @@ class ProfileConfig:
             raise OptionError(f"--runtime-threads must be >= 1, got {self.threads}")
         if self.validate < 0:
             raise OptionError(f"--validate must be >= 0, got {self.validate}")
-        if self.out is not None:
-            self.out = Path(self.out)
-        if self.table is not None:
-            self.table = Path(self.table)
 
     @property
     def colors(self) -> int:
@@ -169,7 +165,7 @@ def load_or_measure(
     table = None
     path = None
     if cfg.table is not None:
-        table, path, source = LatencyTable.load(cfg.table), cfg.table, "file"
+        table, path, source = LatencyTable.load(cfg.table), Path(cfg.table), "file"
         if table.fingerprint != fp:
             diff = [k for k in fp if table.fingerprint.get(k) != fp[k]]
             raise LatencyTableError(
@@ -195,8 +191,8 @@ def load_or_measure(
         source = "extended"
     if n or path is None:
         path = table.save(table.cache_path())
-    if cfg.out is not None and cfg.out.resolve() != path.resolve():
-        table.save(cfg.out)
+    if cfg.out is not None and Path(cfg.out).resolve() != path.resolve():
+        table.save(Path(cfg.out))
     return ProfileResult(table, path, source, n)
 
 
@@ -344,6 +340,6 @@ def profile(
     if cfg.validate:
         v = validate(result.table, cfg.space, cfg.validate, cfg, log)
         result.path = result.table.save(result.table.cache_path())
-        if cfg.out is not None and cfg.out.resolve() != result.path.resolve():
-            result.table.save(cfg.out)
+        if cfg.out is not None and Path(cfg.out).resolve() != result.path.resolve():
+            result.table.save(Path(cfg.out))
     return result, v

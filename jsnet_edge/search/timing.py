@@ -6,19 +6,16 @@ its backend runs it (eager torch, an ONNX file in an onnxruntime session, the sa
 compiled by OpenVINO with an explicit inference precision, a TensorRT engine), warm up,
 repeat, reject outliers beyond a few scaled MADs, take the median.
 
-Blocks are exported with the same dynamic axes that `jsnet_edge.deploy.export` gives whole
-networks, and whole networks are measured through the deploy backends themselves, so a
-measured latency is what `Restorer` users get for one untiled call.
+Blocks are exported by the exporter whole networks use (`jsnet_edge.export`), and both are
+run by the runtimes of `jsnet_edge.runtime`, so a measured latency is what `Restorer` users
+get for one untiled call. Nothing here exports, builds or dispatches on its own.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,18 +24,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from jsnet_edge._version import __version__
+from jsnet_edge.devices import cpu_model, gpu_description, torch_threads, usable_cores
 from jsnet_edge.errors import MissingDependencyError, OptionError
+from jsnet_edge.export.onnx import export_module, export_onnx
+from jsnet_edge.export.tensorrt import build_plan, import_tensorrt
+from jsnet_edge.models.network import JSNet
+from jsnet_edge.runtime.capabilities import check_capability, device_type, onnx_file_precision
+from jsnet_edge.runtime.factory import open_backend, open_onnx
+from jsnet_edge.runtime.source import ModelInfo, ModelSource
+from jsnet_edge.runtime.tensorrt_backend import TensorRTBackend
+from jsnet_edge.runtime.torch_backend import TorchBackend
 
-BACKENDS = ("torch", "onnxruntime", "openvino", "tensorrt")
-DEVICES = ("cpu", "cuda")
-# What each backend can be profiled in. int8 latency depends on which layers calibration
-# keeps in float (see jsnet_edge.calibration), so no per-block table can predict it.
-SUPPORTED = {
-    "torch": {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "bf16", "fp16")},
-    "onnxruntime": {"cpu": ("fp32", "fp16"), "cuda": ("fp32", "fp16")},
-    "openvino": {"cpu": ("fp32", "bf16")},
-    "tensorrt": {"cuda": ("fp32", "fp16")},
-}
 INT8_MESSAGE = (
     "int8 cannot be profiled per block: which layers an int8 network keeps in float is "
     "decided by `jsnet-edge calibrate` for the whole network, so block latencies would not add "
@@ -48,22 +45,13 @@ INT8_MESSAGE = (
 
 
 def check_target(device: str, backend: str, precision: str) -> None:
-    """Refuse, with the reason, a device/backend/precision that cannot be profiled."""
-    if backend not in BACKENDS:
-        raise OptionError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if device not in DEVICES:
-        raise OptionError(f"unknown device {device!r}; choose cpu or cuda")
+    """Refuse, with the reason, a device/backend/precision that cannot be profiled: what
+    the runtime cannot run (the capability table), and int8 (see INT8_MESSAGE)."""
     if precision == "int8":
         raise OptionError(INT8_MESSAGE)
     if precision not in ("fp32", "fp16", "bf16"):
         raise OptionError(f"unknown precision {precision!r}; choose fp32, fp16 or bf16")
-    devices = SUPPORTED[backend]
-    if device not in devices:
-        raise OptionError(f"the {backend} backend runs on {' or '.join(devices)}, not {device}")
-    if precision not in devices[device]:
-        raise OptionError(
-            f"{backend} on {device} is profiled in {', '.join(devices[device])}, not {precision}"
-        )
+    check_capability(backend, device, precision)
 
 
 @dataclass(frozen=True)
@@ -153,44 +141,6 @@ def time_call(
 # --- the machine ---------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def gpu_description() -> dict:
-    if not torch.cuda.is_available():
-        raise OptionError("--device cuda was asked for, but torch sees no CUDA GPU")
-    driver = "unknown"
-    try:
-        text = Path("/proc/driver/nvidia/version").read_text()
-        for word in text.split():
-            if word.count(".") >= 1 and word.replace(".", "").isdigit():
-                driver = word
-                break
-    except OSError:
-        pass
-    major, minor = torch.cuda.get_device_capability(0)
-    return {
-        "gpu": torch.cuda.get_device_name(0),
-        "driver": driver,
-        "compute_capability": f"{major}.{minor}",
-        "cuda": torch.version.cuda,
-    }
-
-
 def backend_version(backend: str) -> str:
     if backend == "torch":
         return torch.__version__
@@ -206,8 +156,6 @@ def backend_version(backend: str) -> str:
                 "the openvino backend needs the openvino extra: pip install 'jsnet-edge[openvino]'"
             ) from None
         return openvino.__version__
-    from jsnet_edge.deploy.tensorrt_engine import import_tensorrt
-
     return import_tensorrt().__version__
 
 
@@ -224,8 +172,6 @@ def fingerprint(
     """What a latency table is valid for: the same hardware, runtime (and its thread count),
     precision and shapes."""
     check_target(device, backend, precision)
-    from jsnet_edge import __version__
-
     version = backend_version(backend)  # first: a missing runtime says so
     fp: dict = {"device": device}
     if device == "cpu":
@@ -252,90 +198,11 @@ def fingerprint(
 # --- runners: one call of a block or a network -------------------------------------------
 
 
-def export_module_onnx(
-    module: nn.Module, shape: tuple[int, ...], path: Path, precision: str = "fp32"
-) -> Path:
-    """Any NCHW -> NCHW module as ONNX, named and shaped as `jsnet_edge.deploy.export` names
-    and shapes whole networks (input/output, dynamic batch/height/width, opset 17), so a
-    block runs in its profiling session as it runs inside the deployed graph."""
-    import onnx
-
-    from jsnet_edge.deploy.export import INPUT, OPSET, OUTPUT, to_fp16
-
-    module = module.float().cpu().eval()
-    dummy = torch.rand(*shape)
-    dynamic = {
-        INPUT: {0: "batch", 2: "height", 3: "width"},
-        OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"},
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            (dummy,),
-            str(path),
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            opset_version=OPSET,
-            dynamo=False,
-            dynamic_axes=dynamic,
-            do_constant_folding=True,
-        )
-    if precision == "fp16":
-        onnx.save(to_fp16(onnx.load(str(path))), str(path))
-    return path
-
-
-class _TensorRTRunner:
-    """A static-shape engine for one block, run on torch CUDA buffers (profiling only; whole
-    networks go through `build_engine` and `TensorRTBackend`, as users run them)."""
-
-    def __init__(self, onnx_path: Path, shape: tuple[int, ...]) -> None:
-        from jsnet_edge.deploy.tensorrt_engine import capturing_logger, import_tensorrt
-        from jsnet_edge.errors import ModelError
-
-        trt = import_tensorrt()
-        self.logger = capturing_logger(trt)
-        builder = trt.Builder(self.logger)
-        flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-        network = builder.create_network(0 if flag is None else 1 << int(flag))
-        parser = trt.OnnxParser(network, self.logger)
-        if not parser.parse_from_file(str(onnx_path)):
-            errors = (str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise ModelError("TensorRT cannot parse a profiling block: " + "; ".join(errors))
-        config = builder.create_builder_config()
-        profile = builder.create_optimization_profile()
-        profile.set_shape(network.get_input(0).name, shape, shape, shape)
-        config.add_optimization_profile(profile)
-        plan = builder.build_serialized_network(network, config)
-        if plan is None:
-            raise ModelError(
-                "TensorRT failed to build a profiling block: "
-                + "; ".join(self.logger.messages[-2:])
-            )
-        self.runtime = trt.Runtime(self.logger)
-        self.engine = self.runtime.deserialize_cuda_engine(plan)
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        inp = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT][0]
-        out = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT][0]
-        self.context.set_input_shape(inp, shape)
-        dtype = {np.dtype(np.float16): torch.float16}.get(
-            np.dtype(trt.nptype(self.engine.get_tensor_dtype(inp))), torch.float32
-        )
-        self.x = torch.rand(*shape, device="cuda").to(dtype)
-        self.y = torch.empty(tuple(self.context.get_tensor_shape(out)), device="cuda", dtype=dtype)
-        self.context.set_tensor_address(inp, self.x.data_ptr())
-        self.context.set_tensor_address(out, self.y.data_ptr())
-        self.stream = torch.cuda.Stream()
-
-    def __call__(self) -> None:
-        self.context.execute_async_v3(self.stream.cuda_stream)
-        self.stream.synchronize()
-
-
 class BlockRunner:
-    """One call of a module at a fixed input shape on a backend; `close()` frees its files.
+    """One call of a module at a fixed input shape on a backend, as the deployed graph runs
+    it: eager torch through `TorchBackend`; for the others the block exported by
+    `export_module` (the exporter whole networks use) and opened by the runtime factory
+    (onnxruntime, OpenVINO) or built by the one TensorRT builder. `close()` frees its files.
 
     Args:
         module: NCHW -> NCHW, fp32 weights.
@@ -352,25 +219,29 @@ class BlockRunner:
         threads: int | None = None,
     ) -> None:
         check_target(device, backend, precision)
-        self.sync: Callable[[], None] = torch.cuda.synchronize if device == "cuda" else lambda: None
+        self.sync: Callable[[], None] = _sync(device)
         self.threads = threads if backend == "torch" else None
         self._tmp: tempfile.TemporaryDirectory | None = None
-        x = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
+        self.x = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
         if backend == "torch":
-            self._run = _torch_runner(module, x, device, precision)
+            self.backend = TorchBackend(module, device=device, precision=precision)
             return
         self._tmp = tempfile.TemporaryDirectory(prefix="jsnet-edge-profile-")
-        path = Path(self._tmp.name) / "block.onnx"
-        export_module_onnx(module, shape, path, "fp16" if precision == "fp16" else "fp32")
+        path = export_module(
+            module,
+            shape,
+            Path(self._tmp.name) / "block.onnx",
+            onnx_file_precision(backend, precision),
+        )
         if backend == "tensorrt":
-            self._run = _TensorRTRunner(path, shape)
+            plan, _ = build_plan(path, (shape, shape, shape))
+            self.backend = TensorRTBackend.from_plan(plan, device=device, precision=precision)
         else:
-            runtime = _onnx_backend(path, backend, device, precision, threads)
-            self._run = lambda: runtime(x)
+            self.backend = open_onnx(path, backend, device, precision, threads)
 
     def time(self, method: TimingMethod) -> Timing:
-        with _torch_threads(self.threads):
-            return time_call(self._run, method, self.sync)
+        with torch_threads(self.threads):
+            return time_call(lambda: self.backend(self.x), method, self.sync)
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -378,48 +249,8 @@ class BlockRunner:
             self._tmp = None
 
 
-def _torch_runner(
-    module: nn.Module, x: np.ndarray, device: str, precision: str
-) -> Callable[[], object]:
-    """Eager torch as `TorchBackend` runs: channels_last, autocast for 16-bit."""
-    dev = torch.device(device)
-    m = module.float().eval().to(dev, memory_format=torch.channels_last)
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-    @torch.inference_mode()
-    def run() -> torch.Tensor:
-        t = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            y = m(t)
-        return y.float().cpu()
-
-    return run
-
-
-class _torch_threads:
-    """Run torch with `n` threads inside the block, restoring the setting after."""
-
-    def __init__(self, n: int | None) -> None:
-        self.n, self.old = n, torch.get_num_threads()
-
-    def __enter__(self) -> None:
-        if self.n:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc) -> None:
-        if self.n:
-            torch.set_num_threads(self.old)
-
-
-def _onnx_backend(path: Path, backend: str, device: str, precision: str, threads: int | None):
-    """The deploy backend (onnxruntime or OpenVINO) for an ONNX file, with its thread count."""
-    if backend == "onnxruntime":
-        from jsnet_edge.deploy.onnxruntime_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(path, precision=precision, device=device, threads=threads)
-    from jsnet_edge.deploy.openvino_backend import OpenVinoBackend
-
-    return OpenVinoBackend(path, precision=precision, device=device, threads=threads)
+def _sync(device: str) -> Callable[[], None]:
+    return torch.cuda.synchronize if device_type(device) == "cuda" else (lambda: None)
 
 
 def time_block(
@@ -450,39 +281,38 @@ def time_network(
     seed: int = 0,
     threads: int | None = None,
 ) -> Timing:
-    """A whole `JSNet(genotype, task)` measured through the deploy backend users run it on
-    (the file `jsnet-edge export` writes, in the backend class `Restorer` uses).
+    """A whole `JSNet(genotype, task)` measured through the backend users run it on (the
+    runtime factory, as `Restorer` opens it; TensorRT: an engine built for this one shape).
 
     One call on a 1 x colors x H x W input (H, W from `input_size` = (W, H)), untiled.
     """
-    from jsnet_edge.deploy.export import export_onnx
-    from jsnet_edge.models.network import JSNet
-
     check_target(device, backend, precision)
     torch.manual_seed(seed)
     net = JSNet(genotype, task=task, colors=colors).eval()
     w, h = input_size
     x = np.random.default_rng(seed).uniform(0, 255, (1, colors, h, w)).astype(np.float32)
-    with tempfile.TemporaryDirectory(prefix="jsnet-edge-measure-") as tmp:
-        if backend == "torch":
-            from jsnet_edge.deploy.torch_backend import TorchBackend
-
-            runner = TorchBackend(net, device=device, precision=precision)
-        elif backend == "tensorrt":
-            from jsnet_edge.deploy.tensorrt_backend import TensorRTBackend
-            from jsnet_edge.deploy.tensorrt_engine import Profile, build_engine
-
-            onnx_path = export_onnx(net, Path(tmp) / "net.onnx", precision=precision)
-            engine = build_engine(
-                onnx_path,
-                Path(tmp) / "net.engine",
-                profile=Profile(min=(w, h), opt=(w, h), max=(w, h)),
+    keep: list = []
+    try:
+        if backend == "tensorrt":
+            tmp = tempfile.TemporaryDirectory(prefix="jsnet-edge-measure-")
+            keep.append(tmp)
+            path = export_onnx(
+                net, Path(tmp.name) / "net.onnx", precision=onnx_file_precision(backend, precision)
             )
-            runner = TensorRTBackend(engine, device=device)
+            shape = (1, colors, h, w)
+            plan, _ = build_plan(path, (shape, shape, shape))
+            runner = TensorRTBackend.from_plan(plan, device=device, precision=precision)
         else:
-            file_precision = "fp16" if precision == "fp16" else "fp32"
-            onnx_path = export_onnx(net, Path(tmp) / "net.onnx", precision=file_precision)
-            runner = _onnx_backend(onnx_path, backend, device, precision, threads)
-        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-        with _torch_threads(threads if backend == "torch" else None):
-            return time_call(lambda: runner(x), method, sync)
+            runner = open_backend(
+                ModelSource(ModelInfo.of(net), net=net),
+                backend,
+                device,
+                precision,
+                keep,
+                threads=threads,
+            )
+        with torch_threads(threads if backend == "torch" else None):
+            return time_call(lambda: runner(x), method, _sync(device))
+    finally:
+        for tmp in keep:
+            tmp.cleanup()

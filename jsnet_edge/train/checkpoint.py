@@ -14,8 +14,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from jsnet_edge.atomic import atomic_output
 from jsnet_edge.errors import ModelError
+from jsnet_edge.outputs import atomic_output
 
 FORMAT = "jsnet-edge.train-checkpoint"
 

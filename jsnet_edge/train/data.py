@@ -1,39 +1,21 @@
 """Training patches: random crops of cached photographs, degraded on the fly.
 
-The degradations are the ones `jsnet-edge eval` applies (`jsnet_edge.degradations`), so a
+The degradation is the one `jsnet-edge eval` and calibration apply (`Degradation`), so a
 model learns exactly what it is measured on. Decoded images (and, for SR, their bicubic
-downscales) are cached in memory; cropping, flips, rotations, noise and JPEG happen per
-patch with a seeded generator, so a run is reproducible and resumable.
+downscales, which are deterministic) are cached in memory; cropping, flips, rotations,
+noise and JPEG happen per patch with a seeded generator, so a run is reproducible and
+resumable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from jsnet_edge.degradations import add_gaussian_noise, bicubic_downscale, imresize, jpeg_compress
+from jsnet_edge.degradations import Degradation, imresize, modcrop
 from jsnet_edge.errors import OptionError
-from jsnet_edge.images import list_images, load_image
-from jsnet_edge.tasks import task_scale
-from jsnet_edge.train.evaluate import prepare_clean
-
-
-@dataclass(frozen=True)
-class DegradationSpec:
-    """What the training inputs look like; ranges make blind models."""
-
-    task: str
-    sigma: tuple[float, float] = (25.0, 25.0)
-    quality: tuple[int, int] = (10, 10)
-
-    def validation_sigma(self) -> float:
-        lo, hi = self.sigma
-        return 25.0 if lo <= 25.0 <= hi else hi
-
-    def validation_quality(self) -> int:
-        return self.quality[0]
+from jsnet_edge.images import list_images, load_image, prepare_clean
 
 
 def _fit(img: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -49,7 +31,7 @@ class PatchSampler:
 
     Args:
         folder: a folder of photographs.
-        spec: the degradation.
+        degradation: what is done to each clean patch (ranges make blind models).
         colors: 1 or 3.
         patch: side of the *target* patch (SR inputs are patch / scale).
         max_side: photographs larger than this are first downscaled (bicubic), which keeps
@@ -60,18 +42,19 @@ class PatchSampler:
     def __init__(
         self,
         folder: str | Path,
-        spec: DegradationSpec,
+        degradation: Degradation,
         colors: int,
         patch: int,
         *,
         max_side: int | None = 2048,
         seed: int = 0,
     ) -> None:
-        self.spec = spec
-        self.scale = task_scale(spec.task)
+        self.degradation = degradation
+        self.scale = degradation.scale
         if patch % self.scale:
             raise OptionError(f"--patch {patch} must be a multiple of the scale {self.scale}")
         self.patch = patch
+        self.rng = np.random.default_rng(seed)
         paths = list_images(folder)
         if not paths:
             raise OptionError(f"training folder {folder} holds no images")
@@ -82,11 +65,9 @@ class PatchSampler:
             clean = _fit(prepare_clean(load_image(p), colors), max_side)
             if min(clean.shape[:2]) < patch:
                 continue
-            if self.scale > 1:
-                from jsnet_edge.degradations import modcrop
-
+            if self.scale > 1:  # deterministic: degrade the whole photograph once
                 clean = modcrop(clean, self.scale)
-                self.inputs.append(bicubic_downscale(clean, self.scale))
+                self.inputs.append(degradation.apply(clean, self.rng))
             self.targets.append(clean if clean.ndim == 3 else clean[:, :, None])
         if not self.targets:
             raise OptionError(f"no image in {folder} is at least {patch} pixels on each side")
@@ -95,7 +76,6 @@ class PatchSampler:
         # Larger photographs give proportionally more patches.
         area = np.array([t.shape[0] * t.shape[1] for t in self.targets], np.float64)
         self.weights = area / area.sum()
-        self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -116,12 +96,8 @@ class PatchSampler:
         tgt = target[y : y + p, x : x + p]
         if s > 1:
             inp = self.inputs[i][y // s : (y + p) // s, x // s : (x + p) // s]
-        elif self.spec.task == "denoise":
-            sigma = float(rng.uniform(*self.spec.sigma))
-            inp = add_gaussian_noise(tgt, sigma, rng=rng)
         else:
-            q = int(rng.integers(self.spec.quality[0], self.spec.quality[1] + 1))
-            inp = jpeg_compress(np.ascontiguousarray(tgt[:, :, 0] if tgt.shape[2] == 1 else tgt), q)
+            inp = self.degradation.apply(tgt, rng)
             inp = inp if inp.ndim == 3 else inp[:, :, None]
         k, flip = int(rng.integers(4)), bool(rng.integers(2))
         out = []

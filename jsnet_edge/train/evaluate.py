@@ -1,7 +1,8 @@
 """Evaluation: degrade clean images for the model's task, restore, and score.
 
-The degradation of each task is the one training uses (`degrade`), so that what a model
-is trained on and what it is measured on cannot drift apart.
+The degradation of each task is the one training and calibration use
+(`jsnet_edge.degradations`), and the score is the one every number uses
+(`jsnet_edge.metrics.score`).
 """
 
 from __future__ import annotations
@@ -10,80 +11,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from jsnet_edge.degradations import add_gaussian_noise, bicubic_downscale, imresize, jpeg_compress
+from jsnet_edge.degradations import Degradation, baseline, degrade
 from jsnet_edge.errors import OptionError
-from jsnet_edge.images import list_images, load_image
-from jsnet_edge.metrics import psnr, ssim
-from jsnet_edge.tasks import check_task, task_scale
-
-DEFAULT_SIGMA = 25.0
-DEFAULT_QUALITY = 10
-
-
-@dataclass(frozen=True)
-class Degradation:
-    """What is done to a clean image: SR scale, noise sigma or JPEG quality."""
-
-    task: str
-    sigma: float | None = None
-    quality: int | None = None
-
-    def __post_init__(self) -> None:
-        check_task(self.task)
-        if self.sigma is not None and self.task != "denoise":
-            raise OptionError(f"--sigma applies to denoising; this model is for {self.task}")
-        if self.quality is not None and self.task != "jpeg":
-            raise OptionError(f"--quality applies to JPEG models; this model is for {self.task}")
-        if self.sigma is not None and not 0 <= self.sigma <= 255:
-            raise OptionError(f"sigma must be between 0 and 255, got {self.sigma}")
-        if self.quality is not None and not 1 <= self.quality <= 100:
-            raise OptionError(f"JPEG quality must be between 1 and 100, got {self.quality}")
-
-    @property
-    def scale(self) -> int:
-        return task_scale(self.task)
-
-    def describe(self) -> str:
-        if self.scale > 1:
-            return f"bicubic x{self.scale} downscale (MATLAB imresize)"
-        if self.task == "denoise":
-            return f"Gaussian noise sigma {self.sigma_or_default:g}"
-        return f"JPEG quality {self.quality_or_default}"
-
-    @property
-    def sigma_or_default(self) -> float:
-        return DEFAULT_SIGMA if self.sigma is None else self.sigma
-
-    @property
-    def quality_or_default(self) -> int:
-        return DEFAULT_QUALITY if self.quality is None else self.quality
-
-
-def degrade(clean: np.ndarray, deg: Degradation, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(clean target, degraded input) for a uint8 clean image.
-
-    SR: the target is cropped to a multiple of the scale, the input is its uint8 bicubic
-    downscale. Denoising: float32 input on 0..255, not clipped (the usual protocol).
-    JPEG: uint8 input as OpenCV decodes it.
-    """
-    if deg.scale > 1:
-        from jsnet_edge.degradations import modcrop
-
-        target = modcrop(clean, deg.scale)
-        return target, bicubic_downscale(target, deg.scale)
-    if deg.task == "denoise":
-        return clean, add_gaussian_noise(clean, deg.sigma_or_default, seed=seed)
-    return clean, jpeg_compress(clean, deg.quality_or_default)
-
-
-def baseline(degraded: np.ndarray, deg: Degradation) -> np.ndarray:
-    """What the network is compared against: bicubic upscaling for SR, the input otherwise."""
-    if deg.scale > 1:
-        return imresize(degraded, deg.scale)
-    return degraded
+from jsnet_edge.images import center_crop, list_images, load_image, prepare_clean
+from jsnet_edge.metrics import default_mode, score
+from jsnet_edge.tasks import task_scale
 
 
 @dataclass(frozen=True)
@@ -144,34 +78,6 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def center_crop(img: np.ndarray, size: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    th, tw = min(size, h), min(size, w)
-    y, x = (h - th) // 2, (w - tw) // 2
-    return img[y : y + th, x : x + tw]
-
-
-def prepare_clean(img: np.ndarray, colors: int) -> np.ndarray:
-    """A clean uint8 target with the model's channels (alpha dropped, 16-bit reduced)."""
-    if img.dtype == np.uint16:
-        img = (img.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-    if img.ndim == 3 and img.shape[2] in (2, 4):
-        img = img[:, :, :-1]
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if colors == 1 and img.ndim == 3:
-        return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    if colors == 3 and img.ndim == 2:
-        return np.repeat(img[:, :, None], 3, axis=2)
-    return img
-
-
-def _score(out: np.ndarray, target: np.ndarray, metric: str, shave: int) -> tuple[float, float]:
-    return psnr(out, target, shave=shave, mode=metric), ssim(out, target, shave=shave, mode=metric)
-
-
 def evaluate(restorer, cfg: EvalConfig) -> EvalReport:
     """Score a `Restorer` (RGB order) on the clean images of `cfg.data`."""
     deg = Degradation(restorer.task, cfg.sigma, cfg.quality)
@@ -180,7 +86,7 @@ def evaluate(restorer, cfg: EvalConfig) -> EvalReport:
         raise OptionError(f"folder {cfg.data} holds no images")
     if cfg.limit:
         paths = paths[: cfg.limit]
-    metric = cfg.metric or ("y" if deg.scale > 1 or restorer.colors == 1 else "rgb")
+    metric = cfg.metric or default_mode(deg.scale, restorer.colors)
     shave = deg.scale if deg.scale > 1 else 0
     report = EvalReport(restorer.task, deg.describe(), metric, shave)
     for i, path in enumerate(paths):
@@ -190,13 +96,12 @@ def evaluate(restorer, cfg: EvalConfig) -> EvalReport:
         target, degraded = degrade(clean, deg, seed=cfg.seed + i)
         if degraded.dtype == np.float32:  # noisy float input, 0..255
             restored = restorer(degraded / 255.0) * 255.0
-            restored = np.floor(restored + 0.5)
             base = np.clip(degraded, 0, 255)
         else:
             restored = restorer(degraded)
             base = baseline(degraded, deg)
-        p, s = _score(restored, target, metric, shave)
-        bp, bs = _score(base, target, metric, shave)
+        p, s = score(restored, target, scale=deg.scale, mode=metric, with_ssim=True)
+        bp, bs = score(base, target, scale=deg.scale, mode=metric, rounded=False, with_ssim=True)
         report.rows.append(
             {"image": path.name, "psnr": p, "ssim": s, "input_psnr": bp, "input_ssim": bs}
         )

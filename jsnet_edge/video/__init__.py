@@ -1,16 +1,16 @@
 """Real-time video restoration: decode, restore and encode in overlapping threads.
 
-Lazy on purpose: `import jsnet_edge.video` loads neither OpenCV nor PyAV; they load when
-a function that needs them is first used. (`stream` is imported now: it needs only numpy,
-and it shares its name with its module, which would otherwise shadow it.)
+Lazy on purpose: `import jsnet_edge.video` loads neither OpenCV nor PyAV nor a runtime;
+they load when a name that needs them is first used.
 """
 
 from __future__ import annotations
 
-from jsnet_edge.video.stream import stream
+import importlib
 
 __all__ = [
     "IncompleteVideoError",
+    "VideoConfig",
     "VideoError",
     "VideoStats",
     "make_sample_clip",
@@ -20,16 +20,16 @@ __all__ = [
 
 _WHERE = {
     "process": "jsnet_edge.video.pipeline",
-    "VideoStats": "jsnet_edge.video.pipeline",
+    "VideoConfig": "jsnet_edge.video.config",
+    "VideoStats": "jsnet_edge.video.stats",
     "make_sample_clip": "jsnet_edge.video.sample",
     "VideoError": "jsnet_edge.video.errors",
     "IncompleteVideoError": "jsnet_edge.video.errors",
+    "stream": "jsnet_edge.restorer",
 }
 
 
 def __getattr__(name: str):
     if name in _WHERE:
-        import importlib
-
         return getattr(importlib.import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'jsnet_edge.video' has no attribute {name!r}")

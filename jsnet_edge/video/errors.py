@@ -3,12 +3,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from jsnet_edge.errors import JSNetEdgeError
-
-if TYPE_CHECKING:
-    from jsnet_edge.video.pipeline import VideoStats
+from jsnet_edge.video.stats import VideoStats
 
 
 class VideoError(JSNetEdgeError):

@@ -17,7 +17,11 @@ import cv2
 import numpy as np
 
 from jsnet_edge.errors import OptionError
-from jsnet_edge.video import io
+from jsnet_edge.images import SAMPLES, load_image, sample_images
+from jsnet_edge.outputs import check_output, commit
+from jsnet_edge.sizes import parse_size as parse_wxh
+from jsnet_edge.video.source import AV_MISSING, have_av
+from jsnet_edge.video.writers import CvWriter, temp_beside
 
 DEFAULT_PHOTO = "coffee.png"
 AUDIO_RATE = 48_000
@@ -25,10 +29,7 @@ AUDIO_RATE = 48_000
 
 def parse_size(text: str) -> tuple[int, int]:
     """ "640x360" -> (640, 360); even sides, as 4:2:0 video needs."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise OptionError(f"size must look like 640x360, got {text!r}") from None
+    w, h = parse_wxh(text)
     if w < 16 or h < 16 or w % 2 or h % 2 or w > 7680 or h > 4320:
         raise OptionError(f"size must be even, from 16x16 to 7680x4320, got {w}x{h}")
     return w, h
@@ -37,8 +38,6 @@ def parse_size(text: str) -> tuple[int, int]:
 def load_photo(photo: str | Path | np.ndarray | None = None) -> np.ndarray:
     """A BGR uint8 photo: an array, a file, or the name of a bundled sample (default
     coffee.png)."""
-    from jsnet_edge.images import SAMPLES, load_image, sample_images
-
     if isinstance(photo, np.ndarray):
         img = photo
     else:
@@ -138,7 +137,7 @@ def make_sample_clip(
         metadata: container tags (title, comment ...); default: a title naming the source.
     """
     path = Path(path)
-    io.check_output(path, [], overwrite=overwrite)
+    check_output(path, overwrite=overwrite)
     if path.suffix.lower() not in (".mp4", ".mov", ".mkv"):
         raise OptionError(f"write the sample clip as .mp4, .mov or .mkv, not {path.name}")
     if not 0 < fps <= 240:
@@ -160,20 +159,20 @@ def make_sample_clip(
     }
     meta.update(metadata or {})
     clip = SampleClip(path, n, rate, (w, h), sigma, audio)
-    tmp = io.temp_beside(path, "tmp")
+    tmp = temp_beside(path, "tmp")
     try:
-        if io.have_av():
+        if have_av():
             _write_av(tmp, noisy, rate, (w, h), n, audio, rotation, crf, meta)
         else:
             clip.audio = False
-            clip.notes.append(f"{io.AV_MISSING}: wrote video only (mp4v), no audio track")
-            writer = io.CvWriter(tmp, "mp4v", float(rate), (w, h))
+            clip.notes.append(f"{AV_MISSING}: wrote video only (mp4v), no audio track")
+            writer = CvWriter(tmp, "mp4v", float(rate), (w, h))
             try:
                 for f in noisy:
                     writer.write(f)
             finally:
                 writer.close()
-        tmp.replace(path)
+        commit(tmp, path, overwrite=overwrite)
     finally:
         if tmp.exists():
             tmp.unlink()

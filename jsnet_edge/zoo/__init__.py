@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from jsnet_edge.errors import ModelError
+from jsnet_edge.errors import ModelError, OptionError
+from jsnet_edge.tasks import check_task
 
 HERE = Path(__file__).parent
 
@@ -91,3 +92,24 @@ def default_model_for(task: str, video: bool = False) -> str:
     if task not in DEFAULT_FOR_TASK:
         raise ModelError(f"no bundled model for task {task!r}; pass --model with a model file")
     return DEFAULT_FOR_TASK[task]
+
+
+def pick_model(model: str | None, task: str | None, video: bool = False) -> str:
+    """The model to use: `model` if given (check it with `check_model_task` once loaded),
+    else the task's default (for video its real-time model, where the zoo has one)."""
+    if task is not None:
+        check_task(task)
+    if model is None:
+        if task is None:
+            raise OptionError("give --model (a model file or zoo name) or --task")
+        return default_model_for(task, video)
+    return model
+
+
+def check_model_task(model_task: str, task: str | None, model: str) -> None:
+    """Refuse a model made for another task than the one asked for."""
+    if task is not None and model_task != task:
+        raise OptionError(
+            f"model {model} is for {model_task}, not {task}; "
+            f"pick a {task} model (see `jsnet-edge models`)"
+        )

@@ -7,14 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
-
-
-def openvino_available() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+from jsnet_edge.runtime.backend import InputLimits
+from jsnet_edge.runtime.capabilities import has_module
 
 
 def cpu_capabilities() -> list[str]:
@@ -25,7 +19,7 @@ def cpu_capabilities() -> list[str]:
 
 def runs_bf16() -> bool:
     """Whether OpenVINO is installed and runs bf16 on this CPU (AVX-512 BF16 or AMX)."""
-    return openvino_available() and "BF16" in cpu_capabilities()
+    return has_module("openvino") and "BF16" in cpu_capabilities()
 
 
 class OpenVinoBackend:
@@ -43,6 +37,7 @@ class OpenVinoBackend:
     MAX_SHAPES = 4
 
     name = "openvino"
+    limits: InputLimits | None = None
 
     def __init__(
         self, onnx_path: str | Path, precision: str, device: str = "cpu", threads: int | None = None

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from jsnet_edge import __version__
-from jsnet_edge.atomic import atomic_output
+from jsnet_edge._version import __version__
 from jsnet_edge.errors import ModelError, OptionError
 from jsnet_edge.models.genotype import Genotype
 from jsnet_edge.models.network import JSNet
+from jsnet_edge.outputs import atomic_output, check_output
 
 INPUT, OUTPUT = "input", "output"
 OPSET = 17
@@ -116,24 +116,14 @@ def onnx_identity(meta: dict[str, str]) -> tuple[str, int, int, int, Genotype]:
     )
 
 
-def _atomic_save(proto, path: Path) -> None:
+def save_onnx(proto, path: str | Path, *, overwrite: bool = True) -> Path:
+    """Write an ONNX model through the output guard (atomic; no-replace without overwrite)."""
     import onnx
 
-    with atomic_output(path) as tmp:
+    path = check_output(path, overwrite=overwrite)
+    with atomic_output(path, overwrite=overwrite) as tmp:
         onnx.save(proto, str(tmp))
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """'640x360' -> (W, H)."""
-    if text is None:
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise OptionError(f"sizes are given as WxH, e.g. 640x360; got {text!r}") from None
-    if w < 1 or h < 1:
-        raise OptionError(f"sizes must be positive, got {text!r}")
-    return w, h
+    return path
 
 
 def to_fp16(proto):
@@ -142,6 +132,57 @@ def to_fp16(proto):
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     return convert_float_to_float16(proto, keep_io_types=False, disable_shape_infer=False)
+
+
+def trace_onnx(module: nn.Module, shape: tuple[int, ...], *, dynamic: bool = True):
+    """`module` (NCHW -> NCHW, fp32) traced to an ONNX ModelProto: the one place jsnet-edge
+    calls the exporter, for whole networks and for the blocks the latency table times, so
+    a block runs in its profiling session as it runs inside the deployed graph (same names,
+    opset and dynamic batch/height/width)."""
+    import onnx
+
+    dummy = torch.rand(*shape) * 255
+    axes = (
+        {
+            INPUT: {0: "batch", 2: "height", 3: "width"},
+            OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"},
+        }
+        if dynamic
+        else None
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module.float().cpu().eval(),
+                (dummy,),
+                str(raw),
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                opset_version=OPSET,
+                dynamo=False,
+                dynamic_axes=axes,
+                do_constant_folding=True,
+            )
+        return onnx.load(str(raw))
+
+
+def check_file_precision(precision: str) -> None:
+    if precision not in ("fp32", "fp16"):
+        raise OptionError(
+            f"export writes fp32 or fp16 ONNX, not {precision!r}; int8 comes from "
+            "`jsnet-edge calibrate`"
+        )
+
+
+def export_module(
+    module: nn.Module, shape: tuple[int, ...], path: str | Path, precision: str = "fp32"
+) -> Path:
+    """Any NCHW -> NCHW module (a block of the search space) as a dynamic-shape ONNX file."""
+    check_file_precision(precision)
+    proto = trace_onnx(module, shape)
+    return save_onnx(to_fp16(proto) if precision == "fp16" else proto, path)
 
 
 def export_onnx(
@@ -153,7 +194,7 @@ def export_onnx(
     overwrite: bool = True,
     check: bool = True,
 ) -> Path:
-    """Write `model` as ONNX (opset 17).
+    """Write `model` as ONNX (opset 17), mean shift folded, identity in the metadata.
 
     Args:
         precision: fp32, or fp16 (weights, activations and I/O in fp16).
@@ -163,15 +204,8 @@ def export_onnx(
     """
     import onnx
 
-    path = Path(path)
-    if precision not in ("fp32", "fp16"):
-        raise OptionError(
-            f"export writes fp32 or fp16 ONNX, not {precision!r}; int8 comes from "
-            "`jsnet-edge calibrate`"
-        )
-    if path.exists() and not overwrite:
-        raise OptionError(f"{path} exists; pass --overwrite to replace it")
-    net = fold_mean_shift(model)
+    check_file_precision(precision)
+    path = check_output(path, overwrite=overwrite)
     w, h = input_size or (64, 48)
     h, w = max(h, model.min_size), max(w, model.min_size)
     m = model.size_multiple
@@ -180,31 +214,7 @@ def export_onnx(
             f"--input-size must be a multiple of {m} for this network "
             f"(its body runs unshuffled by {m}), got {w}x{h}"
         )
-    dummy = torch.rand(1, model.colors, h, w) * 255
-    dynamic = (
-        None
-        if input_size
-        else {
-            INPUT: {0: "batch", 2: "height", 3: "width"},
-            OUTPUT: {0: "batch", 2: "out_height", 3: "out_width"},
-        }
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "raw.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                net,
-                (dummy,),
-                str(raw),
-                input_names=[INPUT],
-                output_names=[OUTPUT],
-                opset_version=OPSET,
-                dynamo=False,
-                dynamic_axes=dynamic,
-                do_constant_folding=True,
-            )
-        proto = onnx.load(str(raw))
+    proto = trace_onnx(fold_mean_shift(model), (1, model.colors, h, w), dynamic=not input_size)
     if precision == "fp16":
         proto = to_fp16(proto)
     del proto.metadata_props[:]
@@ -214,8 +224,7 @@ def export_onnx(
     proto.producer_version = __version__
     if check:
         onnx.checker.check_model(proto)
-    _atomic_save(proto, path)
-    return path
+    return save_onnx(proto, path, overwrite=overwrite)
 
 
 def onnx_input_dtype(path_or_proto) -> np.dtype:

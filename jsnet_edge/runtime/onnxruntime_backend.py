@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
+from jsnet_edge.export.onnx import INPUT, onnx_input_dtype
+from jsnet_edge.runtime.backend import InputLimits
 
 
 class OnnxRuntimeBackend:
@@ -17,6 +19,7 @@ class OnnxRuntimeBackend:
     """
 
     name = "onnxruntime"
+    limits: InputLimits | None = None
 
     def __init__(
         self, onnx_path: str | Path, precision: str, device: str = "cpu", threads: int | None = None
@@ -27,8 +30,6 @@ class OnnxRuntimeBackend:
             raise MissingDependencyError(
                 "onnxruntime is not installed; pip install onnxruntime"
             ) from None
-        from jsnet_edge.deploy.export import INPUT, onnx_input_dtype
-
         self.precision = precision
         self.device = device
         available = ort.get_available_providers()

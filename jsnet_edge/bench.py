@@ -8,7 +8,6 @@ on photographs degraded for the task (the package's photographs by default).
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import resource
 import time
@@ -17,7 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from jsnet_edge.calibration.data import find_photos, make_pairs
+from jsnet_edge.degradations import Degradation
 from jsnet_edge.errors import OptionError
+from jsnet_edge.metrics import score
+from jsnet_edge.outputs import write_json
+from jsnet_edge.restorer import Restorer
+from jsnet_edge.runtime.capabilities import has_module
+from jsnet_edge.runtime.openvino_backend import runs_bf16
 
 
 @dataclass
@@ -38,15 +44,11 @@ class BenchRow:
 
 def default_configs(model: str, int8: str | None, device: str) -> list[tuple[str, str, str]]:
     """(backend, precision, model file) for everything installed here."""
-    from jsnet_edge.deploy.factory import has_module
-
     rows = [("torch", "fp32", model)]
     if device == "cpu":
         rows.append(("torch", "bf16", model))
         rows.append(("onnxruntime", "fp32", model))
         if has_module("openvino"):
-            from jsnet_edge.deploy.openvino_backend import runs_bf16
-
             rows.append(("openvino", "fp32", model))
             if runs_bf16():
                 rows.append(("openvino", "bf16", model))
@@ -60,9 +62,6 @@ def default_configs(model: str, int8: str | None, device: str) -> list[tuple[str
 
 
 def _photos_pairs(task: str, colors: int, count: int = 4, crop: int = 96):
-    from jsnet_edge.calibration.data import find_photos, make_pairs
-    from jsnet_edge.train.evaluate import Degradation
-
     return make_pairs(
         find_photos(None), Degradation(task), colors, count, crop, seed=7, center_first=True
     )
@@ -81,14 +80,10 @@ def _worker(
 ) -> None:
     """Runs in its own process; sends back a dict."""
     try:
-        if threads:
+        if threads:  # a process of its own: its setting ends with it
             import torch
 
             torch.set_num_threads(threads)
-        from jsnet_edge.calibration.quantize import score  # noqa: F401 (import cost up front)
-        from jsnet_edge.metrics import psnr
-        from jsnet_edge.restorer import Restorer
-
         r = Restorer(
             model, backend=backend, device=device, precision=precision, color_order="rgb", tile=4096
         )
@@ -101,20 +96,10 @@ def _worker(
             t = time.perf_counter()
             r.backend(x)
             times.append((time.perf_counter() - t) * 1000)
-        metric = "y" if r.scale > 1 or r.colors == 1 else "rgb"
-        values = []
-        for p in _photos_pairs(r.task, r.colors):
-            y = r.restore_array(p.input)[0].transpose(1, 2, 0)
-            y = np.floor(np.clip(y, 0, 255) + 0.5)
-            t = p.target if p.target.ndim == 3 else p.target[:, :, None]
-            values.append(
-                psnr(
-                    y[..., 0] if r.colors == 1 else y,
-                    t[..., 0] if r.colors == 1 else t,
-                    shave=r.scale if r.scale > 1 else 0,
-                    mode=metric,
-                )
-            )
+        values = [
+            score(r.restore_array(p.input)[0].transpose(1, 2, 0), p.target, scale=r.scale)
+            for p in _photos_pairs(r.task, r.colors)
+        ]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if device.startswith("cuda"):
             import torch
@@ -208,7 +193,8 @@ def table(rows: list[BenchRow], size: tuple[int, int]) -> str:
     return "\n".join(lines)
 
 
-def to_json(rows: list[BenchRow], size: tuple[int, int], machine: str) -> str:
-    return json.dumps(
-        {"input_size": list(size), "machine": machine, "rows": [asdict(r) for r in rows]}, indent=2
-    )
+def save_json(
+    path: Path, rows: list[BenchRow], size: tuple[int, int], machine: str, *, overwrite: bool
+) -> Path:
+    data = {"input_size": list(size), "machine": machine, "rows": [asdict(r) for r in rows]}
+    return write_json(path, data, overwrite=overwrite)

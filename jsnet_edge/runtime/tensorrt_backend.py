@@ -10,16 +10,43 @@ from pathlib import Path
 
 import numpy as np
 
-from jsnet_edge.deploy.tensorrt_engine import (
-    capturing_logger,
-    check_engine_matches,
-    import_tensorrt,
-    read_sidecar,
-)
+from jsnet_edge.devices import gpu_identity
 from jsnet_edge.errors import ModelError, OptionError
+from jsnet_edge.export.tensorrt import capturing_logger, import_tensorrt, read_sidecar, sha256
+from jsnet_edge.runtime.backend import InputLimits
+from jsnet_edge.runtime.cuda_memory import CudaStream, DeviceArray
+
+
+def check_engine_matches(side: dict, engine: Path) -> None:
+    """Refuse, with the rebuild command, an engine made for another GPU or TensorRT."""
+    trt = import_tensorrt()
+    gpu, cc = gpu_identity()
+    rebuild = (
+        f"rebuild it here: jsnet-edge build-engine MODEL --{side['precision']} -o {engine.name}"
+        if side["precision"] != "fp32"
+        else f"rebuild it here: jsnet-edge build-engine MODEL -o {engine.name}"
+    )
+    if side["tensorrt"] != trt.__version__:
+        raise ModelError(
+            f"{engine} was built with TensorRT {side['tensorrt']}, this is "
+            f"{trt.__version__}; engines only load in the version that built them; "
+            f"{rebuild}"
+        )
+    if side["compute_capability"] != cc or side["gpu"] != gpu:
+        raise ModelError(
+            f"{engine} was built for {side['gpu']} (compute "
+            f"{side['compute_capability']}), this GPU is {gpu} (compute {cc}); "
+            f"{rebuild}"
+        )
+    if sha256(engine) != side["engine_sha256"]:
+        raise ModelError(f"{engine} does not match its sidecar (corrupt or replaced); {rebuild}")
 
 
 class TensorRTBackend:
+    """Runs a TensorRT engine: a file from `jsnet-edge build-engine` (checked against its
+    sidecar first), or, through `from_plan`, a serialised engine held in memory (the
+    latency profiler's blocks)."""
+
     name = "tensorrt"
 
     def __init__(self, engine_path: str | Path, device: str = "cuda") -> None:
@@ -27,17 +54,29 @@ class TensorRTBackend:
         side = read_sidecar(engine_path)
         if not device.startswith("cuda"):
             raise OptionError("TensorRT engines run on --device cuda")
-        trt = import_tensorrt()
         check_engine_matches(side, engine_path)
+        self._load(
+            engine_path.read_bytes(),
+            device,
+            side["precision"],
+            f"{engine_path} (rebuild it with jsnet-edge build-engine)",
+        )
+
+    @classmethod
+    def from_plan(cls, plan: bytes, device: str = "cuda", precision: str = "fp32"):
+        self = cls.__new__(cls)
+        self._load(plan, device, precision, "an engine built in memory")
+        return self
+
+    def _load(self, plan: bytes, device: str, precision: str, what: str) -> None:
+        trt = import_tensorrt()
         self.trt = trt
         self.logger = capturing_logger(trt)  # must outlive the engine
         self.runtime = trt.Runtime(self.logger)
-        self.engine = self.runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        self.engine = self.runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
             raise ModelError(
-                f"TensorRT could not load {engine_path}: "
-                + "; ".join(self.logger.messages[-2:])[:300]
-                + " (rebuild it with jsnet-edge build-engine)"
+                f"TensorRT could not load {what}: " + "; ".join(self.logger.messages[-2:])[:300]
             )
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
@@ -48,9 +87,10 @@ class TensorRTBackend:
         self.out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.output)))
         lo, _, hi = self.engine.get_tensor_profile_shape(self.input, 0)
         self.min_shape, self.max_shape = tuple(lo), tuple(hi)
-        self.precision = side["precision"]
+        self.precision = precision
         self.device = device
-        self.max_input = (int(hi[3]), int(hi[2]))  # (W, H): the Restorer's tiles fit in it
+        # The Restorer keeps its tiles and batches inside the profile.
+        self.limits = InputLimits(batch=int(hi[0]), width=int(hi[3]), height=int(hi[2]))
         try:
             import torch
 
@@ -99,8 +139,6 @@ class TensorRTBackend:
         return out.cpu().numpy()
 
     def _run_cuda_python(self, x: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
-        from jsnet_edge.deploy.cuda_memory import CudaStream, DeviceArray
-
         host_in = np.ascontiguousarray(x, dtype=self.in_dtype)
         host_out = np.empty(out_shape, dtype=self.out_dtype)
         stream = CudaStream()

@@ -19,8 +19,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from jsnet_edge.atomic import atomic_output
+from jsnet_edge.devices import gpu_identity
 from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
+from jsnet_edge.export.onnx import onnx_identity, read_onnx_metadata
+from jsnet_edge.outputs import check_output, write_bytes, write_json
 
 TRT_MISSING = (
     "TensorRT is not installed (pip install 'jsnet-edge[tensorrt]' on a machine with an "
@@ -82,51 +84,6 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def gpu_identity() -> tuple[str, str]:
-    """(GPU name, compute capability 'major.minor') through torch or cuda-python."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability(0)
-            return torch.cuda.get_device_name(0), f"{major}.{minor}"
-    except ImportError:
-        pass
-    from jsnet_edge.deploy.cuda_memory import cudart
-
-    rt = cudart()
-    err, prop = rt.cudaGetDeviceProperties(0)
-    if int(err) != 0:
-        raise OptionError("no CUDA GPU is usable here (cudaGetDeviceProperties failed)")
-    name = prop.name.decode() if isinstance(prop.name, bytes) else str(prop.name)
-    return name.rstrip("\x00"), f"{prop.major}.{prop.minor}"
-
-
-def check_engine_matches(side: dict, engine: Path) -> None:
-    """Refuse, with the rebuild command, an engine made for another GPU or TensorRT."""
-    trt = import_tensorrt()
-    gpu, cc = gpu_identity()
-    rebuild = (
-        f"rebuild it here: jsnet-edge build-engine MODEL --{side['precision']} -o {engine.name}"
-        if side["precision"] != "fp32"
-        else f"rebuild it here: jsnet-edge build-engine MODEL -o {engine.name}"
-    )
-    if side["tensorrt"] != trt.__version__:
-        raise ModelError(
-            f"{engine} was built with TensorRT {side['tensorrt']}, this is "
-            f"{trt.__version__}; engines only load in the version that built them; "
-            f"{rebuild}"
-        )
-    if side["compute_capability"] != cc or side["gpu"] != gpu:
-        raise ModelError(
-            f"{engine} was built for {side['gpu']} (compute "
-            f"{side['compute_capability']}), this GPU is {gpu} (compute {cc}); "
-            f"{rebuild}"
-        )
-    if sha256(engine) != side["engine_sha256"]:
-        raise ModelError(f"{engine} does not match its sidecar (corrupt or replaced); {rebuild}")
-
-
 @dataclass(frozen=True)
 class Profile:
     """Optimisation profile of the input, as (W, H) sizes; batch min 1."""
@@ -171,36 +128,18 @@ def capturing_logger(trt):
     return Logger()
 
 
-def build_engine(
+def build_plan(
     onnx_path: Path,
-    out: Path,
+    shapes: tuple[tuple[int, ...], ...],
     *,
-    profile: Profile = Profile(),
-    workspace_gb: float = 2.0,
+    workspace_gb: float | None = None,
     timing_cache: Path | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Compile a jsnet-edge ONNX file (fp32, fp16 or Q/DQ int8) into a TensorRT engine.
-
-    Writes the engine atomically and its sidecar (`out.json`) with the TensorRT version,
-    GPU name and compute capability, precision, profile shapes and the hashes of the ONNX
-    and the engine. The timing cache (default beside the engine, one per TensorRT version
-    and GPU) makes rebuilds fast.
-    """
-    from jsnet_edge.deploy.export import onnx_identity, read_onnx_metadata
-
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise OptionError(f"{out} exists; pass --overwrite to replace it")
-    meta = read_onnx_metadata(onnx_path)
-    task, scale, colors, min_size, genotype = onnx_identity(meta)
-    if min(profile.min) < min_size:
-        raise OptionError(
-            f"the profile's smallest input must be at least {min_size} pixels "
-            "for this network (ESAB)"
-        )
+) -> tuple[bytes, object]:
+    """Parse an ONNX file (fp32, fp16 or Q/DQ int8) into a strongly typed network and build
+    it for one optimisation profile (min, opt, max input shapes): the one place jsnet-edge
+    makes TensorRT networks. Returns the serialised engine and the builder config (whose
+    timing cache the caller may save)."""
     trt = import_tensorrt()
-    gpu, cc = gpu_identity()
     logger = capturing_logger(trt)
     builder = trt.Builder(logger)
     # Strongly typed: required on TensorRT 10 for graph-decided precision, implied on 11.
@@ -211,23 +150,56 @@ def build_engine(
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ModelError(f"TensorRT cannot parse {onnx_path}: {errors[:300]}")
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    if workspace_gb is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     opt_profile = builder.create_optimization_profile()
-    opt_profile.set_shape(network.get_input(0).name, *profile.shapes(colors))
+    opt_profile.set_shape(network.get_input(0).name, *shapes)
     config.add_optimization_profile(opt_profile)
-    cache_file = timing_cache or out.with_name(
-        f"timing-{trt.__version__}-{gpu.replace(' ', '_')}.cache"
-    )
-    cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if timing_cache is not None:
+        data = timing_cache.read_bytes() if timing_cache.is_file() else b""
+        config.set_timing_cache(config.create_timing_cache(data), ignore_mismatch=False)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise ModelError(
             "TensorRT failed to build the engine: " + "; ".join(logger.messages[-3:])[:400]
         )
-    with atomic_output(out) as tmp:
-        tmp.write_bytes(bytes(plan))
-    cache_file.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return bytes(plan), config
+
+
+def build_engine(
+    onnx_path: Path,
+    out: Path,
+    *,
+    profile: Profile = Profile(),
+    workspace_gb: float | None = 2.0,
+    timing_cache: Path | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Compile a jsnet-edge ONNX file (fp32, fp16 or Q/DQ int8) into a TensorRT engine.
+
+    Writes the engine atomically and its sidecar (`out.json`) with the TensorRT version,
+    GPU name and compute capability, precision, profile shapes and the hashes of the ONNX
+    and the engine. The timing cache (default beside the engine, one per TensorRT version
+    and GPU) makes rebuilds fast.
+    """
+    out = check_output(out, overwrite=overwrite)
+    meta = read_onnx_metadata(onnx_path)
+    task, scale, colors, min_size, genotype = onnx_identity(meta)
+    if min(profile.min) < min_size:
+        raise OptionError(
+            f"the profile's smallest input must be at least {min_size} pixels "
+            "for this network (ESAB)"
+        )
+    trt = import_tensorrt()
+    gpu, cc = gpu_identity()
+    cache_file = timing_cache or out.with_name(
+        f"timing-{trt.__version__}-{gpu.replace(' ', '_')}.cache"
+    )
+    plan, config = build_plan(
+        onnx_path, profile.shapes(colors), workspace_gb=workspace_gb, timing_cache=cache_file
+    )
+    write_bytes(out, plan, overwrite=overwrite)
+    write_bytes(cache_file, bytes(config.get_timing_cache().serialize()))
     side = {
         "tensorrt": trt.__version__,
         "gpu": gpu,
@@ -247,5 +219,5 @@ def build_engine(
         "onnx_sha256": sha256(Path(onnx_path)),
         "engine_sha256": sha256(out),
     }
-    sidecar_path(out).write_text(json.dumps(side, indent=2))
+    write_json(sidecar_path(out), side)
     return out

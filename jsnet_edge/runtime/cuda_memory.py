@@ -8,20 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jsnet_edge.errors import MissingDependencyError
-
-
-def cudart():
-    try:
-        from cuda.bindings import runtime  # cuda-python >= 12.6.1
-    except ImportError:
-        try:
-            from cuda import cudart as runtime  # older 12.x
-        except ImportError:
-            raise MissingDependencyError(
-                "TensorRT without torch needs cuda-python: pip install 'jsnet-edge[tensorrt]'"
-            ) from None
-    return runtime
+from jsnet_edge.devices import cudart
 
 
 def check(result):

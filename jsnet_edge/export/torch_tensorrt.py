@@ -8,10 +8,11 @@ our CI (no GPU).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from jsnet_edge.errors import MissingDependencyError, OptionError
+from jsnet_edge.models.resolve import resolve_model
+from jsnet_edge.outputs import atomic_output, write_json
 
 
 def compile_torch_tensorrt(model: str, output: Path, *, fp16: bool, profile) -> Path:
@@ -25,8 +26,6 @@ def compile_torch_tensorrt(model: str, output: Path, *, fp16: bool, profile) -> 
         ) from None
     if not torch.cuda.is_available():
         raise OptionError("torch-tensorrt needs a CUDA GPU; none is visible to torch")
-    from jsnet_edge.restorer import resolve_model
-
     net = resolve_model(model).eval().cuda()
     dtype = torch.float16 if fp16 else torch.float32
     net = net.to(dtype)
@@ -37,7 +36,8 @@ def compile_torch_tensorrt(model: str, output: Path, *, fp16: bool, profile) -> 
     )
     example = torch.rand(opt, device="cuda", dtype=dtype) * 255
     output = output.with_suffix(".ep")
-    torch_tensorrt.save(compiled, str(output), arg_inputs=[example])
+    with atomic_output(output, suffix=".ep") as tmp:
+        torch_tensorrt.save(compiled, str(tmp), arg_inputs=[example])
     major, minor = torch.cuda.get_device_capability(0)
     side = {
         "via": "torch-tensorrt",
@@ -49,5 +49,5 @@ def compile_torch_tensorrt(model: str, output: Path, *, fp16: bool, profile) -> 
         "genotype": net.genotype.to_dict(),
         "profile": {"min": lo, "opt": opt, "max": hi},
     }
-    output.with_name(output.name + ".json").write_text(json.dumps(side, indent=2))
+    write_json(output.with_name(output.name + ".json"), side)
     return output

@@ -1,0 +1,79 @@
+"""`jsnet-edge`: a thin command line over the library.
+
+Each command parses its options, builds a config, calls one library function and prints.
+Only here are exceptions turned into messages and exit codes (README, "Exit codes"): a user
+or environment problem (`JSNetEdgeError`) prints one line and exits 1; a usage error exits
+2 (typer); a bug exits 3; Ctrl-C 130 and SIGTERM 143. Nothing the user can cause prints a
+traceback.
+
+One module per command group. Commands import the library inside their bodies: torch,
+OpenCV and the runtimes take seconds to import, and `jsnet-edge --help` (or the first
+video frame) should not wait for the ones a command does not use.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import typer
+
+from jsnet_edge.cli import deploy, images, search, train, video  # noqa: F401 (commands)
+from jsnet_edge.cli.app import app
+from jsnet_edge.errors import JSNetEdgeError
+
+__all__ = ["app", "main"]
+
+_terminated = False  # SIGTERM, not Ctrl-C, stopped the command: exit 143, not 130
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # A scheduler's stop (docker stop, systemd, Slurm preemption) ends a run the way Ctrl-C
+    # does: training saves its checkpoint, video removes (or keeps) its unfinished output.
+    global _terminated
+    _terminated = True
+    raise KeyboardInterrupt
+
+
+def _stopped() -> int:
+    if _terminated:
+        typer.echo("terminated (SIGTERM)", err=True)
+        return 143
+    typer.echo("interrupted", err=True)
+    return 130
+
+
+def _quiet_native_logs() -> None:
+    """OpenCV and the FFmpeg inside it print their own warnings for corrupt files (a line
+    per damaged packet); ours say what matters in one line. The command line is the
+    application, so it may set the environment; JSNET_EDGE_DEBUG=1 keeps them."""
+    if os.environ.get("JSNET_EDGE_DEBUG"):
+        return
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
+def main() -> None:
+    _quiet_native_logs()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app()
+    except JSNetEdgeError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(_stopped())
+    except SystemExit as e:  # typer turns a KeyboardInterrupt inside a command into exit 130
+        if e.code == 130:
+            sys.exit(_stopped())
+        raise
+    except Exception as e:  # a bug, not a user error: one line, traceback on request
+        if os.environ.get("JSNET_EDGE_DEBUG"):
+            raise
+        typer.echo(
+            f"internal error: {type(e).__name__}: {e} (set JSNET_EDGE_DEBUG=1 for the "
+            "traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(3)

@@ -1,0 +1,165 @@
+"""Deployment commands: export, calibrate, build-engine, bench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jsnet_edge.cli.app import DeviceOpt, OverwriteOpt, app, err
+from jsnet_edge.errors import OptionError, TargetNotMetError
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="Model file or zoo name.", show_default=False)],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output .onnx file.", show_default=False)
+    ],
+    precision: Annotated[str, typer.Option(help="fp32 or fp16 (for TensorRT / GPUs).")] = "fp32",
+    input_size: Annotated[
+        str | None,
+        typer.Option(help=("WxH for a static graph; default: dynamic batch, height and width.")),
+    ] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Export ONNX (mean shift folded; checked with onnx.checker and against torch)."""
+    from jsnet_edge.export.onnx import export_onnx
+    from jsnet_edge.export.verify import verify_onnx
+    from jsnet_edge.models.resolve import resolve_model
+    from jsnet_edge.outputs import check_output
+    from jsnet_edge.sizes import parse_size
+
+    if output.suffix != ".onnx":
+        raise OptionError(f"the output must end in .onnx, got {output.name}")
+    check_output(output, overwrite=overwrite, inputs=[model])
+    size = parse_size(input_size)
+    net = resolve_model(model)
+    path = export_onnx(net, output, precision=precision, input_size=size, overwrite=overwrite)
+    diff = verify_onnx(net, path)
+    typer.echo(
+        f"wrote {path} ({precision}); onnxruntime vs torch on a photograph: max abs "
+        f"difference {diff:.2g} (0..255)"
+    )
+
+
+@app.command()
+def calibrate(
+    model: Annotated[str, typer.Argument(help="Model file or zoo name.", show_default=False)],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output int8 .onnx file.", show_default=False)
+    ],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help=("Folder of photographs (default: the photographs shipped with jsnet-edge).")
+        ),
+    ] = None,
+    num_images: Annotated[int, typer.Option(help="Calibration crops.")] = 16,
+    method: Annotated[str, typer.Option(help="minmax, percentile or entropy.")] = "percentile",
+    max_drop: Annotated[float, typer.Option(help="Largest PSNR loss (dB) to accept.")] = 0.1,
+    target: Annotated[
+        str,
+        typer.Option(
+            help=("cpu (onnxruntime/OpenVINO, uint8 activations) or tensorrt (symmetric int8).")
+        ),
+    ] = "cpu",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Calibrate INT8 (explicit Q/DQ ONNX), keeping sensitive blocks in float."""
+    from jsnet_edge.calibration.quantize import CalibrationConfig, report_path
+    from jsnet_edge.calibration.quantize import calibrate as run_calibration
+    from jsnet_edge.models.resolve import resolve_model
+
+    cfg = CalibrationConfig(
+        data=data, num_images=num_images, method=method, max_drop=max_drop, target=target
+    )
+    net = resolve_model(model)
+    report = run_calibration(net, output, cfg, overwrite=overwrite, log=err)
+    typer.echo(report.summary())
+    typer.echo(f"wrote {output} and {report_path(output)}")
+    if report.shortfall():
+        raise TargetNotMetError(report.shortfall())
+
+
+@app.command("build-engine")
+def build_engine_cmd(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help=("Model file, zoo name, or an .onnx from export/calibrate."), show_default=False
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output .engine file.", show_default=False)
+    ],
+    fp16: Annotated[bool, typer.Option("--fp16", help="Build from the fp16 ONNX.")] = False,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            "--int8", help=("Calibrate (symmetric int8 Q/DQ for TensorRT) and build from it.")
+        ),
+    ] = False,
+    calib: Annotated[Path | None, typer.Option(help="Calibration photographs (--int8).")] = None,
+    min_shape: Annotated[str, typer.Option(help="Smallest input WxH.")] = "64x64",
+    opt_shape: Annotated[str, typer.Option(help="Input WxH to tune for.")] = "640x360",
+    max_shape: Annotated[str, typer.Option(help="Largest input WxH.")] = "1920x1088",
+    workspace: Annotated[float, typer.Option(help="Builder workspace (GB).")] = 2.0,
+    via: Annotated[str, typer.Option(help="tensorrt, or torch-tensorrt.")] = "tensorrt",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Build a TensorRT engine (needs an NVIDIA GPU and the tensorrt extra)."""
+    from jsnet_edge.engine import EngineConfig, build_engine_for
+    from jsnet_edge.export.tensorrt import Profile
+    from jsnet_edge.sizes import parse_size
+
+    profile = Profile(parse_size(min_shape), parse_size(opt_shape), parse_size(max_shape))
+    cfg = EngineConfig(
+        fp16=fp16,
+        int8=int8,
+        calib=calib,
+        profile=profile,
+        workspace_gb=workspace,
+        via=via,
+        overwrite=overwrite,
+    )
+    path = build_engine_for(model, output, cfg, log=err)
+    typer.echo(f"wrote {path} and {path.name}.json")
+
+
+@app.command()
+def bench(
+    model: Annotated[str, typer.Argument(help="Model file or zoo name.", show_default=False)],
+    input_size: Annotated[str, typer.Option(help="Input WxH.")] = "320x180",
+    int8: Annotated[
+        str | None,
+        typer.Option(help=("A calibrated .onnx to include (see `jsnet-edge calibrate`).")),
+    ] = None,
+    device: DeviceOpt = "cpu",
+    repeats: Annotated[int, typer.Option(help="Timed runs per configuration.")] = 10,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Latency, fps, peak memory and PSNR loss of every available backend and precision."""
+    from jsnet_edge.bench import bench as run_bench
+    from jsnet_edge.bench import default_configs, save_json, table
+    from jsnet_edge.devices import machine_description
+    from jsnet_edge.outputs import check_output
+    from jsnet_edge.sizes import parse_size
+
+    size = parse_size(input_size)
+    if json_path is not None:
+        check_output(json_path, overwrite=overwrite, inputs=[model])
+    rows = run_bench(
+        model,
+        default_configs(model, int8, device),
+        size,
+        device=device,
+        repeats=repeats,
+        threads=threads,
+    )
+    typer.echo(table(rows, size))
+    if json_path:
+        save_json(json_path, rows, size, machine_description(device), overwrite=overwrite)

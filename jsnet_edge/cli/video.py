@@ -1,0 +1,192 @@
+"""Video commands: video, make-sample-clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jsnet_edge.cli.app import BackendOpt, DeviceOpt, ModelOpt, OverlapOpt, OverwriteOpt, app, note
+from jsnet_edge.errors import OptionError
+
+
+@app.command()
+def video(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help=("Video file, camera index (0, 1 ...) or rtsp/http URL."), show_default=False
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help=(
+                "Output video; its extension picks the container (.mp4 .mov .mkv .avi .webm). "
+                "Default: IN_restored.mp4 beside the input."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    model: ModelOpt = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help=(
+                "Use the zoo's model for this task: its real-time one (denoise-rt, sr-x2-rt) where "
+                "there is one."
+            ),
+        ),
+    ] = None,
+    backend: BackendOpt = "auto",
+    device: DeviceOpt = "cpu",
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help=(
+                "fp32, bf16, fp16 (cuda), int8 (a calibrated .onnx) or auto: bf16 where the "
+                "backend is OpenVINO on a CPU with bf16 (costs <= 0.05 dB), else fp32 or the "
+                "file's own."
+            ),
+        ),
+    ] = "auto",
+    batch: Annotated[int, typer.Option(help="Frames per backend call (raise it on GPUs).")] = 1,
+    codec: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "4 characters: an OpenCV fourcc (mp4v, the default for .mp4/.mov/.mkv; MJPG for "
+                ".avi); longer: a PyAV encoder such as libx264 (smaller files, takes --crf)."
+            )
+        ),
+    ] = None,
+    crf: Annotated[
+        int | None,
+        typer.Option(help=("Quality of PyAV encoders (libx264: 0 lossless .. 51; default 18).")),
+    ] = None,
+    preview: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Also write a side-by-side video (input | restored) to this file; 'window' shows "
+                "it where OpenCV has a GUI."
+            )
+        ),
+    ] = None,
+    stats: Annotated[
+        Path | None,
+        typer.Option(help=("Write the summary (frames, fps, per-stage latency) as JSON here.")),
+    ] = None,
+    realtime: Annotated[
+        bool,
+        typer.Option(
+            help=("Live sources: drop frames (keep the newest) when restoration falls behind.")
+        ),
+    ] = False,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after N frames.")] = None,
+    overwrite: OverwriteOpt = False,
+    keep_partial: Annotated[
+        bool, typer.Option(help=("On an error or Ctrl-C keep the frames done as NAME.partial.EXT."))
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
+    tile: Annotated[
+        int,
+        typer.Option(
+            "--tile",
+            help=(
+                "Largest tile side in input pixels (640: a 640x360 frame runs whole, not as two "
+                "overlapping 512 tiles)."
+            ),
+        ),
+    ] = 640,
+    tile_overlap: OverlapOpt = 32,
+) -> None:
+    """Restore a video (file, camera or stream): same frames, rate, audio and metadata."""
+    from jsnet_edge.restorer import Restorer
+    from jsnet_edge.video.config import VideoConfig
+    from jsnet_edge.video.errors import IncompleteVideoError
+    from jsnet_edge.video.pipeline import check_paths, default_output, process
+    from jsnet_edge.zoo import check_model_task, pick_model
+
+    dst = output if output is not None else default_output(source)
+    cfg = VideoConfig(
+        batch=batch,
+        codec=codec,
+        crf=crf,
+        preview=preview,
+        stats_path=stats,
+        realtime=realtime,
+        max_frames=max_frames,
+        overwrite=overwrite,
+        keep_partial=keep_partial,
+    )
+    check_paths(source, dst, cfg)
+    name = pick_model(model, task, video=True)
+    restorer = Restorer(
+        name,
+        backend=backend,
+        device=device,
+        precision=precision,
+        tile=tile,
+        tile_overlap=tile_overlap,
+        color_order="bgr",
+    )
+    check_model_task(restorer.task, task, name)
+    note(f"{name}: {restorer.describe()}")
+    try:
+        result = process(source, dst, restorer, cfg, progress=progress, log=note)
+    except IncompleteVideoError as e:
+        typer.echo(e.stats.summary(notes=False))
+        raise
+    typer.echo(result.summary(notes=False))
+
+
+@app.command("make-sample-clip")
+def make_sample_clip_cmd(
+    output: Annotated[
+        Path, typer.Argument(help="The clip to write (.mp4, .mov or .mkv).", show_default=False)
+    ],
+    sigma: Annotated[float, typer.Option(help="Gaussian noise sigma (0..255 scale).")] = 25.0,
+    seconds: Annotated[float, typer.Option(help="Length.")] = 4.0,
+    fps: Annotated[float, typer.Option(help="Frame rate.")] = 25.0,
+    size: Annotated[str, typer.Option(help="WIDTHxHEIGHT, even.")] = "640x360",
+    photo: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "A bundled photo (coffee.png, astronaut.jpg, chelsea.png, rocket.jpg) or an image "
+                "file."
+            )
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the noise.")] = 0,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Make a noisy demo clip: a slow pan over a bundled photo, with a sine-tone track."""
+    from jsnet_edge.video.sample import make_sample_clip, parse_size
+
+    if not 0 < seconds <= 600:
+        raise OptionError(f"--seconds must be between 0 and 600, got {seconds:g}")
+    w, h = parse_size(size)
+    clip = make_sample_clip(
+        output,
+        seconds=seconds,
+        fps=fps,
+        size=(w, h),
+        sigma=sigma,
+        seed=seed,
+        photo=photo,
+        overwrite=overwrite,
+    )
+    for n in clip.notes:
+        typer.echo(f"note: {n}", err=True)
+    typer.echo(
+        f"wrote {clip.path}: {clip.frames} frames of {w}x{h} at {float(clip.fps):g} "
+        f"fps, noise sigma {sigma:g}, "
+        f"{'a sine-tone audio track' if clip.audio else 'no audio'}"
+    )

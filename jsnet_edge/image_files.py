@@ -1,0 +1,82 @@
+"""Restoring image files: which inputs go to which outputs, checked before any work, then
+restored one by one through the output guard. What `jsnet-edge image` runs, for the
+Python API as well."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from jsnet_edge.errors import OptionError
+from jsnet_edge.images import is_image_path, list_images, load_image, save_image
+from jsnet_edge.outputs import check_output
+from jsnet_edge.restorer import Restorer
+
+
+def plan_image_outputs(
+    inputs: Iterable[str | Path], output: str | Path, *, overwrite: bool = False
+) -> list[tuple[Path, Path]]:
+    """(input, output) pairs for image files and folders of images.
+
+    One input file and an output with an image extension: that file. Otherwise `output` is
+    a folder and each image keeps its name there. Refuses, before anything is restored,
+    missing inputs, empty folders, two inputs of one name, an output that is an input, and
+    existing outputs without `overwrite`.
+    """
+    output = Path(output)
+    sources: list[Path] = []
+    from_folder = False
+    for p in map(Path, inputs):
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise OptionError(f"folder {p} holds no images")
+            sources += found
+            from_folder = True
+        elif p.exists():
+            sources.append(p)
+        else:
+            raise OptionError(f"input {p} does not exist")
+    if not sources:
+        raise OptionError("give at least one image or folder of images")
+    single = len(sources) == 1 and not from_folder and is_image_path(output)
+    if not single and is_image_path(output):
+        raise OptionError(f"{len(sources)} inputs need an output folder, not the file {output}")
+    if single:
+        targets = [output]
+    else:
+        names = [s.name for s in sources]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise OptionError(
+                f"several inputs are named {sorted(dup)[0]}; restore them into separate folders"
+            )
+        targets = [output / s.name for s in sources]
+    for t in targets:
+        check_output(t, overwrite=overwrite, inputs=sources)
+    return list(zip(sources, targets, strict=True))
+
+
+def restore_images(
+    restorer: Restorer,
+    plan: list[tuple[Path, Path]],
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
+    on_done: Callable[[Path, Path], None] | None = None,
+) -> list[Path]:
+    """Restore each (input, output) pair of `plan` (see `plan_image_outputs`); the
+    restorer must take RGB order (`color_order="rgb"`), as the image loader gives."""
+    if restorer.color_order != "rgb":
+        raise OptionError("restore_images needs a Restorer made with color_order='rgb'")
+    from tqdm import tqdm
+
+    bar = tqdm(plan, unit="img", disable=not progress or len(plan) < 2, file=sys.stderr)
+    written = []
+    for src, dst in bar:
+        bar.set_postfix_str(src.name)
+        written.append(save_image(dst, restorer(load_image(src)), overwrite=overwrite))
+        if on_done is not None:
+            on_done(src, dst)
+    return written

@@ -1,0 +1,147 @@
+"""From "a model, a backend name, a device and a precision" to a running `Backend`.
+
+Checks that the three fit together (the capability table), says why when they do not,
+and picks the backend for `backend="auto"` and the precision for `precision="auto"`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from jsnet_edge.errors import ModelError, OptionError
+from jsnet_edge.export.onnx import export_onnx
+from jsnet_edge.runtime.backend import PRECISIONS, Backend
+from jsnet_edge.runtime.capabilities import (
+    BACKENDS,
+    check_capability,
+    device_type,
+    has_module,
+    onnx_file_precision,
+)
+from jsnet_edge.runtime.onnxruntime_backend import OnnxRuntimeBackend
+from jsnet_edge.runtime.openvino_backend import OpenVinoBackend, runs_bf16
+from jsnet_edge.runtime.source import ModelSource
+from jsnet_edge.runtime.tensorrt_backend import TensorRTBackend
+from jsnet_edge.runtime.torch_backend import TorchBackend
+
+CHOICES = ("auto", *BACKENDS)
+
+
+def auto_backend(source: ModelSource, device: str, precision: str | None) -> str:
+    """The fastest backend installed for this device and precision.
+
+    CPU: OpenVINO, else onnxruntime. On JSNet x2 at 320x180, fp32: OpenVINO 301 ms vs
+    onnxruntime 390 ms on a 2-core Xeon (AMX), 434 vs 444 ms on a 2-core EPYC (Zen 4,
+    benchmarks/results); torch eager is slower than both (585 / 573 ms). bf16 and int8 are
+    fastest in OpenVINO on both. CUDA: an engine runs on TensorRT; a model on torch; an
+    ONNX file on onnxruntime.
+    """
+    if source.engine is not None:
+        return "tensorrt"
+    if device_type(device) == "cuda":
+        return "torch" if source.net is not None else "onnxruntime"
+    if source.info.precision == "fp16":
+        return "onnxruntime"
+    if has_module("openvino"):
+        return "openvino"
+    if precision == "bf16" and source.net is not None:
+        return "torch"
+    return "onnxruntime"
+
+
+def resolve_precision(source: ModelSource, backend: str, device: str, precision: str | None) -> str:
+    """The precision a run uses: `None` is the file's own (fp32 for a model); "auto" is
+    the fastest that costs no measurable quality (bf16 on OpenVINO where the CPU has it:
+    <= 0.05 dB, tested), else the same as None."""
+    own = source.info.precision
+    if precision == "auto":
+        if backend == "openvino" and own in (None, "fp32") and runs_bf16():
+            return "bf16"
+        precision = None
+    if precision is None:
+        return own or "fp32"
+    if precision not in PRECISIONS:
+        raise OptionError(
+            f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)} or auto"
+        )
+    if own is not None and precision != own:
+        # An fp32 ONNX may still run in bf16 inside OpenVINO (a runtime choice).
+        if not (backend == "openvino" and own == "fp32" and precision == "bf16"):
+            raise OptionError(
+                f"this file holds a {own} network, so it runs in {own}, not "
+                f"{precision}; export or calibrate another file for {precision}"
+            )
+    if precision == "int8" and source.net is not None:
+        raise OptionError(
+            "int8 needs a calibrated ONNX file: run `jsnet-edge calibrate MODEL "
+            "-o model_int8.onnx` and pass that file as the model"
+        )
+    return precision
+
+
+def open_onnx(
+    path: Path, backend: str, device: str, precision: str, threads: int | None = None
+) -> Backend:
+    """An ONNX file on onnxruntime or OpenVINO (with a thread count, for timing)."""
+    if backend == "onnxruntime":
+        return OnnxRuntimeBackend(path, precision=precision, device=device, threads=threads)
+    if backend == "openvino":
+        return OpenVinoBackend(path, precision=precision, device=device, threads=threads)
+    raise OptionError(f"an ONNX file runs on onnxruntime or openvino, not {backend}")
+
+
+def open_backend(
+    source: ModelSource,
+    backend: str,
+    device: str,
+    precision: str | None,
+    keep: list,
+    *,
+    compile: bool = False,
+    threads: int | None = None,
+) -> Backend:
+    """A ready backend. Temporary files it needs are appended to `keep` (kept alive).
+
+    threads: the runtime's thread count (onnxruntime intra-op, OpenVINO inference); None
+        leaves the runtime's own choice. torch's is process-wide: see `devices.torch_threads`.
+    """
+    if backend not in CHOICES:
+        raise OptionError(f"unknown backend {backend!r}; choose from {', '.join(CHOICES)}")
+    if backend == "auto":
+        backend = auto_backend(source, device, precision or source.info.precision)
+    if compile and backend != "torch":
+        raise OptionError(f"compile (torch.compile) needs the torch backend, not {backend}")
+    precision = resolve_precision(source, backend, device, precision)
+    check_capability(backend, device, precision)
+    if backend == "torch":
+        if source.net is None:
+            raise OptionError(
+                "the torch backend runs .safetensors models and zoo names; use "
+                "onnxruntime/openvino for .onnx and tensorrt for .engine files"
+            )
+        return TorchBackend(source.net, device=device, precision=precision, compile=compile)
+    if backend == "tensorrt":
+        if source.engine is None:
+            raise OptionError(
+                "the tensorrt backend runs engines: build one with `jsnet-edge "
+                "build-engine MODEL -o model.engine` and pass the .engine file"
+            )
+        return TensorRTBackend(source.engine, device=device)
+    if source.engine is not None:
+        raise OptionError(f"a TensorRT engine runs on the tensorrt backend, not {backend}")
+    if backend == "openvino" and source.info.precision == "fp16":
+        raise ModelError(
+            "OpenVINO runs the fp32 or int8 ONNX; for 16-bit on the CPU pass the "
+            "fp32 file with precision bf16"
+        )
+    onnx_path = source.onnx
+    if onnx_path is None:
+        tmp = tempfile.TemporaryDirectory(prefix="jsnet-edge-")
+        keep.append(tmp)
+        onnx_path = export_onnx(
+            source.net,
+            Path(tmp.name) / "model.onnx",
+            precision=onnx_file_precision(backend, precision),
+        )
+    return open_onnx(onnx_path, backend, device, precision, threads)

@@ -1,0 +1,227 @@
+"""The three stages of the video pipeline (decode -> restore -> encode), each run in its own
+thread and joined by small bounded queues: the stages overlap (OpenCV and the runtimes
+release the GIL while they work), and memory stays that of a few frames for a video of any
+length. Every wait has a timeout and checks a stop flag, so an error in any stage, or
+Ctrl-C, stops all of them promptly; the first error is handed to the caller's thread."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from jsnet_edge.restorer import Restorer, restore_frames
+from jsnet_edge.video.preview import side_by_side
+from jsnet_edge.video.source import Source
+from jsnet_edge.video.stats import STAGES
+
+_END = object()  # the sentinel that ends a queue
+_POLL = 0.1  # seconds between checks of the stop flag
+
+
+class Run:
+    """State shared by the three stage threads and the caller's thread."""
+
+    def __init__(
+        self, *, batch: int, realtime: bool, max_frames: int | None, live: bool, want_input: bool
+    ) -> None:
+        self.batch, self.realtime, self.max_frames = batch, realtime, max_frames
+        self.live, self.want_input = live, want_input
+        size = max(1, batch) if realtime else max(2, 2 * batch)
+        self.q_in: queue.Queue = queue.Queue(maxsize=size)
+        self.q_out: queue.Queue = queue.Queue(maxsize=max(2, 2 * batch))
+        self.started = False  # the threads were started (the decode thread owns the capture)
+        self.stop = threading.Event()  # abort everything
+        self.capture_stop = threading.Event()  # stop reading, finish what was read
+        self.errors: list[BaseException] = []
+        self.read = self.restored = self.written = self.dropped = 0
+        self.lat: dict[str, list[float]] = {k: [] for k in STAGES}
+        self.latest_preview: np.ndarray | None = None
+
+    def guard(self, stage: str, fn, *args) -> None:
+        try:
+            fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            if not self.stop.is_set() or not self.errors:
+                self.errors.append(e)
+            self.stop.set()
+
+    def put(self, q: queue.Queue, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self, q: queue.Queue, block: bool = True):
+        """The next item, `_END` at the end, or None when stopping (or nothing waiting)."""
+        while not self.stop.is_set():
+            try:
+                return q.get(timeout=_POLL) if block else q.get_nowait()
+            except queue.Empty:
+                if not block:
+                    return None
+        return None
+
+    def latency_summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for k, v in self.lat.items():
+            if v:
+                a = np.asarray(v) * 1000.0
+                out[k] = {
+                    "p50": float(np.percentile(a, 50)),
+                    "p99": float(np.percentile(a, 99)),
+                    "mean": float(a.mean()),
+                    "n": len(v),
+                }
+        return out
+
+
+def decode(run: Run, source: Source, first: np.ndarray, first_dt: float) -> None:
+    cap = source.cap
+    pace = run.realtime and not source.live  # a file read as if live
+    t0 = time.perf_counter()
+    frame, dt = first, first_dt
+    try:
+        while True:
+            item = (run.read, frame, time.perf_counter())
+            run.lat["decode"].append(dt)
+            run.read += 1
+            if run.realtime:
+                _put_newest(run, item)
+            elif not run.put(run.q_in, item):
+                return
+            if run.stop.is_set() or run.capture_stop.is_set():
+                break
+            if run.max_frames is not None and run.read >= run.max_frames:
+                break
+            if pace:
+                wait = t0 + run.read / source.fps - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            t = time.perf_counter()
+            ok, frame = cap.read()
+            dt = time.perf_counter() - t
+            if not ok or frame is None:
+                break
+    finally:
+        cap.release()
+        run.put(run.q_in, _END)
+
+
+def _put_newest(run: Run, item) -> None:
+    """Queue `item`; if the queue is full, drop the oldest waiting frame (realtime)."""
+    while not run.stop.is_set():
+        try:
+            run.q_in.put_nowait(item)
+            return
+        except queue.Full:
+            try:
+                run.q_in.get_nowait()
+                run.dropped += 1
+            except queue.Empty:
+                pass
+
+
+def infer(run: Run, restorer: Restorer) -> None:
+    try:
+        done = False
+        while not done:
+            item = run.get(run.q_in)
+            if item is None:
+                return  # stopping
+            if item is _END:
+                break
+            items = [item]
+            while len(items) < run.batch:  # fill the batch with what is (or soon is) there
+                nxt = run.get(run.q_in, block=not run.realtime)
+                if nxt is None:
+                    if run.stop.is_set():
+                        return
+                    break  # realtime: nothing waiting, go with what we have
+                if nxt is _END:
+                    done = True
+                    break
+                items.append(nxt)
+            t = time.perf_counter()
+            outs = restore_frames(restorer, [it[1] for it in items], color_order="bgr")
+            dt = (time.perf_counter() - t) / len(items)
+            run.lat["infer"] += [dt] * len(items)
+            for (idx, frame, t_dec), out in zip(items, outs, strict=True):
+                run.restored += 1
+                if not run.put(run.q_out, (idx, frame if run.want_input else None, out, t_dec)):
+                    return
+    finally:
+        run.put(run.q_out, _END)
+
+
+def encode(
+    run: Run, writer, pv_writer, size: tuple[int, int], rotation: int, label: str, window: bool
+) -> None:
+    w, h = size
+    last, prev = -1, None
+    while True:
+        item = run.get(run.q_out)
+        if item is None or item is _END:
+            return
+        idx, frame, out, t_dec = item
+        if out.shape[:2] != (h, w):
+            oh, ow = out.shape[:2]
+            if 0 <= oh - h <= 1 and 0 <= ow - w <= 1:  # odd size: crop to even
+                out = np.ascontiguousarray(out[:h, :w])
+            else:  # the stream changed size mid-way: the file cannot
+                out = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
+        t = time.perf_counter()
+        for _ in range(idx - last - 1):  # frames dropped by --realtime: repeat, keep timing
+            writer.write(prev if prev is not None else out)
+            run.written += 1
+        writer.write(out)
+        run.written += 1
+        if pv_writer is not None or window:
+            side = side_by_side(frame, out, rotation, label)
+            if pv_writer is not None:
+                pv_writer.write(side)
+            if window:
+                run.latest_preview = side
+        run.lat["encode"].append(time.perf_counter() - t)
+        run.lat["end_to_end"].append(time.perf_counter() - t_dec)
+        last, prev = idx, out
+
+
+def wait(
+    threads: list[threading.Thread],
+    run: Run,
+    bar,
+    live: bool,
+    say: Callable[[str], None],
+    window: bool,
+) -> bool:
+    """Wait for the stages, updating the bar; True if interrupted (Ctrl-C).
+
+    For a live source the first Ctrl-C ends the capture and finishes the output normally
+    (a camera has no other end); a second one aborts.
+    """
+    while any(t.is_alive() for t in threads):
+        try:
+            threads[-1].join(timeout=_POLL)
+            if bar is not None and run.written > bar.n:
+                bar.update(run.written - bar.n)
+            if window and run.latest_preview is not None:
+                cv2.imshow("jsnet-edge preview", run.latest_preview)
+                cv2.waitKey(1)
+            if run.errors:
+                run.stop.set()
+        except KeyboardInterrupt:
+            if live and not run.capture_stop.is_set():
+                run.capture_stop.set()
+                say("stopping the capture and finishing the output (Ctrl-C again to abort)")
+                continue
+            run.stop.set()
+            return True
+    return False
