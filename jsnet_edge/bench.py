@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import resource
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +19,10 @@ import numpy as np
 
 from jsnet_edge.calibration.data import find_photos, make_pairs
 from jsnet_edge.degradations import Degradation
+from jsnet_edge.devices import cuda_device_count
+from jsnet_edge.engine import EngineConfig, EngineReport, build_engine_for
 from jsnet_edge.errors import OptionError
+from jsnet_edge.export.tensorrt import Profile, has_tensorrt
 from jsnet_edge.metrics import score
 from jsnet_edge.outputs import write_json
 from jsnet_edge.restorer import Restorer
@@ -40,6 +44,7 @@ class BenchRow:
     psnr_loss: float | None = None
     speedup: float | None = None
     error: str | None = None
+    note: str | None = None  # a configuration that was prepared but could not run here
 
 
 def default_configs(model: str, int8: str | None, device: str) -> list[tuple[str, str, str]]:
@@ -58,7 +63,17 @@ def default_configs(model: str, int8: str | None, device: str) -> list[tuple[str
                 rows.append(("openvino", "int8", int8))
     else:
         rows.append(("torch", "fp16", model))
+    if has_tensorrt():  # built here; run where there is a GPU
+        rows += [("tensorrt", "fp32", model), ("tensorrt", "fp16", model)]
     return rows
+
+
+def _engine_for(model: str, precision: str, size: tuple[int, int], folder: Path) -> EngineReport:
+    """An engine of `model` whose profile covers the timed input and the photo crops."""
+    w, h = size
+    profile = Profile(min=(min(w, 64), min(h, 64)), opt=(w, h), max=(max(w, 96), max(h, 96)))
+    cfg = EngineConfig(fp16=precision == "fp16", profile=profile)
+    return build_engine_for(model, folder / "model.engine", cfg)
 
 
 def _photos_pairs(task: str, colors: int, count: int = 4, crop: int = 96):
@@ -84,40 +99,57 @@ def _worker(
             import torch
 
             torch.set_num_threads(threads)
-        r = Restorer(
-            model, backend=backend, device=device, precision=precision, color_order="rgb", tile=4096
-        )
-        w, h = size
-        x = (np.random.default_rng(0).random((1, r.colors, h, w)) * 255).astype(np.float32)
-        for _ in range(warmup):
-            r.backend(x)
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            r.backend(x)
-            times.append((time.perf_counter() - t) * 1000)
-        values = [
-            score(r.restore_array(p.input)[0].transpose(1, 2, 0), p.target, scale=r.scale)
-            for p in _photos_pairs(r.task, r.colors)
-        ]
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        if device.startswith("cuda"):
-            import torch
-
-            peak = torch.cuda.max_memory_allocated() / 2**20
-        conn.send(
-            {
-                "times": times,
-                "psnr": float(np.mean(values)),
-                "peak_mb": peak,
-                "precision": r.backend.precision,
-                "backend": r.backend.name,
-            }
-        )
+        with tempfile.TemporaryDirectory(prefix="jsnet-bench-") as tmp:
+            conn.send(_measure(backend, precision, device, model, size, repeats, warmup, Path(tmp)))
     except Exception as e:  # reported in the table, never a crash of the whole run
         conn.send({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"})
     finally:
         conn.close()
+
+
+def _measure(
+    backend: str,
+    precision: str,
+    device: str,
+    model: str,
+    size: tuple[int, int],
+    repeats: int,
+    warmup: int,
+    tmp: Path,
+) -> dict:
+    if backend == "tensorrt":
+        built = _engine_for(model, precision, size, tmp).engine
+        if not device.startswith("cuda") or cuda_device_count() == 0:
+            return {"note": f"built ({built.describe()}), not run: no GPU here"}
+        model = str(built.path)
+    r = Restorer(
+        model, backend=backend, device=device, precision=precision, color_order="rgb", tile=4096
+    )
+    w, h = size
+    x = (np.random.default_rng(0).random((1, r.colors, h, w)) * 255).astype(np.float32)
+    for _ in range(warmup):
+        r.backend(x)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        r.backend(x)
+        times.append((time.perf_counter() - t) * 1000)
+    values = [
+        score(r.restore_array(p.input)[0].transpose(1, 2, 0), p.target, scale=r.scale)
+        for p in _photos_pairs(r.task, r.colors)
+    ]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device.startswith("cuda"):
+        import torch
+
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    return {
+        "times": times,
+        "psnr": float(np.mean(values)),
+        "peak_mb": peak,
+        "precision": r.backend.precision,
+        "backend": r.backend.name,
+    }
 
 
 def bench(
@@ -150,6 +182,8 @@ def bench(
         row = BenchRow(backend, precision, device, Path(path).name)
         if "error" in res:
             row.error = res["error"]
+        elif "note" in res:
+            row.note = res["note"]
         else:
             t = np.array(res["times"])
             row.median_ms = float(np.median(t))
@@ -182,8 +216,8 @@ def table(rows: list[BenchRow], size: tuple[int, int]) -> str:
         f"{'x ort32':>9}{'peak MB':>9}{'PSNR':>8}{'loss dB':>9}",
     ]
     for r in rows:
-        if r.error:
-            lines.append(f"{r.backend:<12}{r.precision:<6}  {r.error}")
+        if r.error or r.note:
+            lines.append(f"{r.backend:<12}{r.precision:<6}  {r.error or r.note}")
             continue
         lines.append(
             f"{r.backend:<12}{r.precision:<6}{r.median_ms:>10.1f}{r.p90_ms:>9.1f}"

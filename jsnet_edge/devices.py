@@ -109,7 +109,8 @@ def cudart():
             from cuda import cudart as runtime  # older 12.x
         except ImportError:
             raise MissingDependencyError(
-                "TensorRT without torch needs cuda-python: pip install 'jsnet-edge[tensorrt]'"
+                "running a TensorRT engine without torch's CUDA build needs cuda-python: "
+                "pip install cuda-python"
             ) from None
     return runtime
 
@@ -130,3 +131,27 @@ def gpu_identity() -> tuple[str, str]:
         raise OptionError("no CUDA GPU is usable here (cudaGetDeviceProperties failed)")
     name = prop.name.decode() if isinstance(prop.name, bytes) else str(prop.name)
     return name.rstrip("\x00"), f"{prop.major}.{prop.minor}"
+
+
+def cuda_device_count() -> int:
+    """NVIDIA GPUs the driver reports, 0 without a driver or GPU: asked through the CUDA
+    driver API itself (ctypes), so that nothing (TensorRT, torch) is initialised first.
+    TensorRT's runtimes crash or fail in unclear ways when asked to load an engine where
+    no GPU is usable; this lets jsnet-edge say so in one line first."""
+    import ctypes
+    import ctypes.util
+
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll", ctypes.util.find_library("cuda")):
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name)
+            break
+        except OSError:
+            continue
+    else:
+        return 0
+    if lib.cuInit(0) != 0:
+        return 0
+    count = ctypes.c_int(0)
+    return count.value if lib.cuDeviceGetCount(ctypes.byref(count)) == 0 else 0

@@ -88,7 +88,7 @@ def build_engine_cmd(
     model: Annotated[
         str,
         typer.Argument(
-            help=("Model file, zoo name, or an .onnx from export/calibrate."), show_default=False
+            help="Model file, zoo name, or an .onnx from export/calibrate.", show_default=False
         ),
     ],
     output: Annotated[
@@ -98,20 +98,33 @@ def build_engine_cmd(
     int8: Annotated[
         bool,
         typer.Option(
-            "--int8", help=("Calibrate (symmetric int8 Q/DQ for TensorRT) and build from it.")
+            "--int8", help="Calibrate (symmetric int8 Q/DQ for TensorRT) and build from it."
         ),
     ] = False,
     calib: Annotated[Path | None, typer.Option(help="Calibration photographs (--int8).")] = None,
     min_shape: Annotated[str, typer.Option(help="Smallest input WxH.")] = "64x64",
     opt_shape: Annotated[str, typer.Option(help="Input WxH to tune for.")] = "640x360",
     max_shape: Annotated[str, typer.Option(help="Largest input WxH.")] = "1920x1088",
-    workspace: Annotated[float, typer.Option(help="Builder workspace (GB).")] = 2.0,
+    compute_capability: Annotated[
+        str | None,
+        typer.Option(
+            "--compute-capability",
+            help=(
+                "TensorRT for RTX: the GPUs to build for, e.g. 8.6,8.9,12.0 (current: this "
+                "GPU); default: the builder's own set (8.0, 8.6, 8.9, 12.0)."
+            ),
+        ),
+    ] = None,
+    workspace: Annotated[
+        float | None, typer.Option(help="Builder workspace limit (GB); default: none.")
+    ] = None,
     via: Annotated[str, typer.Option(help="tensorrt, or torch-tensorrt.")] = "tensorrt",
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Build a TensorRT engine (needs an NVIDIA GPU and the tensorrt extra)."""
+    """Build a TensorRT engine: ahead of time without a GPU with TensorRT for RTX, or on the
+    GPU it is for with TensorRT 10/11."""
     from jsnet_edge.engine import EngineConfig, build_engine_for
-    from jsnet_edge.export.tensorrt import Profile
+    from jsnet_edge.export.tensorrt import Profile, parse_compute_capabilities
     from jsnet_edge.sizes import parse_size
 
     profile = Profile(parse_size(min_shape), parse_size(opt_shape), parse_size(max_shape))
@@ -120,12 +133,14 @@ def build_engine_cmd(
         int8=int8,
         calib=calib,
         profile=profile,
+        compute_capabilities=parse_compute_capabilities(compute_capability),
         workspace_gb=workspace,
         via=via,
         overwrite=overwrite,
     )
-    path = build_engine_for(model, output, cfg, log=err)
-    typer.echo(f"wrote {path} and {path.name}.json")
+    report = build_engine_for(model, output, cfg, log=err)
+    typer.echo(report.summary())
+    typer.echo(f"wrote {report.engine.path} and {report.engine.path.name}.json")
 
 
 @app.command()

@@ -128,10 +128,15 @@ def save_onnx(proto, path: str | Path, *, overwrite: bool = True) -> Path:
 
 def to_fp16(proto):
     """An fp16 copy of an fp32 graph, inputs and outputs included (fp16 end to end, as
-    strongly typed TensorRT expects). Resize scales stay fp32, as ONNX requires."""
+    strongly typed TensorRT expects). Resize scales stay fp32, as ONNX requires: the
+    converter inserts their casts after the nodes that use them (onnxruntime 1.32), so the
+    graph is sorted topologically again, as ONNX requires too."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
-    return convert_float_to_float16(proto, keep_io_types=False, disable_shape_infer=False)
+    half = convert_float_to_float16(proto, keep_io_types=False, disable_shape_infer=False)
+    OnnxModel.graph_topological_sort(half.graph, is_deterministic=True)
+    return half
 
 
 def trace_onnx(module: nn.Module, shape: tuple[int, ...], *, dynamic: bool = True):

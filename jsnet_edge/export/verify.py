@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from jsnet_edge.degradations import Degradation, degrade
 from jsnet_edge.errors import ModelError
 from jsnet_edge.export.onnx import INPUT, onnx_input_dtype
-from jsnet_edge.images import load_image, prepare_clean, sample_images
+from jsnet_edge.images import center_crop, load_image, prepare_clean, sample_images
+from jsnet_edge.metrics import score
 from jsnet_edge.models.network import JSNet
 
 FP32_TOLERANCE = 1e-3  # max abs difference on the 0..255 scale
@@ -59,3 +62,57 @@ def run_reference(path: str | Path, x: np.ndarray) -> np.ndarray:
     opts.log_severity_level = 3
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     return np.asarray(sess.run(None, {INPUT: x})[0], dtype=np.float32)
+
+
+# PSNR a lower-precision file may lose against torch fp32 on a photograph, as the check
+# before an engine is built (TensorRT's own samples check each stage the same way).
+TOLERANCE_DB = {"fp16": 0.1, "int8": 1.0}
+
+
+@dataclass(frozen=True)
+class StageCheck:
+    """One file checked against the torch fp32 reference on a degraded photograph."""
+
+    precision: str
+    reference_db: float
+    file_db: float
+
+    @property
+    def loss_db(self) -> float:
+        return self.reference_db - self.file_db
+
+    @property
+    def tolerance_db(self) -> float:
+        return TOLERANCE_DB.get(self.precision, 0.0)
+
+    def describe(self) -> str:
+        return (
+            f"{self.precision} ONNX vs torch fp32 on a photograph: {self.file_db:.2f} vs "
+            f"{self.reference_db:.2f} dB, loss {self.loss_db:.3f} dB "
+            f"(tolerance {self.tolerance_db:g} dB)"
+        )
+
+
+def check_stage(net: JSNet, path: str | Path, precision: str, side: int = 128) -> StageCheck:
+    """The PSNR of `path` (run by onnxruntime's CPU kernels) and of torch fp32 on the same
+    degraded crop of a shipped photograph; raises when the loss passes the tolerance."""
+    clean = prepare_clean(load_image(sample_images()[0]), net.colors)
+    clean = center_crop(clean, side * net.scale)
+    deg = Degradation(net.task)
+    target, degraded = degrade(clean, deg, seed=0)
+    x = degraded.astype(np.float32)
+    x = x[:, :, None] if x.ndim == 2 else x
+    x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+    with torch.inference_mode():
+        ref = net.float().eval()(torch.from_numpy(x)).numpy()
+    out = run_reference(path, x.astype(onnx_input_dtype(path)))
+    result = StageCheck(
+        precision,
+        score(ref[0].transpose(1, 2, 0), target, scale=net.scale),
+        score(out[0].transpose(1, 2, 0), target, scale=net.scale),
+    )
+    if result.loss_db > result.tolerance_db:
+        raise ModelError(
+            f"the {result.describe()}: over the tolerance, so no engine was built from it"
+        )
+    return result

@@ -156,7 +156,7 @@ def backend_version(backend: str) -> str:
                 "the openvino backend needs the openvino extra: pip install 'jsnet-edge[openvino]'"
             ) from None
         return openvino.__version__
-    return import_tensorrt().__version__
+    return import_tensorrt().describe()
 
 
 def fingerprint(
@@ -234,7 +234,7 @@ class BlockRunner:
             onnx_file_precision(backend, precision),
         )
         if backend == "tensorrt":
-            plan, _ = build_plan(path, (shape, shape, shape))
+            plan, _ = build_plan(path, (shape, shape, shape), compute_capabilities=_this_gpu())
             self.backend = TensorRTBackend.from_plan(plan, device=device, precision=precision)
         else:
             self.backend = open_onnx(path, backend, device, precision, threads)
@@ -247,6 +247,12 @@ class BlockRunner:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+
+def _this_gpu() -> tuple[str, ...] | None:
+    """Timing builds for the GPU it measures on (TensorRT for RTX otherwise builds for a
+    set of compute capabilities; classic TensorRT always builds for the GPU here)."""
+    return ("current",) if import_tensorrt().rtx else None
 
 
 def _sync(device: str) -> Callable[[], None]:
@@ -300,7 +306,7 @@ def time_network(
                 net, Path(tmp.name) / "net.onnx", precision=onnx_file_precision(backend, precision)
             )
             shape = (1, colors, h, w)
-            plan, _ = build_plan(path, (shape, shape, shape))
+            plan, _ = build_plan(path, (shape, shape, shape), compute_capabilities=_this_gpu())
             runner = TensorRTBackend.from_plan(plan, device=device, precision=precision)
         else:
             runner = open_backend(
