@@ -5,9 +5,12 @@ For every task the same degraded inputs go to the zoo model and to the baselines
   CBM3D, OpenCV fastNlMeansDenoisingColored (best h of a small sweep);  jpeg (q 10): the
   JPEG input;  sr-x2 / sr-x4: bicubic, the authors' released checkpoints (converted from
   ../shared/official, not shipped).
-Test photographs: scikit-image's colour photographs (astronaut, coffee, chelsea, rocket)
-and, when present, the held-out wallpapers in data/val (never trained on).
+Test photographs (benchmarks/data/README.md): the 25 of data/test (Debian packages that
+share no source or photographer with the training data) and scikit-image's photographs,
+none ever trained on; each downscaled to 512 px on its short side, then a 384 px centre
+crop (the protocol of `calibrate` and benchmarks/int8.py).
 
+    bash benchmarks/data/test-photos.sh data/test
     python benchmarks/quality.py [--json benchmarks/results/quality.json] [--pictures docs/images]
 
 With --tasks, an existing --json file keeps the results of the tasks not run (when it was
@@ -24,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jsnet_edge.calibration.data import prepare_photo
 from jsnet_edge.degradations import (
     add_gaussian_noise,
     bicubic_downscale,
@@ -31,26 +35,44 @@ from jsnet_edge.degradations import (
     jpeg_compress,
     modcrop,
 )
-from jsnet_edge.images import center_crop, list_images, load_image, prepare_clean
-from jsnet_edge.metrics import psnr, ssim
-from jsnet_edge.outputs import atomic_output
+from jsnet_edge.images import center_crop, list_images, load_image
+from jsnet_edge.metrics import score as metrics_score
+from jsnet_edge.outputs import write_json
 from jsnet_edge.restorer import Restorer
 
 SIGMA, QUALITY = 25.0, 10
 NLM_SWEEP = (10, 15, 20, 25)  # fastNlMeansDenoisingColored strengths tried for the baseline
 
 
-def test_photos(val_dir: Path | None, crop: int) -> list[tuple[str, np.ndarray]]:
+SKIMAGE_TEST = (
+    "astronaut",
+    "camera",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "clock",
+    "coins",
+    "brick",
+    "grass",
+    "gravel",
+    "moon",
+)
+
+
+def test_photos(test_dir: Path, crop: int) -> list[tuple[str, np.ndarray]]:
     from skimage import data
 
-    photos = [(n, getattr(data, n)()) for n in ("astronaut", "coffee", "chelsea", "rocket")]
-    if val_dir and val_dir.is_dir():
-        photos += [(p.stem, load_image(p)) for p in list_images(val_dir)]
-    return [(n, center_crop(prepare_clean(img, 3), crop)) for n, img in photos]
+    if not test_dir.is_dir():
+        raise SystemExit(f"{test_dir} is missing: bash benchmarks/data/test-photos.sh {test_dir}")
+    photos = [(p.stem, load_image(p)) for p in list_images(test_dir)]
+    photos += [(f"skimage-{n}", getattr(data, n)()) for n in SKIMAGE_TEST]
+    return [(n, center_crop(prepare_photo(img, 3), crop)) for n, img in photos]
 
 
 def score(out, ref, shave=0, mode="rgb"):
-    return psnr(out, ref, shave=shave, mode=mode), ssim(out, ref, shave=shave, mode=mode)
+    """PSNR and SSIM by the one protocol (`jsnet_edge.metrics.score`); `out` is already
+    8-bit, or the unclipped noisy input (not rounded, as the literature reports it)."""
+    return metrics_score(out, ref, scale=max(shave, 1), mode=mode, rounded=False, with_ssim=True)
 
 
 def to_uint8(x):
@@ -67,7 +89,9 @@ def run_denoise(model: str, photos, gray: bool, pictures: Path | None) -> dict:
         noisy = add_gaussian_noise(clean, SIGMA, seed=i)
         mode = "y" if gray else "rgb"
         t = time.perf_counter()
-        ours = to_uint8(r(noisy / 255.0) * 255.0)
+        x = noisy[:, :, None] if noisy.ndim == 2 else noisy
+        y = r.restore_array(np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32))
+        ours = to_uint8(y[0].transpose(1, 2, 0)[:, :, 0] if gray else y[0].transpose(1, 2, 0))
         t_ours = time.perf_counter() - t
         row = {
             "image": name,
@@ -195,13 +219,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--zoo", default=None, help="folder of zoo models (default: the package's)")
     ap.add_argument("--official", type=Path, default=Path("../shared/official"))
-    ap.add_argument("--val", type=Path, default=Path("data/val"))
+    ap.add_argument("--test", type=Path, default=Path("data/test"))
     ap.add_argument("--crop", type=int, default=384)
     ap.add_argument("--tasks", default="denoise-gray,denoise,jpeg,sr-x2,sr-x4")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--pictures", type=Path, default=None)
     args = ap.parse_args()
-    photos = test_photos(args.val, args.crop)
+    photos = test_photos(args.test, args.crop)
 
     def model(name: str) -> str:
         return str(Path(args.zoo) / f"{name}.safetensors") if args.zoo else name
@@ -229,14 +253,8 @@ def main() -> None:
             old = json.loads(args.json.read_text())
             if old.get("photos") == names and old.get("crop") == args.crop:
                 results = {**old["results"], **results}
-        with atomic_output(args.json) as tmp:
-            tmp.write_text(
-                json.dumps(
-                    {"photos": names, "crop": args.crop, "results": results},
-                    indent=2,
-                    default=float,
-                )
-            )
+        data = {"photos": names, "crop": args.crop, "results": results}
+        write_json(args.json, json.loads(json.dumps(data, default=float)))
 
 
 if __name__ == "__main__":

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from jsnet_edge.calibration.data import find_photos, make_pairs
+from jsnet_edge.calibration.data import builtin_photos, heldout_pairs
 from jsnet_edge.degradations import Degradation
 from jsnet_edge.devices import cuda_device_count
 from jsnet_edge.engine import EngineConfig, EngineReport, build_engine_for
-from jsnet_edge.errors import OptionError
+from jsnet_edge.errors import JSNetEdgeError, OptionError
+from jsnet_edge.export.graph import read_onnx_metadata
 from jsnet_edge.export.tensorrt import Profile, has_tensorrt
 from jsnet_edge.metrics import score
 from jsnet_edge.outputs import write_json
@@ -45,6 +46,20 @@ class BenchRow:
     speedup: float | None = None
     error: str | None = None
     note: str | None = None  # a configuration that was prepared but could not run here
+
+
+class NothingRanError(JSNetEdgeError):
+    """Every configuration of a benchmark failed."""
+
+
+def check_int8_file(path: str) -> None:
+    """Refuse, before minutes of benchmarking, an --int8 file that is not a calibrated ONNX."""
+    meta = read_onnx_metadata(path)
+    if meta["precision"] != "int8":
+        raise OptionError(
+            f"{path} holds a {meta['precision']} network; --int8 takes a file from "
+            "`jsnet-edge calibrate`"
+        )
 
 
 def default_configs(model: str, int8: str | None, device: str) -> list[tuple[str, str, str]]:
@@ -77,9 +92,8 @@ def _engine_for(model: str, precision: str, size: tuple[int, int], folder: Path)
 
 
 def _photos_pairs(task: str, colors: int, count: int = 4, crop: int = 96):
-    return make_pairs(
-        find_photos(None), Degradation(task), colors, count, crop, seed=7, center_first=True
-    )
+    """Centre crops of the first bundled photographs, degraded for the task."""
+    return heldout_pairs(builtin_photos(colors)[:count], Degradation(task), crop, seed=7)
 
 
 def _worker(
@@ -203,6 +217,13 @@ def bench(
         if ort32 and r.median_ms:
             r.speedup = ort32.median_ms / r.median_ms
     return rows
+
+
+def check_some_ran(rows: list[BenchRow]) -> None:
+    """A benchmark in which nothing ran is a failure, not a table of errors."""
+    if rows and not any(r.median_ms for r in rows):
+        first = next((r.error for r in rows if r.error), "no configuration ran")
+        raise NothingRanError(f"no backend could run the model: {first}")
 
 
 def table(rows: list[BenchRow], size: tuple[int, int]) -> str:

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from jsnet_edge.camera import camera_degrade
 from jsnet_edge.errors import OptionError
+from jsnet_edge.noise import add_gaussian_noise, add_poisson_gaussian_noise
 from jsnet_edge.tasks import check_task, task_scale
 
 __all__ = [
+    "add_poisson_gaussian_noise",
     "DEFAULT_QUALITY",
     "DEFAULT_SIGMA",
     "Degradation",
@@ -35,6 +38,7 @@ __all__ = [
 
 DEFAULT_SIGMA = 25.0
 DEFAULT_QUALITY = 10
+NOISES = ("gaussian", "camera")
 
 # Output rows per block when applying a weight matrix; each block only multiplies the
 # band of input rows its weights touch, so the cost is linear in the image size.
@@ -200,33 +204,6 @@ def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
     return lr
 
 
-def add_gaussian_noise(
-    img: np.ndarray,
-    sigma: float,
-    *,
-    seed: int | None = 0,
-    rng: np.random.Generator | None = None,
-    clip: bool = False,
-) -> np.ndarray:
-    """Additive white Gaussian noise of std ``sigma`` on the 0..255 scale (denoising tasks).
-
-    Seeded by default so evaluation sets are reproducible; pass ``rng`` (which then takes
-    precedence over ``seed``) to draw fresh noise in training. Returns float32; the
-    denoising benchmarks keep the noisy image unclipped, so ``clip`` is off by default.
-    """
-    s = float(sigma)
-    if not math.isfinite(s) or s < 0.0:
-        raise OptionError(f"noise sigma must be a non-negative number, got {sigma!r}")
-    arr = np.asarray(img)
-    if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
-        raise OptionError(f"add_gaussian_noise needs a uint8 or float image, got {arr.dtype}")
-    gen = rng if rng is not None else np.random.default_rng(seed)
-    noisy = arr.astype(np.float64) + gen.normal(0.0, s, size=arr.shape)
-    if clip:
-        np.clip(noisy, 0.0, 255.0, out=noisy)
-    return noisy.astype(np.float32)
-
-
 def jpeg_compress(img: np.ndarray, quality: int, *, color_order: str = "rgb") -> np.ndarray:
     """Round-trip through OpenCV's JPEG codec at ``quality`` (JPEG artefact removal task).
 
@@ -275,7 +252,9 @@ class Degradation:
     """What is done to a clean image for a task.
 
     SR: MATLAB's bicubic downscale by the task's scale. Denoising: additive white Gaussian
-    noise of std `sigma` (0..255 scale). JPEG: OpenCV's codec at `quality`. `sigma` and
+    noise of std `sigma` (0..255 scale), or with `noise="camera"` noise as cameras store it
+    (`jsnet_edge.camera.camera_degrade`: signal-dependent sensor noise, 4:2:0 chroma, H.264
+    or JPEG at random strengths). JPEG: OpenCV's codec at `quality`. `sigma` and
     `quality` are one value or a (low, high) range; a range makes a blind model (each
     training patch draws its own value, uniformly), and `for_validation()` picks the one
     value a blind model is measured at. None means the default (sigma 25, quality 10).
@@ -284,9 +263,14 @@ class Degradation:
     task: str
     sigma: float | tuple[float, float] | None = None
     quality: int | tuple[int, int] | None = None
+    noise: str = "gaussian"  # denoising: "gaussian" (white, in RGB) or "camera" (see below)
 
     def __post_init__(self) -> None:
         check_task(self.task)
+        if self.noise not in NOISES:
+            raise OptionError(f"--noise must be one of {', '.join(NOISES)}, not {self.noise!r}")
+        if self.noise != "gaussian" and self.task != "denoise":
+            raise OptionError(f"--noise applies to --task denoise, not {self.task}")
         if self.sigma is not None and self.task != "denoise":
             raise OptionError(
                 f"--sigma applies to --task denoise, not {self.task} (a noise sigma applies "
@@ -323,6 +307,12 @@ class Degradation:
     def describe(self) -> str:
         if self.scale > 1:
             return f"bicubic x{self.scale} downscale (MATLAB imresize)"
+        if self.task == "denoise" and self.noise == "camera":
+            lo, hi = self.sigma_range
+            return (
+                "camera noise (Poisson-Gaussian, or Gaussian sigma "
+                f"{lo:g}-{hi:g}), 4:2:0, H.264 CRF 15-30 or JPEG q50-95 (blind)"
+            )
         if self.task == "denoise":
             lo, hi = self.sigma_range
             return (
@@ -336,6 +326,8 @@ class Degradation:
     def for_validation(self) -> Degradation:
         """The fixed degradation a (possibly blind) model is validated at: sigma 25 where
         the range holds it (else its top), the lowest JPEG quality."""
+        if self.task == "denoise" and self.noise == "camera":
+            return self  # random by nature; `degrade(..., seed)` makes each image's fixed
         if self.task == "denoise":
             lo, hi = self.sigma_range
             return Degradation(self.task, sigma=DEFAULT_SIGMA if lo <= DEFAULT_SIGMA <= hi else hi)
@@ -346,10 +338,12 @@ class Degradation:
     def apply(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The degraded input for a clean uint8 image (HxW or HxWxC; for SR, a multiple
         of the scale): uint8 bicubic downscale (SR), float32 noisy image on 0..255, not
-        clipped (denoising, the usual protocol), uint8 as OpenCV decodes it (JPEG). A
-        range draws its value from `rng` first."""
+        clipped (denoising, the usual protocol; uint8 as a decoder gives it for camera noise),
+        uint8 as OpenCV decodes it (JPEG). A range draws its value from `rng` first."""
         if self.scale > 1:
             return bicubic_downscale(clean, self.scale)
+        if self.task == "denoise" and self.noise == "camera":
+            return camera_degrade(clean, self.sigma_range, rng)
         if self.task == "denoise":
             lo, hi = self.sigma_range
             return add_gaussian_noise(

@@ -155,3 +155,15 @@ def cuda_device_count() -> int:
         return 0
     count = ctypes.c_int(0)
     return count.value if lib.cuDeviceGetCount(ctypes.byref(count)) == 0 else 0
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux), for start-up times that include the
+    interpreter and the imports; None where the system does not say."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        start = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return max(0.0, uptime - start / ticks)

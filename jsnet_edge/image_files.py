@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from jsnet_edge.errors import OptionError
-from jsnet_edge.images import is_image_path, list_images, load_image, save_image
+from jsnet_edge.images import IMAGE_SUFFIXES, is_image_path, list_images, load_image, save_image
 from jsnet_edge.outputs import check_output
 from jsnet_edge.restorer import Restorer
 
@@ -40,6 +40,11 @@ def plan_image_outputs(
             raise OptionError(f"input {p} does not exist")
     if not sources:
         raise OptionError("give at least one image or folder of images")
+    if output.suffix and not is_image_path(output) and not output.is_dir():
+        raise OptionError(
+            f"cannot write {output.suffix} images ({output.name}); name an output file with one "
+            f"of {', '.join(IMAGE_SUFFIXES)}, or an output folder"
+        )
     single = len(sources) == 1 and not from_folder and is_image_path(output)
     if not single and is_image_path(output):
         raise OptionError(f"{len(sources)} inputs need an output folder, not the file {output}")
@@ -66,17 +71,26 @@ def restore_images(
     progress: bool = False,
     on_done: Callable[[Path, Path], None] | None = None,
 ) -> list[Path]:
-    """Restore each (input, output) pair of `plan` (see `plan_image_outputs`); the
-    restorer must take RGB order (`color_order="rgb"`), as the image loader gives."""
-    if restorer.color_order != "rgb":
-        raise OptionError("restore_images needs a Restorer made with color_order='rgb'")
+    """Restore each (input, output) pair of `plan` (see `plan_image_outputs`). Images are
+    read and written in the restorer's colour order, so a BGR restorer (OpenCV's order)
+    never converts: a very large photograph costs no extra copy."""
     from tqdm import tqdm
 
     bar = tqdm(plan, unit="img", disable=not progress or len(plan) < 2, file=sys.stderr)
     written = []
     for src, dst in bar:
         bar.set_postfix_str(src.name)
-        written.append(save_image(dst, restorer(load_image(src)), overwrite=overwrite))
+        written.append(restore_image_file(restorer, src, dst, overwrite=overwrite))
         if on_done is not None:
             on_done(src, dst)
     return written
+
+
+def restore_image_file(restorer: Restorer, src: Path, dst: Path, *, overwrite: bool) -> Path:
+    """One image file restored into another, in the restorer's colour order (a BGR
+    restorer never converts: a very large photograph costs no extra copy)."""
+    order = restorer.color_order
+    image = load_image(src, color_order=order)
+    restored = restorer(image)
+    del image
+    return save_image(dst, restored, overwrite=overwrite, color_order=order)

@@ -8,6 +8,11 @@ never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -36,8 +41,10 @@ def list_images(folder: str | Path) -> list[Path]:
     )
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA), uint8 or uint16 (or float32 for float TIFF).
+def load_image(path: str | Path, *, color_order: str = "rgb") -> np.ndarray:
+    """HxW (gray), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA), uint8 or uint16 (or
+    float32 for float TIFF); `color_order="bgr"` keeps OpenCV's order (no conversion copy,
+    which matters for very large images).
 
     JPEGs are rotated by their EXIF orientation, as viewers show them.
     """
@@ -62,24 +69,35 @@ def load_image(path: str | Path) -> np.ndarray:
         flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
     else:
         flags = cv2.IMREAD_UNCHANGED
-    img = cv2.imdecode(data, flags)
+    with _quiet_native_stderr():  # libpng prints its own line for a corrupt file
+        img = cv2.imdecode(data, flags)
+    del data
     if img is None or img.size == 0:
         raise ImageError(
             f"{path} is corrupt or not a {path.suffix.lstrip('.').upper()} image OpenCV can decode"
         )
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    if path.suffix.lower() == ".png" and img.ndim == 3 and img.shape[2] == 4:
+        if _png_is_gray_alpha(path):  # OpenCV expands gray + alpha to BGRA
+            img = np.ascontiguousarray(img[:, :, [0, 3]])
+    if color_order == "rgb" and img.ndim == 3 and img.shape[2] == 3:
+        cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)  # in place: no second copy
+    elif color_order == "rgb" and img.ndim == 3 and img.shape[2] == 4:
+        cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA, dst=img)
     if img.dtype not in (np.uint8, np.uint16, np.float32):
         raise ImageError(f"{path} has pixels of type {img.dtype}, which is not supported")
     return img
 
 
 def save_image(
-    path: str | Path, img: np.ndarray, *, overwrite: bool = False, quality: int = 95
+    path: str | Path,
+    img: np.ndarray,
+    *,
+    overwrite: bool = False,
+    quality: int = 95,
+    color_order: str = "rgb",
 ) -> Path:
-    """Write an RGB(A)/gray array; written to a temporary file beside `path`, then renamed."""
+    """Write a gray, gray + alpha, RGB(A) array (BGR(A) with `color_order="bgr"`) through
+    the output guard: a temporary file beside `path`, renamed when complete."""
     path = check_output(path, overwrite=overwrite)
     if not is_image_path(path):
         raise ImageError(
@@ -87,9 +105,16 @@ def save_image(
         )
     suffix = path.suffix.lower()
     out = img
-    if out.ndim == 3 and out.shape[2] == 3:
+    if out.ndim == 3 and out.shape[2] == 2:  # gray + alpha: OpenCV writes no such files
+        if suffix != ".png":
+            out = out[:, :, 0]  # formats without alpha keep the gray
+        else:
+            with atomic_output(path, overwrite=overwrite) as tmp:
+                tmp.write_bytes(_png_gray_alpha(out))
+            return path
+    if color_order == "rgb" and out.ndim == 3 and out.shape[2] == 3:
         out = cv2.cvtColor(out, cv2.COLOR_RGB2BGR)
-    elif out.ndim == 3 and out.shape[2] == 4:
+    elif color_order == "rgb" and out.ndim == 3 and out.shape[2] == 4:
         out = cv2.cvtColor(out, cv2.COLOR_RGBA2BGRA)
     if out.dtype == np.uint16 and suffix not in (".png", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"):
         out = (out.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)  # 8-bit-only formats
@@ -106,6 +131,56 @@ def save_image(
     with atomic_output(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(buf.tobytes())
     return path
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what C libraries print on file descriptor 2 (libpng: "libpng error: ..."),
+    for the duration of one decode; our own message says what is wrong, in one line.
+    JSNET_EDGE_DEBUG=1 keeps their output."""
+    if os.environ.get("JSNET_EDGE_DEBUG"):
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _png_is_gray_alpha(path: Path) -> bool:
+    """PNG colour type 4 (gray + alpha), read from the IHDR chunk."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[25] == 4
+
+
+def _png_gray_alpha(img: np.ndarray) -> bytes:
+    """A gray + alpha (colour type 4) PNG of an HxWx2 uint8 or uint16 array."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    h, w = img.shape[:2]
+    depth = 16 if img.dtype == np.uint16 else 8
+    pixels = img.astype(">u2") if depth == 16 else img.astype(np.uint8)
+    rows = pixels.reshape(h, -1).view(np.uint8).reshape(h, -1)
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()  # filter 0
+    header = struct.pack(">IIBBBBB", w, h, depth, 4, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 SAMPLES = Path(__file__).parent / "data"

@@ -7,18 +7,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from jsnet_edge.errors import ImageError, OptionError
-from jsnet_edge.models.network import JSNet
 from jsnet_edge.runtime.factory import open_backend
 from jsnet_edge.runtime.source import load_source
-from jsnet_edge.tiling import run_tiled
+from jsnet_edge.tiling import check_tiling, run_tiled, run_tiled_streaming
 from jsnet_edge.zoo import zoo_entry
+
+if TYPE_CHECKING:
+    from jsnet_edge.models.network import JSNet
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
+# Float images are on 0..1; noise or resampling may overshoot that a little (kept, as the
+# network was trained on it), but values far outside are another scale (0..255) and would
+# come out white.
+FLOAT_SLACK = 0.5
 
 
 class Restorer:
@@ -38,6 +45,8 @@ class Restorer:
         tile_overlap: input pixels shared by neighbouring tiles.
         color_order: "bgr" (OpenCV's order, the default) or "rgb" for 3/4-channel input.
         compile: run the torch backend through `torch.compile` (slow first call).
+        threads: CPU threads of onnxruntime / OpenVINO (torch's are process-wide: see
+            `jsnet_edge.devices.torch_threads`); None: the runtime's own choice.
     """
 
     def __init__(
@@ -51,11 +60,12 @@ class Restorer:
         tile_overlap: int = DEFAULT_OVERLAP,
         color_order: str = "bgr",
         compile: bool = False,
+        threads: int | None = None,
     ) -> None:
         if color_order not in ("bgr", "rgb"):
             raise OptionError(f"color_order must be 'bgr' or 'rgb', not {color_order!r}")
         source = load_source(model, precision)
-        self.model: JSNet | None = source.net  # None for .onnx and .engine files
+        self._source = source
         self.info = source.info
         self.task = source.info.task
         self.scale = source.info.scale
@@ -64,20 +74,22 @@ class Restorer:
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.color_order = color_order
+        check_tiling(tile, tile_overlap, self.min_size)  # before seconds of loading
         self._keep: list = []  # temporary files the backend needs while it lives
-        self.backend = open_backend(source, backend, device, precision, self._keep, compile=compile)
+        self.backend = open_backend(
+            source, backend, device, precision, self._keep, compile=compile, threads=threads
+        )
         self.requested_backend = backend
         limits = self.backend.limits  # engines have a shape profile: tiles stay inside it
         if limits is not None:
             self.tile = min(self.tile, limits.width, limits.height)
-        run_tiled(
-            lambda a: a,
-            np.zeros((1, 1, 1, 1), np.float32),
-            scale=1,
-            tile=tile,
-            overlap=tile_overlap,
-            min_size=self.min_size,
-        )  # checks tile and overlap now
+
+    @property
+    def model(self) -> JSNet | None:
+        """The torch module (built on first use); None for .onnx and .engine files."""
+        if self._source.net is None and self._source.model_file is None:
+            return None
+        return self._source.load_net()
 
     @classmethod
     def from_pretrained(cls, name: str, **kwargs) -> Restorer:
@@ -112,7 +124,7 @@ class Restorer:
             tile=self.tile,
             overlap=self.tile_overlap,
             min_size=self.min_size,
-            multiple=self.info.genotype.unshuffle,
+            multiple=self.info.multiple,
         )
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -121,48 +133,105 @@ class Restorer:
         Accepts HxW or HxWxC (C = 1, 2 = gray+alpha, 3, 4 = colour+alpha), uint8, uint16 or
         float (0..1). Returns the same dtype and layout; SR outputs are `scale` times larger,
         alpha included (resized bicubically).
+
+        Memory stays bounded for any size: tiles are read from `image` as they are needed
+        and restored rows go straight into the preallocated output, so beside the input
+        and the output only one band of tiles is held (`jsnet_edge.tiling`). An output
+        that cannot fit in the memory available is refused before any work.
         """
         img = _check_image(image)
         squeeze = img.ndim == 2
         if squeeze:
             img = img[:, :, None]
-        channels = img.shape[2]
-        alpha = img[:, :, -1] if channels in (2, 4) else None
-        color = img[:, :, :-1] if alpha is not None else img
-        x = _to_unit255(color)
-        if x.shape[2] == 3 and self.color_order == "bgr":
-            x = x[:, :, ::-1]
-        planes = x.shape[2]
-        if self.colors == 3 and planes == 1:
-            batch = np.repeat(x.transpose(2, 0, 1)[None], 3, axis=1)
-        elif self.colors == 1 and planes == 3:
-            batch = x.transpose(2, 0, 1)[:, None]  # each colour plane as a gray image
-        else:
-            batch = x.transpose(2, 0, 1)[None]
-        y = self.restore_array(np.ascontiguousarray(batch, dtype=np.float32))
-        if self.colors == 3 and planes == 1:
-            y = y.mean(axis=1, keepdims=True)[0].transpose(1, 2, 0)
-        elif self.colors == 1 and planes == 3:
-            y = y[:, 0].transpose(1, 2, 0)
-        else:
-            y = y[0].transpose(1, 2, 0)
-        if planes == 3 and self.color_order == "bgr":
-            y = y[:, :, ::-1]
-        out = _from_unit255(y, color.dtype)
-        if alpha is not None:
-            if self.scale > 1:
+        h, w, channels = img.shape
+        has_alpha = channels in (2, 4)
+        planes = channels - 1 if has_alpha else channels
+        s = self.scale
+        check_memory(h, w, channels, img.dtype, s, self.tile, self.colors)
+        out = np.empty((h * s, w * s, channels), img.dtype)
+        swap = planes == 3 and self.color_order == "bgr"
+
+        def read(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+            tile = _to_unit255(img[rows][:, cols, :planes])  # H x W x planes
+            if swap:
+                tile = tile[:, :, ::-1]
+            if self.colors == 3 and planes == 1:
+                batch = np.repeat(tile.transpose(2, 0, 1)[None], 3, axis=1)
+            elif self.colors == 1 and planes == 3:
+                batch = tile.transpose(2, 0, 1)[:, None]  # each colour plane as a gray image
+            else:
+                batch = tile.transpose(2, 0, 1)[None]
+            return np.ascontiguousarray(batch, dtype=np.float32)
+
+        def write(y0: int, band: np.ndarray) -> None:
+            if self.colors == 3 and planes == 1:
+                y = band.mean(axis=1, keepdims=True)[0].transpose(1, 2, 0)
+            elif self.colors == 1 and planes == 3:
+                y = band[:, 0].transpose(1, 2, 0)
+            else:
+                y = band[0].transpose(1, 2, 0)
+            if swap:
+                y = y[:, :, ::-1]
+            out[y0 : y0 + y.shape[0], :, :planes] = _from_unit255(y, img.dtype)
+
+        run_tiled_streaming(
+            self.backend,
+            read,
+            write,
+            h,
+            w,
+            scale=s,
+            tile=self.tile,
+            overlap=self.tile_overlap,
+            min_size=self.min_size,
+            multiple=self.info.multiple,
+        )
+        if has_alpha:
+            alpha = img[:, :, -1]
+            if s > 1:
                 import cv2
 
-                a = cv2.resize(
-                    alpha,
-                    (alpha.shape[1] * self.scale, alpha.shape[0] * self.scale),
-                    interpolation=cv2.INTER_CUBIC,
-                )
+                a = cv2.resize(alpha, (w * s, h * s), interpolation=cv2.INTER_CUBIC)
                 if np.issubdtype(alpha.dtype, np.floating):
                     a = np.clip(a, 0.0, 1.0)
                 alpha = a.astype(alpha.dtype)
-            out = np.concatenate([out, alpha[:, :, None]], axis=2)
+            out[:, :, -1] = alpha
         return out[:, :, 0] if squeeze else out
+
+
+def available_memory() -> int | None:
+    """Bytes the system can give without swapping (Linux MemAvailable), None elsewhere."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_needed(h: int, w: int, channels: int, dtype, scale: int, tile: int, colors: int) -> int:
+    """Bytes a restoration holds beside its input: the output, and one band of tiles
+    (float32 accumulators as wide as the output) with its network call."""
+    itemsize = np.dtype(dtype).itemsize
+    output = h * scale * w * scale * channels * itemsize
+    band_rows = min(tile, h) * scale
+    band = band_rows * w * scale * (max(colors, channels) + 1) * 4
+    call = 3 * (min(tile, h) * min(tile, w) * scale * scale * 3 * 4) * 8  # activations, a margin
+    return output + band + call
+
+
+def check_memory(h: int, w: int, channels: int, dtype, scale: int, tile: int, colors: int) -> None:
+    need = memory_needed(h, w, channels, dtype, scale, tile, colors)
+    free = available_memory()
+    if free is not None and need > free:
+        gb = 2**30
+        raise ImageError(
+            f"restoring this {w}x{h} image needs about {need / gb:.1f} GB of memory beside the "
+            f"image itself (the {w * scale}x{h * scale} output is "
+            f"{h * scale * w * scale * channels * np.dtype(dtype).itemsize / gb:.1f} GB) and "
+            f"{free / gb:.1f} GB are available; free memory or restore a smaller image"
+        )
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -176,8 +245,16 @@ def _check_image(image: np.ndarray) -> np.ndarray:
         image.dtype in (np.uint8, np.uint16) or np.issubdtype(image.dtype, np.floating)
     ):
         raise ImageError(f"unsupported pixel type {image.dtype}; use uint8, uint16 or float (0..1)")
-    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-        raise ImageError("the image contains NaN or infinite values")
+    if np.issubdtype(image.dtype, np.floating):
+        if not np.isfinite(image).all():
+            raise ImageError("the image contains NaN or infinite values")
+        lo, hi = float(image.min()), float(image.max())
+        if lo < -FLOAT_SLACK or hi > 1.0 + FLOAT_SLACK:
+            scale = " (it looks like 0..255: divide by 255)" if hi <= 255.0 + FLOAT_SLACK else ""
+            raise ImageError(
+                f"float images must hold values in 0..1, this one spans {lo:g}..{hi:g}{scale}; "
+                "or pass uint8 / uint16 arrays as they are"
+            )
     return image
 
 

@@ -14,6 +14,15 @@ SHARED = Path(os.environ.get("JSNET_SHARED", Path(__file__).resolve().parents[1]
 OFFICIAL = SHARED / "official"
 
 
+def pytest_configure(config):
+    """The tests' own user cache (exported graphs, compiled models, latency tables): the
+    suite neither reads nor fills the cache of the person running it."""
+    import tempfile
+
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="jsnet-edge-tests-cache-")
+    os.environ.pop("JSNET_EDGE_CACHE", None)
+
+
 def official_checkpoint(scale: int) -> Path:
     path = OFFICIAL / f"jsnet_sr_x{scale}_official.pt"
     if not path.is_file():

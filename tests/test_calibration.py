@@ -12,7 +12,7 @@ import torch
 from conftest import run_cli
 from jsnet_edge.calibration.quantize import CalibrationConfig, calibrate, group_of
 from jsnet_edge.errors import OptionError
-from jsnet_edge.export.onnx import read_onnx_metadata
+from jsnet_edge.export.graph import read_onnx_metadata
 from jsnet_edge.models import Genotype, JSNet, save_model
 from jsnet_edge.restorer import Restorer
 from jsnet_edge.runtime.capabilities import has_module

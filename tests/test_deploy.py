@@ -13,7 +13,8 @@ import torch
 
 from conftest import run_cli
 from jsnet_edge.errors import ModelError, OptionError
-from jsnet_edge.export.onnx import export_onnx, fold_mean_shift, read_onnx_metadata
+from jsnet_edge.export.graph import read_onnx_metadata
+from jsnet_edge.export.onnx import export_onnx, fold_mean_shift
 from jsnet_edge.export.verify import check_stage
 from jsnet_edge.metrics import psnr
 from jsnet_edge.models import Genotype, JSNet, save_model

@@ -460,7 +460,7 @@ def test_profile_cli_validates_the_table(tmp_path, cache):
     assert np.isfinite(saved.validation["mape_fitted_percent"])
     assert saved.validation["mape_held_out_percent"] is None  # nothing to hold out yet
     # Validating again adds 3 new networks to the 3 and tests the old correction on them.
-    again = run_cli("profile", *args)
+    again = run_cli("profile", *args, "--overwrite")  # -o replaces the file only when asked
     assert "(3 new, 3 from earlier runs)" in again.stdout
     v = LatencyTable.load(out).validation
     assert v["n"] == 6 and v["n_new"] == 3 and len(set(v["genotypes"])) == 6

@@ -13,7 +13,8 @@ from conftest import run_cli
 from jsnet_edge.calibration.quantize import CalibrationConfig, calibrate
 from jsnet_edge.engine import EngineConfig, build_engine_for
 from jsnet_edge.errors import OptionError
-from jsnet_edge.export.onnx import export_onnx, read_onnx_metadata
+from jsnet_edge.export.graph import read_onnx_metadata
+from jsnet_edge.export.onnx import export_onnx
 from jsnet_edge.export.tensorrt import (
     RTX_DEFAULT_CAPABILITIES,
     Profile,

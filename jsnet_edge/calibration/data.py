@@ -1,8 +1,14 @@
-"""Calibration and held-out inputs: crops of real photographs, degraded for the task.
+"""Calibration and held-out images: real photographs, degraded for the task.
 
-Calibration must see what the model will see in use, so the crops are degraded with the
-same definition as training and evaluation (`jsnet_edge.degradations`). A few
-photographs are held out from calibration to measure what quantisation costs.
+Calibration must see what the model will see in use, so inputs are degraded with the same
+definition as training and evaluation (`jsnet_edge.degradations`). The loss of a quantised
+model is measured on *other photographs* than the ones it was calibrated on (split by
+image, never crops of the same photograph), one crop per held-out photograph, so that the
+estimate is a mean over images with a spread, as the loss on unseen photographs will be.
+
+Photographs larger than `MAX_SHORT_SIDE` are first downscaled: a crop of a 4K photograph
+at full resolution is nearly flat at the pixel level (lens softness, JPEG smoothing), far
+easier than the images people restore, and would make any estimate optimistic or erratic.
 """
 
 from __future__ import annotations
@@ -10,11 +16,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from jsnet_edge.degradations import Degradation, degrade
 from jsnet_edge.errors import ImageError, OptionError
-from jsnet_edge.images import list_images, load_image, prepare_clean, sample_images
+from jsnet_edge.images import center_crop, list_images, load_image, prepare_clean, sample_images
+
+MAX_SHORT_SIDE = 512
+HELDOUT_TARGET = 8  # held-out photographs wanted when a folder has enough
+# scikit-image's own photographs (installed with it, no download), used beside the bundled
+# ones when no folder is given: varied content (people, animals, objects, textures, sky,
+# microscopy), colour and gray.
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "camera",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "clock",
+    "coins",
+    "brick",
+    "grass",
+    "gravel",
+    "moon",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+)
 
 
 @dataclass
@@ -23,69 +52,114 @@ class Pair:
 
     input: np.ndarray
     target: np.ndarray
+    name: str = ""
 
 
-def find_photos(data: Path | None) -> list[Path]:
-    """The folder's images, or the photographs the package ships when no folder is given."""
+@dataclass(frozen=True)
+class Photo:
+    """A clean photograph (uint8, RGB or gray), prepared, and where it came from."""
+
+    name: str
+    image: np.ndarray
+
+
+def prepare_photo(img: np.ndarray, colors: int) -> np.ndarray:
+    """A clean uint8 image with the model's channels, no larger than `MAX_SHORT_SIDE` on
+    its short side (area downscale)."""
+    img = prepare_clean(img, colors)
+    h, w = img.shape[:2]
+    f = MAX_SHORT_SIDE / min(h, w)
+    if f < 1:
+        img = cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def builtin_photos(colors: int) -> list[Photo]:
+    """The photographs shipped with the package, and scikit-image's when installed."""
+    photos = [Photo(p.name, prepare_photo(load_image(p), colors)) for p in sample_images()]
+    shipped = {p.name.split(".")[0] for p in sample_images()}
+    try:
+        from skimage import data
+    except ImportError:
+        return photos
+    for name in SKIMAGE_PHOTOS:
+        if name in shipped:
+            continue
+        try:
+            img = getattr(data, name)()
+        except Exception:  # noqa: BLE001 - a data file this scikit-image lacks
+            continue
+        photos.append(Photo(f"skimage:{name}", prepare_photo(img, colors)))
+    return photos
+
+
+def find_photos(data: Path | None, colors: int) -> list[Photo]:
+    """The folder's photographs, or the built-in set when no folder is given; unreadable
+    files in a folder are skipped, not fatal."""
     if data is None:
-        return sample_images()
+        return builtin_photos(colors)
     data = Path(data)
     if not data.is_dir():
-        raise OptionError(f"calibration folder {data} does not exist")
+        what = "is a file, not a folder" if data.exists() else "does not exist"
+        raise OptionError(f"calibration folder {data} {what}")
     paths = list_images(data)
     if not paths:
         raise OptionError(f"calibration folder {data} holds no images (png, jpg, ...)")
-    return paths
-
-
-def _crop(img: np.ndarray, size: int, rng: np.random.Generator | None) -> np.ndarray:
-    h, w = img.shape[:2]
-    s = min(size, h, w)
-    if rng is None:
-        y, x = (h - s) // 2, (w - s) // 2
-    else:
-        y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
-    return img[y : y + s, x : x + s]
-
-
-def make_pairs(
-    paths: list[Path],
-    deg: Degradation,
-    colors: int,
-    count: int,
-    crop: int,
-    seed: int,
-    center_first: bool = False,
-) -> list[Pair]:
-    """`count` degraded crops (input side `crop`) spread over `paths`."""
-    rng = np.random.default_rng(seed)
-    usable = []
+    photos = []
     for p in paths:
         try:
-            usable.append(prepare_clean(load_image(p), colors))
+            photos.append(Photo(p.name, prepare_photo(load_image(p), colors)))
         except ImageError:
-            continue  # a broken file in a calibration folder is skipped, not fatal
+            continue
+    if not photos:
+        raise OptionError(f"no usable calibration image in {data}: none of its images can be read")
+    return photos
+
+
+def split_photos(photos: list[Photo], heldout: int = HELDOUT_TARGET) -> tuple[list, list]:
+    """(calibration, held-out), split by photograph: `heldout` photographs (spread over the
+    sorted list) when at least twice as many are given, else half of them, at least one.
+    A single photograph serves both (other crops of it): the caller says so."""
+    if len(photos) == 1:
+        return photos, photos
+    n = max(1, min(heldout, len(photos) // 2))
+    order = sorted(photos, key=lambda p: p.name)
+    step = len(order) / n
+    held_idx = {int(i * step + step / 2) for i in range(n)}
+    held = [p for i, p in enumerate(order) if i in held_idx]
+    return [p for i, p in enumerate(order) if i not in held_idx], held
+
+
+def _as_input(degraded: np.ndarray) -> np.ndarray:
+    x = degraded.astype(np.float32)
+    x = x[:, :, None] if x.ndim == 2 else x
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def calibration_pairs(
+    photos: list[Photo], deg: Degradation, count: int, crop: int, seed: int
+) -> list[Pair]:
+    """`count` random degraded crops (input side `crop`) spread over `photos`."""
+    rng = np.random.default_rng(seed)
     side = crop * deg.scale
-    usable = [u for u in usable if min(u.shape[:2]) >= max(16, side // 2)]
+    usable = [p for p in photos if min(p.image.shape[:2]) >= max(16, side // 2)]
     if not usable:
-        raise OptionError(
-            f"no usable calibration image (all unreadable or smaller than {side // 2} pixels)"
-        )
+        raise OptionError(f"no calibration image is at least {side // 2} pixels on each side")
     pairs = []
     for i in range(count):
-        img = usable[i % len(usable)]
-        first = center_first and i < len(usable)
-        clean = _crop(img, side, None if first else rng)
-        target, degraded = degrade(clean, deg, seed=seed + i)
-        x = degraded.astype(np.float32)
-        x = x[:, :, None] if x.ndim == 2 else x
-        pairs.append(Pair(np.ascontiguousarray(x.transpose(2, 0, 1)[None]), target))
+        photo = usable[i % len(usable)]
+        h, w = photo.image.shape[:2]
+        s = min(side, h, w)
+        y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+        target, degraded = degrade(photo.image[y : y + s, x : x + s], deg, seed=seed + i)
+        pairs.append(Pair(_as_input(degraded), target, photo.name))
     return pairs
 
 
-def split_photos(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    """(calibration, held-out): every fourth photograph is held out, at least one."""
-    if len(paths) == 1:
-        return paths, paths  # one photo: different crops of it must do
-    held = paths[3::4] or paths[-1:]
-    return [p for p in paths if p not in held], held
+def heldout_pairs(photos: list[Photo], deg: Degradation, crop: int, seed: int) -> list[Pair]:
+    """One centre crop (input side `crop`) of each held-out photograph."""
+    pairs = []
+    for i, photo in enumerate(photos):
+        target, degraded = degrade(center_crop(photo.image, crop * deg.scale), deg, seed + i)
+        pairs.append(Pair(_as_input(degraded), target, photo.name))
+    return pairs

@@ -87,3 +87,60 @@ PrecisionOpt = Annotated[
 TileOpt = Annotated[int, typer.Option("--tile", help="Largest tile side in input pixels.")]
 OverlapOpt = Annotated[int, typer.Option("--tile-overlap", help="Overlap between tiles.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        help=(
+            "Spread the inputs over a Ray cluster: local (start one here), auto (the cluster "
+            "`ray start` made), or its address. Paths must be shared by every node."
+        ),
+    ),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(help="Ray workers (default: one per GPU, else per CPU / --threads)."),
+]
+ThreadsOpt = Annotated[
+    int | None, typer.Option(help="CPU threads of the runtime (per worker with --ray).")
+]
+
+
+def run_archive(
+    kind: str,
+    inputs,
+    output,
+    model_name: str,
+    task,
+    restorer_options: dict,
+    video=None,
+    ray: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Many inputs into a folder, here or on a Ray cluster; exit 1 if any file failed."""
+    from jsnet_edge.distributed import ArchiveConfig, restore_archive
+    from jsnet_edge.errors import TargetNotMetError
+    from jsnet_edge.runtime.source import load_source
+    from jsnet_edge.zoo import check_model_task
+
+    check_model_task(load_source(model_name).info.task, task, model_name)
+    extra = {"video": video} if video is not None else {}
+    cfg = ArchiveConfig(
+        kind=kind, model=model_name, overwrite=overwrite, **restorer_options, **extra
+    )
+
+    def report(result: dict) -> None:
+        if result["status"] == "failed":
+            note(f"{result['input']}: {result['reason']}")
+
+    where = f" on the Ray cluster ({ray})" if ray else ""
+    summary = restore_archive(
+        inputs, output, cfg, ray_address=ray, workers=workers, progress=True, on_result=report
+    )
+    typer.echo(f"{kind}s into {output}{where}: {summary.describe(kind)}")
+    if summary.failed:
+        raise TargetNotMetError(
+            f"{len(summary.failed)} of {len(summary.failed) + len(summary.done)} files failed "
+            "(reasons above); the others were restored, and a re-run skips them"
+        )

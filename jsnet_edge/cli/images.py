@@ -15,9 +15,13 @@ from jsnet_edge.cli.app import (
     OverlapOpt,
     OverwriteOpt,
     PrecisionOpt,
+    RayOpt,
     TaskOpt,
+    ThreadsOpt,
     TileOpt,
+    WorkersOpt,
     app,
+    run_archive,
 )
 from jsnet_edge.errors import OptionError
 
@@ -44,14 +48,38 @@ def image(
     tile: TileOpt = 512,
     tile_overlap: OverlapOpt = 32,
     overwrite: OverwriteOpt = False,
+    ray: RayOpt = None,
+    workers: WorkersOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
-    """Restore images: files or folders in, restored images out (same format by default)."""
+    """Restore images: files, folders or lists of paths (.txt) in, restored images out."""
     from jsnet_edge.image_files import plan_image_outputs, restore_images
     from jsnet_edge.restorer import Restorer
     from jsnet_edge.zoo import check_model_task, pick_model
 
-    plan = plan_image_outputs(inputs, output, overwrite=overwrite)
     name = pick_model(model, task)
+    if ray is not None:
+        options = dict(
+            backend=backend,
+            device=device,
+            precision=precision,
+            tile=tile,
+            tile_overlap=tile_overlap,
+            threads=threads,
+        )
+        run_archive(
+            "image",
+            inputs,
+            output,
+            name,
+            task,
+            options,
+            ray=ray,
+            workers=workers,
+            overwrite=overwrite,
+        )
+        return
+    plan = plan_image_outputs(inputs, output, overwrite=overwrite)
     restorer = Restorer(
         name,
         backend=backend,
@@ -59,7 +87,8 @@ def image(
         precision=precision,
         tile=tile,
         tile_overlap=tile_overlap,
-        color_order="rgb",
+        color_order="bgr",  # OpenCV's own order: files are read and written without a copy
+        threads=threads,
     )
     check_model_task(restorer.task, task, name)
     typer.echo(f"restoring with {restorer.describe()}")
@@ -138,6 +167,9 @@ def eval_cmd(
     ],
     sigma: Annotated[float | None, typer.Option(help="Noise sigma (denoise; default 25).")] = None,
     quality: Annotated[int | None, typer.Option(help="JPEG quality (jpeg; default 10).")] = None,
+    noise: Annotated[
+        str, typer.Option(help="Denoising: gaussian, or camera (sensor noise, 4:2:0, H.264/JPEG).")
+    ] = "gaussian",
     metric: Annotated[
         str | None,
         typer.Option(
@@ -158,7 +190,15 @@ def eval_cmd(
     restorer = Restorer(
         model, backend=backend, device=device, precision=precision, color_order="rgb"
     )
-    cfg = EvalConfig(data=data, sigma=sigma, quality=quality, metric=metric, crop=crop, limit=limit)
+    cfg = EvalConfig(
+        data=data,
+        sigma=sigma,
+        quality=quality,
+        noise=noise,
+        metric=metric,
+        crop=crop,
+        limit=limit,
+    )
     report = evaluate(restorer, cfg)
     typer.echo(json.dumps(report.to_dict(), indent=2) if json_out else report.table())
 

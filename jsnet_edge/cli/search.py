@@ -90,6 +90,7 @@ def profile(
     refresh: Annotated[bool, typer.Option(help="Measure again even if a table exists.")] = False,
     gray: Annotated[bool, typer.Option(help="1-channel networks.")] = False,
     repeats: Annotated[int, typer.Option(help="Timed runs per block, at most.")] = 15,
+    overwrite: OverwriteOpt = False,
     runtime_threads: Annotated[
         int | None,
         typer.Option(help=("Threads of the runtime being profiled (default: its own choice).")),
@@ -113,9 +114,10 @@ def profile(
         validate=validate,
         refresh=refresh,
         gray=gray,
-        timing=TimingMethod(repeats=repeats, min_repeats=min(5, repeats)),
+        timing=TimingMethod(repeats=repeats, min_repeats=max(1, min(5, repeats))),
         threads=runtime_threads,
         seed=seed,
+        overwrite=overwrite,
     )
     result, v = run_profile(cfg, log=err)
     typer.echo(
@@ -294,7 +296,7 @@ def search(
         train_precision=train_precision,
         train_device=train_device,
         snapshot_every=snapshot_every,
-        timing=TimingMethod(repeats=repeats, min_repeats=min(5, repeats)),
+        timing=TimingMethod(repeats=repeats, min_repeats=max(1, min(5, repeats))),
         seed=seed,
         threads=threads,
         runtime_threads=runtime_threads,

@@ -11,6 +11,13 @@ from jsnet_edge.cli.app import DeviceOpt, app, command_line
 from jsnet_edge.errors import OptionError
 
 
+def _factors(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise OptionError(f"--scales must be numbers like 1,0.5,0.25, got {text!r}") from None
+
+
 def _pair(text: str | None, name: str, cast):
     if text is None:
         return None
@@ -42,6 +49,18 @@ def train(
     sigma: Annotated[float | None, typer.Option(help="Noise sigma (denoise).")] = None,
     sigma_range: Annotated[str | None, typer.Option(help="Blind denoising: low,high.")] = None,
     quality: Annotated[int | None, typer.Option(help="JPEG quality (jpeg).")] = None,
+    noise: Annotated[
+        str,
+        typer.Option(
+            help=(
+                "Denoising: gaussian (white, in RGB), or camera: sensor noise, 4:2:0 chroma and "
+                "H.264/JPEG at random strengths, as videos people have."
+            )
+        ),
+    ] = "gaussian",
+    workers: Annotated[
+        int, typer.Option(help="Processes preparing batches ahead (camera noise: use 1).")
+    ] = 0,
     quality_range: Annotated[str | None, typer.Option(help="Blind JPEG: low,high.")] = None,
     gray: Annotated[bool, typer.Option(help="Train a 1-channel model.")] = False,
     init: Annotated[
@@ -67,6 +86,15 @@ def train(
         ),
     ] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    scales: Annotated[
+        str,
+        typer.Option(
+            help=(
+                "Also train on the photographs downscaled by these factors, e.g. 1,0.5,0.25 "
+                "(large photographs are smooth at the pixel level)."
+            )
+        ),
+    ] = "1",
     max_side: Annotated[
         int,
         typer.Option(help=("Downscale larger training photographs to this side first (0: never).")),
@@ -89,6 +117,8 @@ def train(
         patch=patch,
         sigma=s,
         quality=q,
+        noise=noise,
+        workers=workers,
         gray=gray,
         init=init,
         device=device,
@@ -100,6 +130,7 @@ def train(
         resume=resume,
         threads=threads,
         max_side=max_side or None,
+        scales=_factors(scales),
         command=command_line(),
     )
     result = run_training(cfg)

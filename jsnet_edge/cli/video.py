@@ -7,16 +7,32 @@ from typing import Annotated
 
 import typer
 
-from jsnet_edge.cli.app import BackendOpt, DeviceOpt, ModelOpt, OverlapOpt, OverwriteOpt, app, note
+from jsnet_edge.cli.app import (
+    BackendOpt,
+    DeviceOpt,
+    ModelOpt,
+    OverlapOpt,
+    OverwriteOpt,
+    RayOpt,
+    ThreadsOpt,
+    WorkersOpt,
+    app,
+    note,
+    run_archive,
+)
 from jsnet_edge.errors import OptionError
 
 
 @app.command()
 def video(
-    source: Annotated[
-        str,
+    sources: Annotated[
+        list[str],
         typer.Argument(
-            help=("Video file, camera index (0, 1 ...) or rtsp/http URL."), show_default=False
+            help=(
+                "Video file, camera index (0, 1 ...) or rtsp/http URL; several files, folders "
+                "or lists of paths (.txt) with -o FOLDER (and --ray to spread them)."
+            ),
+            show_default=False,
         ),
     ],
     output: Annotated[
@@ -60,14 +76,17 @@ def video(
         str | None,
         typer.Option(
             help=(
-                "4 characters: an OpenCV fourcc (mp4v, the default for .mp4/.mov/.mkv; MJPG for "
-                ".avi); longer: a PyAV encoder such as libx264 (smaller files, takes --crf)."
+                "h264 (the default for .mp4/.mov/.mkv: libx264, 4:2:0, CRF 18), hevc, av1, vp9 "
+                "(the .webm default), ffv1 (lossless RGB, .mkv/.avi), another FFmpeg encoder, or "
+                "4 characters for an OpenCV fourcc (mp4v for old players; MJPG, the .avi default)."
             )
         ),
     ] = None,
     crf: Annotated[
         int | None,
-        typer.Option(help=("Quality of PyAV encoders (libx264: 0 lossless .. 51; default 18).")),
+        typer.Option(
+            help="Quality: lower is better (h264 18, hevc 20, av1 30, vp9 31 by default)."
+        ),
     ] = None,
     preview: Annotated[
         str | None,
@@ -105,6 +124,9 @@ def video(
         ),
     ] = 640,
     tile_overlap: OverlapOpt = 32,
+    ray: RayOpt = None,
+    workers: WorkersOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Restore a video (file, camera or stream): same frames, rate, audio and metadata."""
     from jsnet_edge.restorer import Restorer
@@ -113,7 +135,6 @@ def video(
     from jsnet_edge.video.pipeline import check_paths, default_output, process
     from jsnet_edge.zoo import check_model_task, pick_model
 
-    dst = output if output is not None else default_output(source)
     cfg = VideoConfig(
         batch=batch,
         codec=codec,
@@ -125,8 +146,34 @@ def video(
         overwrite=overwrite,
         keep_partial=keep_partial,
     )
-    check_paths(source, dst, cfg)
     name = pick_model(model, task, video=True)
+    if ray is not None or len(sources) > 1 or Path(sources[0]).is_dir():
+        if output is None:
+            raise OptionError("several videos need an output folder: -o FOLDER")
+        options = dict(
+            backend=backend,
+            device=device,
+            precision=precision,
+            tile=tile,
+            tile_overlap=tile_overlap,
+            threads=threads,
+        )
+        run_archive(
+            "video",
+            sources,
+            output,
+            name,
+            task,
+            options,
+            video=cfg,
+            ray=ray,
+            workers=workers,
+            overwrite=overwrite,
+        )
+        return
+    source = sources[0]
+    dst = output if output is not None else default_output(source)
+    check_paths(source, dst, cfg)
     restorer = Restorer(
         name,
         backend=backend,
@@ -135,6 +182,7 @@ def video(
         tile=tile,
         tile_overlap=tile_overlap,
         color_order="bgr",
+        threads=threads,
     )
     check_model_task(restorer.task, task, name)
     note(f"{name}: {restorer.describe()}")

@@ -16,18 +16,14 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from jsnet_edge._version import __version__
-from jsnet_edge.errors import ModelError, OptionError
-from jsnet_edge.models.genotype import Genotype
+from jsnet_edge.errors import OptionError
+from jsnet_edge.export.graph import INPUT, OPSET, OUTPUT
 from jsnet_edge.models.network import JSNet
 from jsnet_edge.outputs import atomic_output, check_output
-
-INPUT, OUTPUT = "input", "output"
-OPSET = 17
 
 
 class AddConstant(nn.Module):
@@ -80,40 +76,6 @@ def model_metadata(model: JSNet, precision: str) -> dict[str, str]:
         "precision": precision,
         "provenance": json.dumps(model.provenance or {}),
     }
-
-
-def read_onnx_metadata(path: str | Path) -> dict[str, str]:
-    """Our metadata from an .onnx file, with a clear error when it is not one of ours."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"ONNX file {path} does not exist")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
-        raise ModelError(
-            f"{path} is not a readable ONNX file ({type(e).__name__}); export one "
-            "with `jsnet-edge export MODEL -o model.onnx`"
-        ) from None
-    meta = {p.key: p.value for p in proto.metadata_props}
-    if meta.get("jsnet_edge.format") != "1":
-        raise ModelError(
-            f"{path} is an ONNX file but not one exported by jsnet-edge (no task/"
-            "genotype metadata); export it with `jsnet-edge export`"
-        )
-    return meta
-
-
-def onnx_identity(meta: dict[str, str]) -> tuple[str, int, int, int, Genotype]:
-    """(task, scale, colors, min_size, genotype) from our ONNX metadata."""
-    return (
-        meta["task"],
-        int(meta["scale"]),
-        int(meta["colors"]),
-        int(meta["min_size"]),
-        Genotype.from_json(meta["genotype"]),
-    )
 
 
 def save_onnx(proto, path: str | Path, *, overwrite: bool = True) -> Path:
@@ -230,15 +192,3 @@ def export_onnx(
     if check:
         onnx.checker.check_model(proto)
     return save_onnx(proto, path, overwrite=overwrite)
-
-
-def onnx_input_dtype(path_or_proto) -> np.dtype:
-    import onnx
-
-    proto = (
-        onnx.load(str(path_or_proto), load_external_data=False)
-        if not hasattr(path_or_proto, "graph")
-        else path_or_proto
-    )
-    elem = proto.graph.input[0].type.tensor_type.elem_type
-    return np.dtype(np.float16) if elem == onnx.TensorProto.FLOAT16 else np.dtype(np.float32)

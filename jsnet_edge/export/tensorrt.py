@@ -26,7 +26,7 @@ from typing import Any
 
 from jsnet_edge.devices import cuda_device_count, gpu_identity
 from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
-from jsnet_edge.export.onnx import onnx_identity, read_onnx_metadata
+from jsnet_edge.export.graph import onnx_identity, read_onnx_metadata
 from jsnet_edge.outputs import check_output, write_bytes, write_json
 
 TRT_MISSING = (
@@ -356,7 +356,7 @@ def build_engine(
         "scale": scale,
         "colors": colors,
         "min_size": min_size,
-        "genotype": genotype.to_dict(),
+        "genotype": json.loads(genotype),
         "profile": {
             "min": profile.shapes(colors)[0],
             "opt": profile.shapes(colors)[1],

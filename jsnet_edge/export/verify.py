@@ -10,7 +10,7 @@ import torch
 
 from jsnet_edge.degradations import Degradation, degrade
 from jsnet_edge.errors import ModelError
-from jsnet_edge.export.onnx import INPUT, onnx_input_dtype
+from jsnet_edge.export.graph import INPUT, onnx_input_dtype
 from jsnet_edge.images import center_crop, load_image, prepare_clean, sample_images
 from jsnet_edge.metrics import score
 from jsnet_edge.models.network import JSNet

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jsnet_edge.models.fileinfo import ESAB_MIN_SIZE
 from jsnet_edge.models.ops import Identity, Zero
 
 REDUCTION = 8
@@ -120,7 +121,7 @@ class ESAB(nn.Module):
     Its strided conv and pool need inputs of at least `MIN_SIZE` pixels per side.
     """
 
-    MIN_SIZE = 15
+    MIN_SIZE = ESAB_MIN_SIZE
 
     def __init__(self, width: int, r: int = REDUCTION) -> None:
         super().__init__()

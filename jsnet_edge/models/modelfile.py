@@ -12,17 +12,14 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, save_file
 
 from jsnet_edge.errors import GenotypeError, ModelError, OptionError
+from jsnet_edge.models.fileinfo import FORMAT, FORMAT_VERSION, read_metadata
 from jsnet_edge.models.genotype import Genotype
 from jsnet_edge.models.network import JSNet
 from jsnet_edge.outputs import atomic_output, check_output
 from jsnet_edge.tasks import TASKS
-
-FORMAT = "jsnet-edge.model"
-FORMAT_VERSION = "1"
-PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".bin", ".tar")
 
 
 def save_model(
@@ -48,36 +45,6 @@ def save_model(
     with atomic_output(path, overwrite=overwrite) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     return path
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata of a model file, checked to be ours."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model file {path} does not exist")
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ModelError(
-            f"{path} looks like a PyTorch checkpoint, not a jsnet-edge model; convert it with "
-            f"`jsnet-edge convert-official {path} --scale S -o model.safetensors`"
-        )
-    if path.suffix.lower() == ".onnx":
-        raise ModelError(
-            f"{path} is an ONNX file; use it with an ONNX backend, or pass the "
-            "safetensors model it was exported from"
-        )
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ModelError(
-            f"cannot read {path} as a safetensors model file ({e}); it may be corrupt or truncated"
-        ) from None
-    if meta.get("format") != FORMAT:
-        raise ModelError(
-            f"{path} is a safetensors file but not a jsnet-edge model (its "
-            "metadata has no genotype/task); only files written by jsnet-edge load"
-        )
-    return meta
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> JSNet:

@@ -9,14 +9,13 @@ weights, and rename the two modules whose names differ from ours (`cpam` -> `csf
 from __future__ import annotations
 
 import hashlib
-import pickle
 import warnings
-import zipfile
 from pathlib import Path
 
 import torch
 
 from jsnet_edge.errors import ModelError
+from jsnet_edge.models.fileinfo import looks_like_torch_file
 from jsnet_edge.models.genotype import PAPER, Genotype
 from jsnet_edge.models.network import JSNet
 from jsnet_edge.models.weight_norm import fold_weight_norm
@@ -29,20 +28,18 @@ def read_foreign_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a foreign (pickle-based) checkpoint, loaded without running code."""
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"checkpoint {path} does not exist")
+        what = "is a folder, not a checkpoint" if path.is_dir() else "does not exist"
+        raise ModelError(f"checkpoint {path} {what}")
+    if not looks_like_torch_file(path):
+        raise ModelError(
+            f"cannot read {path}: it is not a PyTorch checkpoint (neither a zip nor a pickle "
+            "file); give the authors' .pt file"
+        )
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols; not for users
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        pickle.UnpicklingError,
-        RuntimeError,
-        EOFError,
-        zipfile.BadZipFile,
-        ValueError,
-        AttributeError,
-        OSError,
-    ) as e:
+    except Exception as e:  # noqa: BLE001 - torch.load raises many kinds on foreign bytes
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(
             f"cannot read {path} as a PyTorch checkpoint ({first[:160]}); it may be corrupt, "

@@ -6,11 +6,10 @@ and picks the backend for `backend="auto"` and the precision for `precision="aut
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from jsnet_edge.errors import ModelError, OptionError
-from jsnet_edge.export.onnx import export_onnx
+from jsnet_edge.runtime.autotune import fastest, model_key
 from jsnet_edge.runtime.backend import PRECISIONS, Backend
 from jsnet_edge.runtime.capabilities import (
     BACKENDS,
@@ -19,11 +18,10 @@ from jsnet_edge.runtime.capabilities import (
     has_module,
     onnx_file_precision,
 )
+from jsnet_edge.runtime.export_cache import exported
 from jsnet_edge.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from jsnet_edge.runtime.openvino_backend import OpenVinoBackend, runs_bf16
 from jsnet_edge.runtime.source import ModelSource
-from jsnet_edge.runtime.tensorrt_backend import TensorRTBackend
-from jsnet_edge.runtime.torch_backend import TorchBackend
 
 CHOICES = ("auto", *BACKENDS)
 
@@ -39,13 +37,14 @@ def auto_backend(source: ModelSource, device: str, precision: str | None) -> str
     """
     if source.engine is not None:
         return "tensorrt"
+    module = source.net is not None or source.model_file is not None
     if device_type(device) == "cuda":
-        return "torch" if source.net is not None else "onnxruntime"
+        return "torch" if module else "onnxruntime"
     if source.info.precision == "fp16":
         return "onnxruntime"
     if has_module("openvino"):
         return "openvino"
-    if precision == "bf16" and source.net is not None:
+    if precision == "bf16" and module:
         return "torch"
     return "onnxruntime"
 
@@ -72,7 +71,7 @@ def resolve_precision(source: ModelSource, backend: str, device: str, precision:
                 f"this file holds a {own} network, so it runs in {own}, not "
                 f"{precision}; export or calibrate another file for {precision}"
             )
-    if precision == "int8" and source.net is not None:
+    if precision == "int8" and source.info.precision is None:
         raise OptionError(
             "int8 needs a calibrated ONNX file: run `jsnet-edge calibrate MODEL "
             "-o model_int8.onnx` and pass that file as the model"
@@ -108,20 +107,26 @@ def open_backend(
     """
     if backend not in CHOICES:
         raise OptionError(f"unknown backend {backend!r}; choose from {', '.join(CHOICES)}")
-    if backend == "auto":
+    picked = backend == "auto"
+    if picked:
         backend = auto_backend(source, device, precision or source.info.precision)
     if compile and backend != "torch":
         raise OptionError(f"compile (torch.compile) needs the torch backend, not {backend}")
     precision = resolve_precision(source, backend, device, precision)
     check_capability(backend, device, precision)
     if backend == "torch":
-        if source.net is None:
+        if source.net is None and source.model_file is None:
             raise OptionError(
                 "the torch backend runs .safetensors models and zoo names; use "
                 "onnxruntime/openvino for .onnx and tensorrt for .engine files"
             )
-        return TorchBackend(source.net, device=device, precision=precision, compile=compile)
+        from jsnet_edge.runtime.torch_backend import TorchBackend  # torch: only when used
+
+        net = source.load_net()
+        return TorchBackend(net, device=device, precision=precision, compile=compile)
     if backend == "tensorrt":
+        from jsnet_edge.runtime.tensorrt_backend import TensorRTBackend
+
         if source.engine is None:
             raise OptionError(
                 "the tensorrt backend runs engines: build one with `jsnet-edge "
@@ -137,11 +142,15 @@ def open_backend(
         )
     onnx_path = source.onnx
     if onnx_path is None:
-        tmp = tempfile.TemporaryDirectory(prefix="jsnet-edge-")
-        keep.append(tmp)
-        onnx_path = export_onnx(
-            source.net,
-            Path(tmp.name) / "model.onnx",
-            precision=onnx_file_precision(backend, precision),
+        onnx_path = exported(source, onnx_file_precision(backend, precision), keep)
+    if picked and backend == "openvino" and precision == "fp32" and has_module("onnxruntime"):
+        # No bf16 here: OpenVINO and onnxruntime fp32 each win on some networks.
+        backend = fastest(
+            model_key(onnx_path),
+            {
+                "openvino": lambda: open_onnx(onnx_path, "openvino", device, "fp32", threads),
+                "onnxruntime": lambda: open_onnx(onnx_path, "onnxruntime", device, "fp32", threads),
+            },
+            source.info.colors,
         )
     return open_onnx(onnx_path, backend, device, precision, threads)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
-from jsnet_edge.export.onnx import INPUT, onnx_input_dtype
+from jsnet_edge.export.graph import INPUT
 from jsnet_edge.runtime.backend import InputLimits
 
 
@@ -56,7 +56,8 @@ class OnnxRuntimeBackend:
                 f"onnxruntime cannot load {onnx_path}: {str(e).splitlines()[0][:200]}"
             ) from None
         self.input = INPUT
-        self.dtype = onnx_input_dtype(onnx_path)
+        fp16 = self.session.get_inputs()[0].type == "tensor(float16)"
+        self.dtype = np.dtype(np.float16 if fp16 else np.float32)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         y = self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=self.dtype)})[0]

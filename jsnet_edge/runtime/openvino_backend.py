@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jsnet_edge.cache import optional_cache_dir
 from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
 from jsnet_edge.runtime.backend import InputLimits
 from jsnet_edge.runtime.capabilities import has_module
@@ -67,6 +68,9 @@ class OpenVinoBackend:
         }
         if threads:
             config[props.inference_num_threads] = threads
+        cache = optional_cache_dir("openvino")
+        if cache is not None:  # compiled models kept: later starts skip most of the compile
+            core.set_property({props.cache_dir: str(cache)})
         self.core, self.config, self.path = core, config, str(onnx_path)
         try:
             self.model = core.read_model(self.path)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from jsnet_edge.cache import cache_dir as user_cache_dir
 from jsnet_edge.errors import OptionError
 from jsnet_edge.models.attentions import ATTENTIONS
 from jsnet_edge.models.cell import JointSearchCell
@@ -161,8 +161,7 @@ def fingerprint_id(fp: dict) -> str:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "jsnet-edge" / "latency"
+    return user_cache_dir("latency")
 
 
 @dataclass

@@ -11,6 +11,7 @@ import numpy as np
 
 from jsnet_edge.errors import GenotypeError, OptionError
 from jsnet_edge.models.genotype import Genotype
+from jsnet_edge.outputs import check_output
 from jsnet_edge.search.latency import (
     LatencyTable,
     LatencyTableError,
@@ -51,6 +52,7 @@ class ProfileConfig:
         threads: threads of the runtime (onnxruntime intra-op, OpenVINO inference, torch);
             default: the runtime's own choice. Part of the fingerprint.
         seed: seeds the random validation networks.
+        overwrite: replace an existing `out` file.
     """
 
     device: str = "cpu"
@@ -67,6 +69,7 @@ class ProfileConfig:
     timing: TimingMethod = field(default_factory=TimingMethod)
     threads: int | None = None
     seed: int = 0
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         check_task(self.task)
@@ -335,6 +338,8 @@ def profile(
     cfg: ProfileConfig, log: Callable[[str], None] = lambda s: None
 ) -> tuple[ProfileResult, Validation | None]:
     """Get the table (measuring what is missing); with `cfg.validate`, fit and save it."""
+    if cfg.out is not None:
+        check_output(cfg.out, overwrite=cfg.overwrite, what="table file")
     result = load_or_measure(cfg, log)
     v = None
     if cfg.validate:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -209,6 +210,16 @@ class _Measurer:
 def search(cfg: SearchConfig, log: Callable[[str], None] = lambda s: None) -> SearchResult:
     """Search one network per budget; write the run folder; see the module docstring."""
     cfg.check_paths()
+    created = not cfg.out_dir.exists()
+    try:
+        return _search(cfg, log)
+    except BaseException:
+        if created:  # a failed or interrupted search leaves no run folder of its own behind
+            shutil.rmtree(cfg.out_dir, ignore_errors=True)
+        raise
+
+
+def _search(cfg: SearchConfig, log: Callable[[str], None]) -> SearchResult:
     t_start, load_start = time.time(), os.getloadavg()
     with torch_threads(cfg.threads):
         cfg.out_dir.mkdir(parents=True, exist_ok=True)

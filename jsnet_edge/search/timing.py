@@ -77,7 +77,9 @@ class TimingMethod:
     reject_mad: float = 3.0
 
     def __post_init__(self) -> None:
-        if self.warmup < 0 or self.repeats < 1 or not 1 <= self.min_repeats <= self.repeats:
+        if self.repeats < 1:
+            raise OptionError(f"--repeats must be at least 1, got {self.repeats}")
+        if self.warmup < 0 or not 1 <= self.min_repeats <= self.repeats:
             raise OptionError("timing needs warmup >= 0 and 1 <= min_repeats <= repeats")
         if (
             not 0 <= self.min_seconds <= self.max_seconds

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from jsnet_edge.degradations import Degradation, baseline, degrade
-from jsnet_edge.errors import OptionError
+from jsnet_edge.errors import JSNetEdgeError, OptionError
 from jsnet_edge.images import center_crop, list_images, load_image, prepare_clean
 from jsnet_edge.metrics import default_mode, score
 from jsnet_edge.tasks import task_scale
@@ -23,8 +23,9 @@ from jsnet_edge.tasks import task_scale
 @dataclass(frozen=True)
 class EvalConfig:
     data: Path
-    sigma: float | None = None
+    sigma: float | tuple[float, float] | None = None
     quality: int | None = None
+    noise: str = "gaussian"
     metric: str | None = None  # "y" or "rgb"; default by task
     crop: int | None = None
     limit: int | None = None
@@ -78,9 +79,17 @@ class EvalReport:
         return "\n".join(lines)
 
 
+def _restore_float(restorer, img: np.ndarray) -> np.ndarray:
+    """A float HxW(xC) image on 0..255, as the network takes it (model channels, RGB)."""
+    x = img[:, :, None] if img.ndim == 2 else img
+    y = restorer.restore_array(np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32))
+    y = y[0].transpose(1, 2, 0)
+    return y[:, :, 0] if img.ndim == 2 else y
+
+
 def evaluate(restorer, cfg: EvalConfig) -> EvalReport:
     """Score a `Restorer` (RGB order) on the clean images of `cfg.data`."""
-    deg = Degradation(restorer.task, cfg.sigma, cfg.quality)
+    deg = Degradation(restorer.task, cfg.sigma, cfg.quality, cfg.noise)
     paths = list_images(cfg.data)
     if not paths:
         raise OptionError(f"folder {cfg.data} holds no images")
@@ -90,19 +99,25 @@ def evaluate(restorer, cfg: EvalConfig) -> EvalReport:
     shave = deg.scale if deg.scale > 1 else 0
     report = EvalReport(restorer.task, deg.describe(), metric, shave)
     for i, path in enumerate(paths):
-        clean = prepare_clean(load_image(path), restorer.colors)
-        if cfg.crop:
-            clean = center_crop(clean, cfg.crop)
-        target, degraded = degrade(clean, deg, seed=cfg.seed + i)
-        if degraded.dtype == np.float32:  # noisy float input, 0..255
-            restored = restorer(degraded / 255.0) * 255.0
-            base = np.clip(degraded, 0, 255)
-        else:
-            restored = restorer(degraded)
-            base = baseline(degraded, deg)
-        p, s = score(restored, target, scale=deg.scale, mode=metric, with_ssim=True)
-        bp, bs = score(base, target, scale=deg.scale, mode=metric, rounded=False, with_ssim=True)
-        report.rows.append(
-            {"image": path.name, "psnr": p, "ssim": s, "input_psnr": bp, "input_ssim": bs}
-        )
+        try:
+            report.rows.append(_evaluate_one(restorer, path, deg, cfg, i, metric))
+        except JSNetEdgeError as e:  # name the file: a folder may hold hundreds
+            raise type(e)(f"{path.name}: {e}") from None
     return report
+
+
+def _evaluate_one(restorer, path: Path, deg: Degradation, cfg: EvalConfig, i: int, metric: str):
+    """One image: degraded, restored, scored (and its baseline)."""
+    clean = prepare_clean(load_image(path), restorer.colors)
+    if cfg.crop:
+        clean = center_crop(clean, cfg.crop)
+    target, degraded = degrade(clean, deg, seed=cfg.seed + i)
+    if degraded.dtype == np.float32:  # noisy float input, 0..255, unclipped (the protocol)
+        restored = _restore_float(restorer, degraded)
+        base = np.clip(degraded, 0, 255)
+    else:
+        restored = restorer(degraded)
+        base = baseline(degraded, deg)
+    p, s = score(restored, target, scale=deg.scale, mode=metric, with_ssim=True)
+    bp, bs = score(base, target, scale=deg.scale, mode=metric, rounded=False, with_ssim=True)
+    return {"image": path.name, "psnr": p, "ssim": s, "input_psnr": bp, "input_ssim": bs}

@@ -26,8 +26,9 @@ from torch import nn
 from jsnet_edge.degradations import Degradation
 from jsnet_edge.devices import check_torch_device, machine_description, torch_threads
 from jsnet_edge.errors import ModelError, OptionError, TrainingError
+from jsnet_edge.models.fileinfo import PICKLE_SUFFIXES
 from jsnet_edge.models.genotype import Genotype, resolve_genotype
-from jsnet_edge.models.modelfile import PICKLE_SUFFIXES, save_model
+from jsnet_edge.models.modelfile import save_model
 from jsnet_edge.models.network import JSNet
 from jsnet_edge.models.official import foreign_state_dict
 from jsnet_edge.models.resolve import resolve_model
@@ -55,6 +56,11 @@ class TrainConfig:
             blind model; None: the default (see `Degradation`).
         init: start from compatible weights (model file, zoo name, foreign checkpoint).
         threads: torch threads for the run (restored afterwards); None: unchanged.
+        scales: training photographs are also used downscaled by these factors (see
+            `PatchSampler`).
+        noise: denoising: "gaussian" or "camera" (see `Degradation`).
+        workers: processes that prepare batches ahead of the training step (their
+            degradations off its path); 0: prepared in the step itself.
     """
 
     task: str
@@ -67,6 +73,7 @@ class TrainConfig:
     patch: int = 64
     sigma: float | tuple[float, float] | None = None
     quality: int | tuple[int, int] | None = None
+    noise: str = "gaussian"
     gray: bool = False
     init: str | None = None
     device: str = "cpu"
@@ -79,6 +86,8 @@ class TrainConfig:
     val_crop: int = 256
     val_limit: int | None = 8
     max_side: int | None = 2048
+    scales: tuple[float, ...] = (1.0,)
+    workers: int = 0
     seed: int = 0
     resume: bool = False
     command: str = ""
@@ -106,12 +115,16 @@ class TrainConfig:
             raise OptionError(f"--out must end in .safetensors, got {Path(self.out).name}")
         if self.threads is not None and self.threads < 1:
             raise OptionError(f"--threads must be at least 1, got {self.threads}")
+        if self.workers < 0:
+            raise OptionError(f"--workers must be 0 or more, got {self.workers}")
+        if not self.scales or any(not 0 < f <= 1 for f in self.scales):
+            raise OptionError(f"--scales must be factors in (0, 1], got {self.scales}")
         if self.max_side is not None and self.max_side < self.patch:
             raise OptionError(f"--max-side must be at least the patch size ({self.patch})")
 
     @property
     def degradation(self) -> Degradation:
-        return Degradation(self.task, self.sigma, self.quality)
+        return Degradation(self.task, self.sigma, self.quality, self.noise)
 
     @property
     def colors(self) -> int:
@@ -214,7 +227,7 @@ class _State:
             {
                 "step": self.step,
                 "elapsed": self.elapsed,
-                "sampler": self.sampler.state(),
+                "sampler": {"index": self.step},  # batches are numbered (`batch_at`)
                 "config": self.cfg.to_json_dict(self.genotype),
                 "history": self.history,
                 "commands": self.commands,
@@ -266,7 +279,13 @@ def _setup(cfg: TrainConfig) -> _State:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
     sampler = PatchSampler(
-        cfg.data, cfg.degradation, cfg.colors, cfg.patch, max_side=cfg.max_side, seed=cfg.seed
+        cfg.data,
+        cfg.degradation,
+        cfg.colors,
+        cfg.patch,
+        max_side=cfg.max_side,
+        scales=tuple(cfg.scales),
+        seed=cfg.seed,
     )
     state = _State(cfg, genotype, dev, model, optimizer, sampler, init_count)
     state.commands = [{"step": 0, "command": cfg.command}]
@@ -281,7 +300,6 @@ def _setup(cfg: TrainConfig) -> _State:
         state.step, state.elapsed = meta["step"], meta["elapsed"]
         state.history = meta.get("history", [])
         state.commands = meta.get("commands", []) + [{"step": state.step, "command": cfg.command}]
-        sampler.set_state(meta["sampler"])
     cfg.out_path.parent.mkdir(parents=True, exist_ok=True)
     return state
 
@@ -291,11 +309,18 @@ def _validate(state: _State):
     v = cfg.degradation.for_validation()
     sigma = v.sigma_range[0] if cfg.task == "denoise" else None
     quality = v.quality_range[0] if cfg.task == "jpeg" else None
+    if cfg.noise == "camera":
+        sigma = v.sigma_range
     restorer = Restorer(state.model, device=cfg.device, color_order="rgb")
     report = evaluate(
         restorer,
         EvalConfig(
-            data=cfg.val, sigma=sigma, quality=quality, crop=cfg.val_crop, limit=cfg.val_limit
+            data=cfg.val,
+            sigma=sigma,
+            quality=quality,
+            noise=cfg.noise,
+            crop=cfg.val_crop,
+            limit=cfg.val_limit,
         ),
     )
     state.model.train()
@@ -321,13 +346,14 @@ def _optimise(state: _State, progress: bool) -> None:
         dynamic_ncols=True,
     )
     tick, running = time.perf_counter(), None
+    batches = state.sampler.stream(state.step, cfg.batch, cfg.workers)
     try:
         with cfg.log_path.open("a") as log:
             while state.step < cfg.steps:
                 lr = cosine_lr(state.step, cfg.steps, cfg.lr, cfg.min_lr)
                 for g in optimizer.param_groups:
                     g["lr"] = lr
-                x, y = state.sampler.batch(cfg.batch)
+                x, y = next(batches)
                 x = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
                 y = torch.from_numpy(y).to(dev)
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
@@ -386,6 +412,7 @@ def _optimise(state: _State, progress: bool) -> None:
         state.checkpoint()
         raise
     finally:
+        batches.close()  # stops the prefetch workers
         bar.close()
 
 
@@ -408,6 +435,7 @@ def _publish(state: _State) -> TrainResult:
         "steps": cfg.steps,
         "batch": cfg.batch,
         "patch": cfg.patch,
+        "scales": list(cfg.scales),
         "wall_time_s": round(state.elapsed, 1),
         "machine": machine_description(cfg.device),
         "val_psnr": val_psnr,

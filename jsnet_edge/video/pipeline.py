@@ -10,7 +10,8 @@ for.
 
 from __future__ import annotations
 
-import os
+import errno
+import shutil
 import sys
 import threading
 import time
@@ -21,8 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from jsnet_edge.errors import OptionError
-from jsnet_edge.outputs import check_output, commit, write_json
+from jsnet_edge.devices import process_age
+from jsnet_edge.errors import OptionError, OutputWriteError
+from jsnet_edge.outputs import check_output, commit, same_file, write_error_message, write_json
 from jsnet_edge.restorer import Restorer
 from jsnet_edge.video import stages
 from jsnet_edge.video.config import VideoConfig
@@ -32,6 +34,7 @@ from jsnet_edge.video.remux import remux
 from jsnet_edge.video.source import (
     AV_MISSING,
     Source,
+    count_video_packets,
     have_av,
     open_file,
     open_source,
@@ -45,6 +48,8 @@ from jsnet_edge.video.writers import (
     partial_name,
     temp_beside,
 )
+
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO, errno.EFBIG)
 
 
 def default_output(src: str | int | Path) -> Path:
@@ -75,6 +80,11 @@ def check_paths(src: str | int | Path, dst: str | Path, config: VideoConfig) -> 
             "a preview window; give --preview a file (e.g. preview.mp4)"
         )
     if config.preview_path is not None:
+        if same_file(config.preview_path, dst):
+            raise OptionError(
+                f"the preview {config.preview_path} is the output file itself; give the preview "
+                "another name"
+            )
         check_output(
             config.preview_path, inputs=inputs + [dst], overwrite=config.overwrite, what="preview"
         )
@@ -98,6 +108,7 @@ class _Job:
     remux_ok: bool  # PyAV writes the final container: rotation tag, faststart, audio
     stats: VideoStats
     first: np.ndarray
+    first_pts: int | None
     first_dt: float
     say: Callable[[str], None]
     notes: list[str] = field(default_factory=list)
@@ -140,6 +151,7 @@ def process(
             the output written (its `stats` says what is missing).
         VideoError, OptionError: unreadable input, unsupported output, bad option.
     """
+    age, t_called = process_age(), time.perf_counter()
     dst = Path(dst)
     config = config or VideoConfig()
     check_paths(src, dst, config)
@@ -172,19 +184,22 @@ def process(
             if t.exists():
                 t.unlink()
         if not run.started:
-            job.source.cap.release()  # else the decode thread releases it
+            job.source.reader.release()  # else the decode thread releases it
     stats = job.stats
     stats.wall_s = time.perf_counter() - t_start
     stats.pipeline_fps = stats.frames_restored / stats.wall_s if stats.wall_s > 0 else 0.0
     stats.latency_ms = run.latency_summary()
+    if run.first_out is not None:
+        stats.first_frame_s = (age or 0.0) + run.first_out - t_called
     stats.notes = job.notes
     if config.stats_path is not None:
         write_json(Path(config.stats_path), stats.to_dict(), overwrite=config.overwrite)
     if not stats.complete:
         raise IncompleteVideoError(
-            f"{job.source.name} is damaged: {stats.frames_failed} of {stats.frames_expected} "
-            f"frames could not be decoded; wrote the {stats.frames_read} readable frames to "
-            f"{dst}, which is incomplete",
+            f"{job.source.name} is damaged: {stats.frames_failed} of "
+            f"{stats.frames_expected or stats.frames_read + stats.frames_failed} frames could "
+            f"not be decoded; wrote the {stats.frames_read} readable frames to "
+            f"{stats.output}, which is incomplete",
             stats,
         )
     return stats
@@ -202,7 +217,7 @@ def _open(
     choice = choose_codec(dst, config.codec, config.crf)
     av_ok = have_av()
     kind, _ = parse_source(src)
-    source = open_source(src, bake_rotation=not av_ok)
+    source = open_source(src)
     for n in source.notes:
         say(n)
     stats = VideoStats(
@@ -224,14 +239,17 @@ def _open(
         "none" if not source.rotation else "tag copied" if av_ok else "applied to pixels"
     )
     t = time.perf_counter()
-    ok, first = source.cap.read()
+    got = source.reader.read()
     first_dt = time.perf_counter() - t
-    if not ok or first is None:
-        source.cap.release()
+    if got is None:
+        source.reader.release()
         raise VideoError(
             f"cannot decode any frame of {source.name}: unsupported codec, or a damaged file"
         )
-    job = _Job(source, dst, choice, av_ok, stats, first, first_dt, say, notes=list(source.notes))
+    first, first_pts = got
+    job = _Job(
+        source, dst, choice, av_ok, stats, first, first_pts, first_dt, say, list(source.notes)
+    )
     if not av_ok:
         job.note(
             f"{AV_MISSING}: the output has video only; the input's audio and container "
@@ -278,7 +296,7 @@ def _run(
     threads = [
         threading.Thread(
             target=run.guard,
-            args=("decode", stages.decode, run, source, job.first, job.first_dt),
+            args=("decode", stages.decode, run, source, job.first, job.first_pts, job.first_dt),
             name="jsnet-decode",
             daemon=True,
         ),
@@ -350,32 +368,59 @@ def _account(job: _Job, run: stages.Run, config: VideoConfig) -> None:
     stats.frames, stats.frames_read = run.written, run.read
     stats.frames_restored, stats.frames_dropped = run.restored, run.dropped
     expected = stats.frames_expected
+    short = 0
     if (
         expected is not None
         and run.read < expected
         and (job.source.frames_exact or expected - run.read > 2)
     ):
-        stats.frames_failed = expected - run.read
+        short = expected - run.read
+    failures = job.source.reader.failures  # damaged packets the decoder skipped
+    if short or failures:
+        stats.frames_failed = max(short, failures)
         stats.complete = False
 
 
 def _keep_or_drop_partial(job: _Job, run: stages.Run, config: VideoConfig) -> None:
     """After an error or Ctrl-C: keep what was written as NAME.partial.EXT, or nothing."""
     if config.keep_partial and run.written:
-        part = partial_name(job.dst)
-        os.replace(job.video_tmp, part)
+        part = partial_name(job.dst, taken_ok=config.overwrite)
+        commit(job.video_tmp, part, overwrite=config.overwrite)
         job.stats.partial = str(part)
         job.say(f"kept the {run.written} frames written so far in {part} (video only)")
     elif run.written:
         job.say("removed the unfinished output (--keep-partial keeps it)")
 
 
+def _check_written(path: Path, frames: int, what: str) -> None:
+    """The encoder and muxer report few write errors (OpenCV none): a file that does not
+    hold every frame given to it was not written, whatever the writer said. Mostly a full
+    disk, which is then named."""
+    found = count_video_packets(path)
+    if found is None or found >= frames:
+        return
+    free = shutil.disk_usage(path.parent).free
+    cause = (
+        "the disk is full; free some space or write elsewhere"
+        if free < 64 * 2**20
+        else "the encoder or the disk failed"
+    )
+    held = "no readable video" if found < 0 else f"{found} of {frames} frames"
+    raise OutputWriteError(f"could not write the {what}: it holds {held}; {cause}")
+
+
+def _is_write_error(e: BaseException) -> bool:
+    return getattr(e, "errno", None) in WRITE_ERRNOS or isinstance(e, OutputWriteError)
+
+
 def _finish(job: _Job, run: stages.Run, config: VideoConfig) -> None:
-    """Complete (or a damaged input, read to its end): remux the input's audio and
-    metadata into the video where PyAV can, and rename it to its final name."""
+    """Complete (or a damaged input, read to its end): check that the video holds every
+    frame, remux the input's audio and metadata into it where PyAV can, and rename it to
+    its final name (`NAME.partial.EXT` for a damaged input, which is then an error)."""
     stats, source = job.stats, job.source
     if run.written == 0:
         raise VideoError(f"no frame of {source.name} could be restored")
+    _check_written(job.video_tmp, run.written, "restored video")
     trim = None
     if config.max_frames is not None or not stats.complete:
         trim = run.written / source.fps
@@ -390,10 +435,18 @@ def _finish(job: _Job, run: stages.Run, config: VideoConfig) -> None:
                 final_tmp,
                 rotation=source.rotation,
                 trim_audio_s=trim,
-                rate=source.rate if job.choice.library == "opencv" else None,
+                rate=source.rate,
+                retime=job.choice.library == "opencv",
             )
-        except Exception as e:  # audio or metadata trouble must not lose the video
-            job.note(
+            _check_written(final_tmp, run.written, "restored video")
+        except Exception as e:
+            if _is_write_error(e):  # the disk, not the audio: the output cannot be made
+                raise (
+                    e
+                    if isinstance(e, OutputWriteError)
+                    else OutputWriteError(write_error_message(job.dst, e))
+                ) from None
+            job.note(  # audio or metadata trouble must not lose the video
                 f"could not copy the input's audio and metadata ({type(e).__name__}: "
                 f"{e}); the output has video only"
             )
@@ -405,9 +458,11 @@ def _finish(job: _Job, run: stages.Run, config: VideoConfig) -> None:
             stats.metadata_copied = res.metadata_copied and source.path is not None
             for n in res.notes:
                 job.note(n)
-    commit(final_tmp, job.dst, overwrite=config.overwrite)
+    dst = job.dst if stats.complete else partial_name(job.dst, taken_ok=config.overwrite)
+    commit(final_tmp, dst, overwrite=config.overwrite)
     preview_path = config.preview_path
     if preview_path is not None:
+        _check_written(job.preview_tmp, run.written, "preview")
         commit(job.preview_tmp, preview_path, overwrite=config.overwrite)
         stats.preview = str(preview_path)
-    stats.output = str(job.dst)
+    stats.output = str(dst)

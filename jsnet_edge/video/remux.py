@@ -29,6 +29,7 @@ def remux(
     rotation: int,
     trim_audio_s: float | None = None,
     rate: Fraction | None = None,
+    retime: bool = False,
 ) -> RemuxResult:
     """Mux the encoded `video` with the audio streams and container metadata of `source`
     into `out`: packets are copied, not re-encoded (an audio codec the output container
@@ -36,20 +37,23 @@ def remux(
     written: it is lost if set after the first packet (av 18).
 
     trim_audio_s: drop audio that starts after this time (the video was cut short).
-    rate: the exact frame rate, where the encoder rounded it (OpenCV writes 30000/1001 as
-        2997/100): video timestamps are rewritten to it, packets still copied. Only for
-        video without frame reordering (OpenCV's encoders), as timestamps become frame
-        numbers.
+    rate: the exact (average) frame rate: declared in the output (a copied stream's rate
+        field comes out garbled for non-integer rates: 30000/1001 as 30000).
+    retime: the encoder rounded the rate (OpenCV writes 30000/1001 as 2997/100): video
+        timestamps are rewritten to `rate`, packets still copied. Only for constant-rate
+        video without frame reordering (OpenCV's encoders): timestamps become frame numbers.
     """
     import av
 
     try:
-        return _remux(video, source, out, rotation, trim_audio_s, rate, transcode_audio=False)
+        return _remux(
+            video, source, out, rotation, trim_audio_s, rate, retime, transcode_audio=False
+        )
     except (av.FFmpegError, ValueError):
         if source is None:
             raise
     # e.g. pcm audio, which mp4 lists as supported but refuses: re-encode the audio
-    return _remux(video, source, out, rotation, trim_audio_s, rate, transcode_audio=True)
+    return _remux(video, source, out, rotation, trim_audio_s, rate, retime, transcode_audio=True)
 
 
 def _remux(
@@ -59,6 +63,7 @@ def _remux(
     rotation: int,
     trim_audio_s: float | None,
     rate: Fraction | None,
+    retime_to_rate: bool,
     *,
     transcode_audio: bool,
 ) -> RemuxResult:
@@ -78,7 +83,7 @@ def _remux(
                 # The template's frame rate field comes out garbled for non-integer rates
                 # (2997/100 as 2997, which Matroska then declares): set it.
                 ov.codec_context.framerate = rate
-                if iv.average_rate and Fraction(iv.average_rate) != rate:
+                if retime_to_rate and iv.average_rate and Fraction(iv.average_rate) != rate:
                     retime = (Fraction(iv.average_rate), rate)
                     ov.time_base = 1 / rate
             if rotation:

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jsnet_edge.degradations import add_gaussian_noise
 from jsnet_edge.errors import OptionError
 from jsnet_edge.images import SAMPLES, load_image, sample_images
 from jsnet_edge.outputs import check_output, commit
@@ -85,11 +86,12 @@ def clean_frames(
 
 
 def add_noise(frame: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Additive white Gaussian noise (on the 0..255 scale), clipped to uint8."""
+    """Additive white Gaussian noise (the one degradation, on the 0..255 scale), stored in
+    8 bits as a video frame is."""
     if sigma <= 0:
         return frame
-    noisy = frame.astype(np.float32) + rng.normal(0.0, sigma, frame.shape).astype(np.float32)
-    return np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
+    noisy = add_gaussian_noise(frame, sigma, rng=rng, clip=True)
+    return (noisy + 0.5).astype(np.uint8)
 
 
 def tone(seconds: float, rate: int = AUDIO_RATE, freq: float = 440.0) -> np.ndarray:

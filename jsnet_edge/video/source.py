@@ -1,7 +1,8 @@
 """Opening what a user names as video input: a file, a camera index or a stream URL.
 
-OpenCV decodes (files, cameras, network streams); PyAV, where installed (the `video`
-extra), probes files for their exact frame rate and count.
+PyAV (FFmpeg, with its decoding threads) reads files where it is installed: exact frame
+counts from the index, each frame's timestamp (variable frame rates stay variable), damaged
+packets counted; OpenCV reads cameras, network streams, and files without PyAV.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from jsnet_edge.images import IMAGE_SUFFIXES
 from jsnet_edge.video.errors import VideoError
 
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://")
@@ -27,6 +29,62 @@ def have_av() -> bool:
     return True
 
 
+class CvReader:
+    """Frames from OpenCV's VideoCapture: cameras, network streams, and files where PyAV is
+    not installed. No timestamps (the frame rate is taken as constant)."""
+
+    def __init__(self, cap: cv2.VideoCapture) -> None:
+        self.cap = cap
+        self.failures = 0
+
+    def read(self) -> tuple[np.ndarray, int | None] | None:
+        ok, frame = self.cap.read()
+        return (frame, None) if ok and frame is not None else None
+
+    def release(self) -> None:
+        self.cap.release()
+
+
+class AvReader:
+    """Frames of a file decoded by PyAV (FFmpeg's threads), with each frame's timestamp
+    (its pts, in `time_base`): variable-frame-rate video keeps its timing. A damaged packet
+    is counted and skipped; the rest of the file is still read."""
+
+    def __init__(self, path: Path) -> None:
+        import av
+
+        self.av = av
+        self.container = av.open(str(path))
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.time_base = self.stream.time_base
+        self.failures = 0
+        self._frames = self._decode()
+
+    def _decode(self):
+        av = self.av
+        try:
+            for packet in self.container.demux(self.stream):
+                try:
+                    frames = packet.decode()
+                except av.InvalidDataError:
+                    self.failures += 1
+                    continue
+                yield from frames
+        except (av.FFmpegError, EOFError):  # a cut or damaged file: what was read stands
+            self.failures += 1
+
+    def read(self) -> tuple[np.ndarray, int | None] | None:
+        frame = next(self._frames, None)
+        if frame is None:
+            return None
+        return frame.to_ndarray(format="bgr24"), frame.pts
+
+    def release(self) -> None:
+        self._frames.close()
+        self.container.close()
+
+
 @dataclass
 class Source:
     """An opened input and what is known about it before decoding."""
@@ -34,9 +92,10 @@ class Source:
     name: str  # as the user gave it, for messages
     kind: str  # "file", "camera" or "url"
     path: Path | None  # files only
-    cap: cv2.VideoCapture
+    reader: CvReader | AvReader
     fps: float
-    rate: Fraction  # exact frame rate when PyAV knows it, else from fps
+    rate: Fraction  # exact (average) frame rate when PyAV knows it, else from fps
+    time_base: Fraction | None  # of the frames' timestamps (PyAV); None: constant rate
     frames_expected: int | None
     frames_exact: bool  # the count comes from the container index, not an estimate
     rotation: int  # display rotation, degrees counter-clockwise (PyAV convention)
@@ -56,13 +115,14 @@ def parse_source(src: str | int | Path) -> tuple[str, int | str | Path]:
     return "file", Path(src)
 
 
-def open_source(src: str | int | Path, *, bake_rotation: bool) -> Source:
-    """Open a file, camera index or URL with OpenCV; a clear error when it cannot be read.
-
-    bake_rotation: let OpenCV turn the pixels upright (used when the output cannot carry a
-    rotation tag); otherwise frames stay as stored and the tag is copied.
-    """
+def open_source(src: str | int | Path) -> Source:
+    """Open a file (PyAV where installed, else OpenCV), camera index or URL (OpenCV); a
+    clear error when it cannot be read. Frames are decoded as stored: a rotation tag is
+    copied to the output, or applied to the pixels where the output cannot carry it (no
+    PyAV)."""
     kind, what = parse_source(src)
+    if kind == "file" and have_av():
+        return _open_av_file(Path(what))
     notes: list[str] = []
     if kind == "file":
         path = Path(what)
@@ -83,51 +143,82 @@ def open_source(src: str | int | Path, *, bake_rotation: bool) -> Source:
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # a live source: always the freshest frame
     meta = cap.get(cv2.CAP_PROP_ORIENTATION_META)  # clockwise degrees
     rotation = _ccw(-int(meta)) if np.isfinite(meta) else 0
-    if not bake_rotation:
+    if have_av():  # the remux copies the tag: keep the pixels as stored
         cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
     fps = cap.get(cv2.CAP_PROP_FPS)
     count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
     frames = int(count) if kind == "file" and np.isfinite(count) and count > 0 else None
-    exact = False
-    rate = None
-    if kind == "file" and have_av():
-        info = probe_video(path)
-        if info is not None:
-            rate, nb = info
-            if nb > 0:
-                frames, exact = nb, True
     if not np.isfinite(fps) or fps <= 0 or fps > 1000:
-        if rate is None:
-            notes.append(f"{what} reports no frame rate; writing 30 fps")
-            fps = 30.0
-        else:
-            fps = float(rate)
-    if rate is None:
-        rate = Fraction(fps).limit_denominator(1001)
+        notes.append(f"{what} reports no frame rate; writing 30 fps")
+        fps = 30.0
     live = kind == "camera" or (kind == "url" and str(what).lower().startswith(LIVE_SCHEMES))
     return Source(
         name=str(what),
         kind=kind,
         path=path,
-        cap=cap,
+        reader=CvReader(cap),
         fps=fps,
-        rate=rate,
+        rate=Fraction(fps).limit_denominator(1001),
+        time_base=None,
         frames_expected=frames,
-        frames_exact=exact,
+        frames_exact=False,
         rotation=rotation,
         live=live,
         notes=notes,
     )
 
 
-def open_file(path: Path) -> cv2.VideoCapture:
-    """An opened capture of a video file, or a VideoError that says what is wrong."""
+def _open_av_file(path: Path) -> Source:
+    import av
+
+    open_file(path, opencv=False)  # the same checks and messages as without PyAV
+    try:
+        reader = AvReader(path)
+    except (av.FFmpegError, IndexError, OSError) as e:
+        raise VideoError(f"cannot read {path}: {e}") from None
+    v = reader.stream
+    notes: list[str] = []
+    rate = v.average_rate or v.guessed_rate or v.base_rate
+    if not rate:
+        notes.append(f"{path} reports no frame rate; writing 30 fps")
+        rate = Fraction(30)
+    rate = Fraction(rate)
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)  # reads the display-rotation tag
+    meta = cap.get(cv2.CAP_PROP_ORIENTATION_META)  # clockwise degrees
+    cap.release()
+    rotation = _ccw(-int(meta)) if np.isfinite(meta) else 0
+    frames = int(v.frames or 0)
+    return Source(
+        name=str(path),
+        kind="file",
+        path=path,
+        reader=reader,
+        fps=float(rate),
+        rate=rate,
+        time_base=reader.time_base,
+        frames_expected=frames or None,  # only from the index: no guess from the duration
+        frames_exact=frames > 0,
+        rotation=rotation,
+        live=False,
+        notes=notes,
+    )
+
+
+def open_file(path: Path, opencv: bool = True) -> cv2.VideoCapture | None:
+    """An opened OpenCV capture of a video file (None with `opencv=False`: only the checks),
+    or a VideoError that says what is wrong."""
     if not path.exists():
         raise VideoError(f"input {path} does not exist")
     if path.is_dir():
         raise VideoError(f"{path} is a folder, not a video")
     if path.stat().st_size == 0:
         raise VideoError(f"{path} is empty (0 bytes)")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise VideoError(f"{path} is an image, not a video; restore it with `jsnet-edge image`")
+    if have_av() and not has_video_stream(path):
+        raise VideoError(f"{path} has no video stream (audio only?); give a video file")
+    if not opencv:
+        return None
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         raise VideoError(
@@ -137,22 +228,40 @@ def open_file(path: Path) -> cv2.VideoCapture:
     return cap
 
 
-def _ccw(deg: int) -> int:
-    """Degrees normalised to (-180, 180]."""
-    deg %= 360
-    return deg - 360 if deg > 180 else deg
+def has_video_stream(path: Path) -> bool:
+    """False for a file PyAV opens that holds no video (an audio file); True otherwise (a
+    file PyAV cannot open is left to OpenCV, whose message then says why)."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            return bool(c.streams.video)
+    except (av.FFmpegError, ValueError, OSError):
+        return True
 
 
-def probe_video(path: Path) -> tuple[Fraction, int] | None:
-    """(exact frame rate, frame count from the index or 0) of the first video stream."""
+def count_video_packets(path: Path) -> int | None:
+    """Video packets a file holds, read without decoding (None without PyAV, -1 if the
+    file cannot be read at all): the check that an encoder really wrote what it was given."""
+    if not have_av():
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        try:
+            n = cap.get(cv2.CAP_PROP_FRAME_COUNT) if cap.isOpened() else -1
+        finally:
+            cap.release()
+        return int(n) if n >= 0 else -1
     import av
 
     try:
         with av.open(str(path)) as c:
             if not c.streams.video:
-                return None
-            v = c.streams.video[0]
-            rate = v.average_rate or v.guessed_rate or v.base_rate
-            return (Fraction(rate) if rate else None), int(v.frames or 0)
-    except (av.FFmpegError, ValueError, OSError):
-        return None
+                return -1
+            return sum(1 for p in c.demux(c.streams.video[0]) if p.size)
+    except (av.FFmpegError, ValueError, OSError, EOFError):
+        return -1
+
+
+def _ccw(deg: int) -> int:
+    """Degrees normalised to (-180, 180]."""
+    deg %= 360
+    return deg - 360 if deg > 180 else deg

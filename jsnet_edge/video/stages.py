@@ -39,6 +39,8 @@ class Run:
         self.capture_stop = threading.Event()  # stop reading, finish what was read
         self.errors: list[BaseException] = []
         self.read = self.restored = self.written = self.dropped = 0
+        self.pts: list[int | None] = []  # timestamp of each frame read, by index
+        self.first_out: float | None = None  # when the first restored frame was written
         self.lat: dict[str, list[float]] = {k: [] for k in STAGES}
         self.latest_preview: np.ndarray | None = None
 
@@ -83,14 +85,17 @@ class Run:
         return out
 
 
-def decode(run: Run, source: Source, first: np.ndarray, first_dt: float) -> None:
-    cap = source.cap
+def decode(
+    run: Run, source: Source, first: np.ndarray, first_pts: int | None, first_dt: float
+) -> None:
+    reader = source.reader
     pace = run.realtime and not source.live  # a file read as if live
     t0 = time.perf_counter()
-    frame, dt = first, first_dt
+    frame, pts, dt = first, first_pts, first_dt
     try:
         while True:
             item = (run.read, frame, time.perf_counter())
+            run.pts.append(pts)  # every frame read, dropped or not: the encoder's timing
             run.lat["decode"].append(dt)
             run.read += 1
             if run.realtime:
@@ -106,12 +111,13 @@ def decode(run: Run, source: Source, first: np.ndarray, first_dt: float) -> None
                 if wait > 0:
                     time.sleep(wait)
             t = time.perf_counter()
-            ok, frame = cap.read()
+            got = reader.read()
             dt = time.perf_counter() - t
-            if not ok or frame is None:
+            if got is None:
                 break
+            frame, pts = got
     finally:
-        cap.release()
+        reader.release()
         run.put(run.q_in, _END)
 
 
@@ -178,15 +184,17 @@ def encode(
             else:  # the stream changed size mid-way: the file cannot
                 out = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
         t = time.perf_counter()
-        for _ in range(idx - last - 1):  # frames dropped by --realtime: repeat, keep timing
-            writer.write(prev if prev is not None else out)
+        for k in range(last + 1, idx):  # frames dropped by --realtime: repeat, keep timing
+            writer.write(prev if prev is not None else out, run.pts[k])
             run.written += 1
-        writer.write(out)
+        writer.write(out, run.pts[idx])
         run.written += 1
+        if run.first_out is None:
+            run.first_out = time.perf_counter()
         if pv_writer is not None or window:
             side = side_by_side(frame, out, rotation, label)
             if pv_writer is not None:
-                pv_writer.write(side)
+                pv_writer.write(side, run.pts[idx])
             if window:
                 run.latest_preview = side
         run.lat["encode"].append(time.perf_counter() - t)

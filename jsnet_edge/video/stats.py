@@ -29,6 +29,7 @@ class VideoStats:
     audio_reencoded: int = 0  # of those, re-encoded: the container refused the codec
     metadata_copied: bool = False
     wall_s: float = 0.0
+    first_frame_s: float | None = None  # from the start of the process (or of `process`)
     pipeline_fps: float = 0.0
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     backend: str = ""
@@ -71,6 +72,8 @@ class VideoStats:
             f"{audio}, metadata {'copied' if self.metadata_copied else 'not copied'}, "
             f"rotation {self.rotation} ({self.rotation_handling})"
         )
+        if self.first_frame_s is not None:
+            lines.append(f"first restored frame after {self.first_frame_s:.2f} s")
         lines.append(
             f"backend: {self.backend} on {self.device}, {self.precision}, "
             f"task {self.task}, batch {self.batch}"

@@ -15,18 +15,58 @@ from jsnet_edge.outputs import temp_beside as _temp_beside
 from jsnet_edge.video.errors import VideoError
 from jsnet_edge.video.source import AV_MISSING, Source, have_av
 
-# Output container -> the codec used when none is named. Four characters are an OpenCV
-# fourcc; longer names are PyAV (FFmpeg) encoders.
-CONTAINERS: dict[str, str] = {
-    ".mp4": "mp4v",
-    ".m4v": "mp4v",
-    ".mov": "mp4v",
-    ".mkv": "mp4v",
-    ".avi": "MJPG",
-    ".webm": "libvpx-vp9",
+# Output container -> the codec used when none is named: H.264 (libx264, 4:2:0) as video
+# tools write it, through PyAV; OpenCV's fourccs where PyAV is missing (or for .avi).
+CONTAINERS: dict[str, tuple[str, str]] = {  # extension: (with PyAV, without)
+    ".mp4": ("h264", "mp4v"),
+    ".m4v": ("h264", "mp4v"),
+    ".mov": ("h264", "mp4v"),
+    ".mkv": ("h264", "mp4v"),
+    ".avi": ("MJPG", "MJPG"),
+    ".webm": ("vp9", "vp9"),
 }
+# --codec names -> FFmpeg encoders (four characters are an OpenCV fourcc instead).
+CODECS: dict[str, str] = {
+    "h264": "libx264",
+    "hevc": "libx265",
+    "h265": "libx265",
+    "av1": "libsvtav1",
+    "vp9": "libvpx-vp9",
+    "ffv1": "ffv1",
+}
+LOSSLESS = ("ffv1",)  # RGB kept exactly: for judging a restorer, not for players
 # PyAV encoders that take a constant-rate-factor quality, and our default for each.
 CRF_CODECS: dict[str, int] = {"libx264": 18, "libx265": 20, "libvpx-vp9": 31, "libsvtav1": 30}
+# Containers each PyAV encoder goes in (the others refuse it, or players do).
+ENCODER_CONTAINERS: dict[str, tuple[str, ...]] = {
+    "libx264": (".mp4", ".m4v", ".mov", ".mkv", ".avi"),
+    "libx265": (".mp4", ".m4v", ".mov", ".mkv"),
+    "libsvtav1": (".mp4", ".mkv", ".webm"),
+    "libvpx-vp9": (".mp4", ".mkv", ".webm"),
+    "ffv1": (".mkv", ".avi"),
+}
+
+
+def container_for(codec: str | None, suffix: str) -> str:
+    """The container extension to write `codec` in: `suffix` where it fits, else the
+    first one that holds the codec (ffv1 goes in .mkv, say), else .mp4."""
+    suffix = suffix.lower() if suffix.lower() in CONTAINERS else ".mp4"
+    if codec is None:
+        return suffix
+    allowed = ENCODER_CONTAINERS.get(CODECS.get(codec.lower(), codec))
+    return suffix if not allowed or suffix in allowed else allowed[0]
+
+
+def x264_preset(size: tuple[int, int]) -> str:
+    """The libx264 preset that keeps encoding well below restoration on two cores (measured
+    in benchmarks/video_peers.py): slower presets compress better but would make the
+    encoder the bottleneck of real-time video at 720p and above."""
+    pixels = size[0] * size[1]
+    if pixels <= 640 * 360:
+        return "faster"
+    if pixels <= 1280 * 720:
+        return "veryfast"
+    return "superfast"
 
 
 def temp_beside(path: Path, tag: str) -> Path:
@@ -35,8 +75,15 @@ def temp_beside(path: Path, tag: str) -> Path:
     return _temp_beside(path, f".{tag}{path.suffix}")
 
 
-def partial_name(path: Path) -> Path:
-    return path.with_name(f"{path.stem}.partial{path.suffix}")
+def partial_name(path: Path, taken_ok: bool = False) -> Path:
+    """Where an unfinished or damaged run's frames go: NAME.partial.EXT, or NAME.partial-2.EXT
+    ... when that is taken (unless `taken_ok`): a partial result never replaces a file."""
+    candidate = path.with_name(f"{path.stem}.partial{path.suffix}")
+    n = 2
+    while candidate.exists() and not taken_ok:
+        candidate = path.with_name(f"{path.stem}.partial-{n}{path.suffix}")
+        n += 1
+    return candidate
 
 
 @dataclass(frozen=True)
@@ -47,15 +94,17 @@ class CodecChoice:
 
 
 def choose_codec(path: Path, codec: str | None, crf: int | None) -> CodecChoice:
-    """The encoder for an output file: a 4-character name is an OpenCV fourcc (mp4v, MJPG,
-    XVID ...), a longer one a PyAV/FFmpeg encoder (libx264 ...), which takes --crf."""
+    """The encoder for an output file. `codec`: h264 (the default for .mp4/.mov/.mkv with
+    PyAV), hevc, av1, vp9, ffv1 (lossless RGB, .mkv/.avi), any FFmpeg encoder name (PyAV),
+    or a 4-character OpenCV fourcc (mp4v, MJPG, XVID ...; no --crf)."""
     ext = path.suffix.lower()
     if ext not in CONTAINERS:
         raise VideoError(
             f"cannot write {ext or 'extension-less'} videos ({path.name}); use "
             f"one of {', '.join(CONTAINERS)}"
         )
-    name = codec or CONTAINERS[ext]
+    name = codec or CONTAINERS[ext][0 if have_av() else 1]
+    name = CODECS.get(name.lower(), name)
     if len(name) == 4:
         if crf is not None:
             raise OptionError(
@@ -73,11 +122,13 @@ def choose_codec(path: Path, codec: str | None, crf: int | None) -> CodecChoice:
         av.Codec(name, "w")
     except (av.FFmpegError, ValueError):
         raise VideoError(
-            f"unknown or unavailable encoder {name!r}; try libx264, mpeg4 or an "
+            f"unknown or unavailable encoder {name!r}; use h264, hevc, av1, vp9, ffv1 or an "
             "OpenCV fourcc such as mp4v"
         ) from None
-    if crf is not None and not 0 <= crf <= 63:
-        raise OptionError(f"--crf must be between 0 and 63, got {crf}")
+    if name in ENCODER_CONTAINERS and ext not in ENCODER_CONTAINERS[name]:
+        raise OptionError(
+            f"{name} cannot go in a {ext} file; use {' or '.join(ENCODER_CONTAINERS[name])}"
+        )
     if crf is not None and name not in CRF_CODECS:
         raise OptionError(f"--crf applies to {', '.join(CRF_CODECS)}, not {name}")
     return CodecChoice(name, "pyav", crf if crf is not None else CRF_CODECS.get(name))
@@ -98,18 +149,26 @@ class CvWriter:
                 "--codec MJPG (.avi)"
             )
 
-    def write(self, frame: np.ndarray) -> None:
-        self.writer.write(frame)
+    def write(self, frame: np.ndarray, pts: int | None = None) -> None:
+        self.writer.write(frame)  # a constant frame rate: timestamps are not kept
 
     def close(self) -> None:
         self.writer.release()
 
 
 class AvWriter:
-    """A PyAV encoder (libx264 ...) writing a video-only file at an exact frame rate."""
+    """A PyAV (FFmpeg) encoder writing a video-only file. Frames carry the input's
+    timestamps where it has them (`time_base`): a variable frame rate stays variable;
+    otherwise frame k is at k / rate."""
 
     def __init__(
-        self, path: Path, codec: str, rate: Fraction, size: tuple[int, int], crf: int | None
+        self,
+        path: Path,
+        codec: str,
+        rate: Fraction,
+        size: tuple[int, int],
+        crf: int | None,
+        time_base: Fraction | None = None,
     ) -> None:
         import av
 
@@ -118,21 +177,34 @@ class AvWriter:
         self.container = av.open(str(path), "w")
         options = {"crf": str(crf)} if crf is not None else {}
         if codec == "libx264":
-            options["preset"] = "fast"
+            options["preset"] = x264_preset(size)
         try:
             self.stream = self.container.add_stream(codec, rate=rate, options=options)
             self.stream.width, self.stream.height = size
             formats = [f.name for f in (self.stream.codec.video_formats or [])]
-            self.stream.pix_fmt = "yuv420p" if "yuv420p" in formats or not formats else formats[0]
-            self.stream.codec_context.time_base = Fraction(1) / rate
+            if codec in LOSSLESS:
+                wanted = "bgr0"  # the frames' RGB, exactly
+            else:
+                wanted = "yuv420p"
+            self.stream.pix_fmt = wanted if wanted in formats or not formats else formats[0]
+            self.stream.codec_context.time_base = time_base or Fraction(1) / rate
         except (av.FFmpegError, ValueError) as e:
             self.container.close()
             raise VideoError(f"cannot set up the encoder {codec}: {e}") from None
         self.index = 0
+        self.first_pts: int | None = None
+        self.last_pts = -1
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, pts: int | None = None) -> None:
         f = self.av.VideoFrame.from_ndarray(frame, format="bgr24")
-        f.pts = self.index
+        if pts is None:
+            pts = self.index
+        else:
+            if self.first_pts is None:
+                self.first_pts = pts
+            pts -= self.first_pts
+        f.pts = max(pts, self.last_pts + 1)  # strictly increasing, as encoders require
+        self.last_pts = f.pts
         self.index += 1
         self.container.mux(self.stream.encode(f))
 
@@ -148,4 +220,4 @@ def open_writer(
 ) -> CvWriter | AvWriter:
     if choice.library == "opencv":
         return CvWriter(path, choice.name, source.fps, size)
-    return AvWriter(path, choice.name, source.rate, size, choice.crf)
+    return AvWriter(path, choice.name, source.rate, size, choice.crf, source.time_base)

@@ -27,6 +27,12 @@ class ZooEntry:
         return HERE / f"{self.name}.safetensors"
 
     @property
+    def onnx_path(self) -> Path:
+        """The fp32 ONNX exported from the model file, shipped for the real-time models so
+        that their first video frame does not wait for torch and an export."""
+        return HERE / f"{self.name}.onnx"
+
+    @property
     def int8_path(self) -> Path:
         """The calibrated INT8 ONNX (`jsnet-edge calibrate`) shipped beside some models."""
         return HERE / f"{self.name}-int8.onnx"

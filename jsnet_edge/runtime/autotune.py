@@ -1,0 +1,82 @@
+"""`backend="auto"` on a CPU without bf16: OpenVINO or onnxruntime, whichever runs this
+model faster here, measured once and remembered.
+
+Neither runtime wins everywhere: on the project's 2-core EPYC, onnxruntime fp32 runs the
+real-time SR network 20% faster than OpenVINO fp32, while OpenVINO wins on the paper-size
+networks. So the choice is measured: a 640x360 frame (the size video runs at, or the
+tile) through each candidate, a few times after a warm-up, and kept in the user cache
+under the model's content, the CPU and the runtimes' versions.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from jsnet_edge.cache import optional_cache_dir
+from jsnet_edge.devices import cpu_model
+from jsnet_edge.outputs import write_json
+from jsnet_edge.runtime.backend import Backend
+from jsnet_edge.runtime.export_cache import file_key
+
+SHAPE_HW = (360, 640)
+
+
+def _versions() -> str:
+    import onnxruntime
+    import openvino
+
+    return f"onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__}"
+
+
+def fastest(key: str | None, candidates: dict, colors: int) -> str:
+    """The name of the fastest of `candidates` (name -> opener of a Backend), measured on
+    one frame, or read from the cache under `key` (None: measured, not kept)."""
+    folder = optional_cache_dir("auto") if key else None
+    record = None
+    if folder is not None:
+        record = folder / f"{key}.json"
+        try:
+            cached = json.loads(record.read_text())
+            if cached.get("cpu") == cpu_model() and cached.get("versions") == _versions():
+                if cached.get("choice") in candidates:
+                    return cached["choice"]
+        except (OSError, ValueError):
+            pass
+    h, w = SHAPE_HW
+    x = np.random.default_rng(0).uniform(0, 255, (1, colors, h, w)).astype(np.float32)
+    times = {name: _time(open_(), x) for name, open_ in candidates.items()}
+    choice = min(times, key=times.get)
+    if record is not None:
+        try:
+            write_json(
+                record,
+                {
+                    "choice": choice,
+                    "ms": times,
+                    "cpu": cpu_model(),
+                    "versions": _versions(),
+                    "input": [h, w],
+                },
+            )
+        except Exception:  # noqa: BLE001 - a cache only saves time
+            pass
+    return choice
+
+
+def _time(backend: Backend, x: np.ndarray, repeats: int = 3) -> float:
+    backend(x)  # warm-up: first-call allocations, compilation for this shape
+    samples = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        backend(x)
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples) * 1000
+
+
+def model_key(onnx_path: Path) -> str:
+    return file_key(onnx_path)

@@ -1,0 +1,53 @@
+"""Graphs exported once: a model file's ONNX, kept in the user cache under the file's
+content hash (and the jsnet-edge version that exported it), so that opening it again on
+onnxruntime or OpenVINO skips the export, and the seconds of importing torch with it."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+from jsnet_edge._version import __version__
+from jsnet_edge.cache import optional_cache_dir
+from jsnet_edge.runtime.source import ModelSource
+from jsnet_edge.zoo import ZOO
+
+
+def file_key(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:24]
+
+
+def exported(source: ModelSource, precision: str, keep: list) -> Path:
+    """The ONNX of `source`'s network in `precision` (fp32 or fp16): from the cache when
+    this exact model file was exported before, else exported now (into the cache, or a
+    temporary folder kept alive by `keep` when the model has no file or the cache is off)."""
+    shipped = _shipped(source.model_file)
+    if shipped is not None and precision == "fp32":
+        return shipped
+    folder = optional_cache_dir("onnx") if source.model_file is not None else None
+    if folder is not None:
+        path = folder / f"{file_key(source.model_file)}-{__version__}-{precision}.onnx"
+        if path.is_file():
+            return path
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="jsnet-edge-")
+        keep.append(tmp)
+        path = Path(tmp.name) / "model.onnx"
+    from jsnet_edge.export.onnx import export_onnx  # torch: only when there is no cached graph
+
+    return export_onnx(source.load_net(), path, precision=precision)
+
+
+def _shipped(model_file: Path | None) -> Path | None:
+    """The zoo's own export of a zoo model file, where the package ships one."""
+    if model_file is None:
+        return None
+    entry = ZOO.get(model_file.stem)
+    if entry is None or entry.path.resolve() != model_file.resolve():
+        return None
+    return entry.onnx_path if entry.onnx_path.is_file() else None
