@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from jsnet_edge.export.onnx import export_onnx
 from jsnet_edge.models import load_model, save_model
 
 ZOO = Path(__file__).resolve().parents[1] / "jsnet_edge" / "zoo"
@@ -99,6 +100,10 @@ def int8_section(name: str, report: dict) -> str:
     )
 
 
+# Real-time models ship their exported graph too: video starts without importing torch.
+SHIPPED_ONNX = ("denoise-rt", "sr-x2-rt", "denoise-hd")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=Path, default=Path("runs/zoo"))
@@ -124,6 +129,8 @@ def main() -> None:
             continue
         model = load_model(src)
         dst = save_model(model, ZOO / f"{name}.safetensors", half=True)
+        if name in SHIPPED_ONNX:  # the graph of the file shipped, for a start without torch
+            export_onnx(load_model(dst), ZOO / f"{name}.onnx", overwrite=True)
         card = (args.runs / f"{name}.md").read_text().replace(f"# {name}\n", f"# {name}\n", 1)
         notes = args.runs / f"{name}.notes.md"
         if notes.is_file():

@@ -92,3 +92,13 @@ def test_int8_loses_at_most_0_1_db_on_photographs(name, backend):
             psnr(a, clean, shave=shave, mode=mode) - psnr(b, clean, shave=shave, mode=mode)
         )
     assert np.mean(losses) <= 0.1
+
+
+@pytest.mark.parametrize("name", [n for n, e in ZOO.items() if e.onnx_path.is_file()])
+def test_shipped_graphs_are_their_model_files(name):
+    """The real-time models ship their exported ONNX (video starts without torch): it must
+    be the export of the model file beside it, within the exporter's own tolerance."""
+    from jsnet_edge.export.verify import verify_onnx
+    from jsnet_edge.models import load_model
+
+    assert verify_onnx(load_model(ZOO[name].path), ZOO[name].onnx_path) <= 1e-3
