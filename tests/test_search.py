@@ -34,6 +34,7 @@ from jsnet_edge.search import (
     time_network,
 )
 from jsnet_edge.search.budget import ArchWeights, Fit, give_ups, grow_within_budget
+from jsnet_edge.search.config import SearchConfig
 from jsnet_edge.search.latency import att_key, op_key
 from jsnet_edge.search.mixed import MaskBank, MixedOp
 from jsnet_edge.search.profile import load_or_measure
@@ -213,6 +214,22 @@ def test_int8_and_impossible_targets_are_refused_clearly():
         ProfileConfig(device="cuda", backend="openvino")
     with pytest.raises(OptionError, match="tensorrt backend runs on cuda"):
         ProfileConfig(backend="tensorrt")
+
+
+def test_the_search_can_rank_on_camera_noise(photo_dir, tmp_path):
+    """--noise camera: the supernet sees noise as videos carry it (8-bit, after 4:2:0 and a
+    codec), and only denoising takes it."""
+    from jsnet_edge.search.search import _Batches
+
+    base = dict(data=photo_dir, out=tmp_path / "run", budgets=(10.0,), batch=4, patch=32)
+    cfg = SearchConfig(task="denoise", noise="camera", **base)
+    x, y = _Batches(cfg).train_batch()
+    assert x.shape == y.shape == (4, 3, 32, 32)
+    assert torch.equal(x, x.round()) and 0 < (x - y).abs().mean() < 40  # 8-bit, noisy
+    with pytest.raises(OptionError, match="--noise applies to --task denoise"):
+        SearchConfig(task="sr-x2", noise="camera", **base)
+    with pytest.raises(OptionError, match="--noise must be one of"):
+        SearchConfig(task="denoise", noise="poisson", **base)
 
 
 # --- budgets -------------------------------------------------------------------------------

@@ -190,6 +190,10 @@ def search(
     unshuffle: UnshuffleOpt = 1,
     batch: Annotated[int, typer.Option(help="Patches per step.")] = 8,
     patch: Annotated[int, typer.Option(help="Target patch side (pixels).")] = 64,
+    noise: Annotated[
+        str,
+        typer.Option(help="Denoising: gaussian, or camera (sensor noise, 4:2:0, H.264/JPEG)."),
+    ] = "gaussian",
     lr: Annotated[float, typer.Option(help="Adam learning rate of the network weights.")] = 1e-3,
     arch_lr: Annotated[float, typer.Option(help="Adam learning rate of the architecture.")] = 3e-3,
     latency_weight: Annotated[
@@ -283,6 +287,7 @@ def search(
         unshuffle=unshuffle,
         batch=batch,
         patch=patch,
+        noise=noise,
         lr=lr,
         arch_lr=arch_lr,
         latency_weight=latency_weight,

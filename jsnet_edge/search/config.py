@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jsnet_edge.degradations import NOISES
 from jsnet_edge.errors import OptionError
 from jsnet_edge.outputs import check_output
 from jsnet_edge.runtime.capabilities import device_type
@@ -86,6 +87,8 @@ class SearchConfig:
         snapshot_every: record the architecture weights every this many steps.
         table: use this latency table file (must match the target).
         paper: also measure and fine-tune the paper's network for comparison.
+        noise: denoising's degradation, as `Degradation.noise` ("gaussian" or "camera"):
+            the search ranks operations on the noise the network will meet.
         threads: torch threads for training.
         runtime_threads: threads of the target runtime when measuring (part of the table's
             fingerprint); default: the runtime's own choice.
@@ -127,6 +130,7 @@ class SearchConfig:
     table: Path | None = None
     paper: bool = True
     gray: bool = False
+    noise: str = "gaussian"
     seed: int = 0
     threads: int | None = None
     runtime_threads: int | None = None
@@ -155,6 +159,10 @@ class SearchConfig:
             )
         if self.batch < 1:
             raise OptionError(f"--batch must be at least 1, got {self.batch}")
+        if self.noise not in NOISES:
+            raise OptionError(f"--noise must be one of {', '.join(NOISES)}, not {self.noise!r}")
+        if self.noise != "gaussian" and self.task != "denoise":
+            raise OptionError(f"--noise applies to --task denoise, not {self.task}")
         scale = task_scale(self.task)
         m = scale * self.unshuffle
         if self.unshuffle < 1:

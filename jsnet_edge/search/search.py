@@ -73,7 +73,7 @@ class _Batches:
     """Training and validation patches (two folders, or one folder with two seeds)."""
 
     def __init__(self, cfg: SearchConfig) -> None:
-        spec = Degradation(cfg.task)
+        spec = Degradation(cfg.task, noise=cfg.noise)
         self.train = PatchSampler(cfg.data, spec, cfg.colors, cfg.patch, seed=cfg.seed)
         self.val = PatchSampler(
             cfg.val or cfg.data, spec, cfg.colors, cfg.patch, seed=cfg.seed + 1000
