@@ -114,15 +114,16 @@ def video(
     ] = False,
     progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
     tile: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--tile",
             help=(
-                "Largest tile side in input pixels (640: a 640x360 frame runs whole, not as two "
-                "overlapping 512 tiles)."
+                "Largest tile side in input pixels. Default: whole frames up to 1920 for the "
+                "real-time models (tiles would recompute their overlaps), 640 for the others."
             ),
+            show_default=False,
         ),
-    ] = 640,
+    ] = None,
     tile_overlap: OverlapOpt = 32,
     ray: RayOpt = None,
     workers: WorkersOpt = None,
@@ -130,10 +131,11 @@ def video(
 ) -> None:
     """Restore a video (file, camera or stream): same frames, rate, audio and metadata."""
     from jsnet_edge.restorer import Restorer
-    from jsnet_edge.video.config import VideoConfig
+    from jsnet_edge.video.config import VIDEO_TILE, WHOLE_FRAME_TILE, VideoConfig
     from jsnet_edge.video.errors import IncompleteVideoError
     from jsnet_edge.video.pipeline import check_paths, default_output, process
-    from jsnet_edge.zoo import check_model_task, pick_model
+    from jsnet_edge.video.source import frame_size
+    from jsnet_edge.zoo import check_model_task, is_video_model, pick_model
 
     cfg = VideoConfig(
         batch=batch,
@@ -146,7 +148,11 @@ def video(
         overwrite=overwrite,
         keep_partial=keep_partial,
     )
-    name = pick_model(model, task, video=True)
+    first = sources[0]
+    size = frame_size(Path(first)) if len(sources) == 1 and Path(first).is_file() else None
+    name = pick_model(model, task, video=True, size=size)
+    if tile is None:
+        tile = WHOLE_FRAME_TILE if is_video_model(name) else VIDEO_TILE
     if ray is not None or len(sources) > 1 or Path(sources[0]).is_dir():
         if output is None:
             raise OptionError("several videos need an output folder: -o FOLDER")

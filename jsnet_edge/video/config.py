@@ -8,6 +8,11 @@ from pathlib import Path
 from jsnet_edge.errors import OptionError
 
 WINDOW = "window"
+# Tile sides of `jsnet-edge video`: whole frames up to 1080p for the real-time models (their
+# bodies run at reduced resolution, so a frame fits in memory, and tiles would recompute
+# their overlaps: 1280x720 in 640 tiles is 2.7x the pixels); 640 for the others.
+WHOLE_FRAME_TILE = 1920
+VIDEO_TILE = 640
 
 
 @dataclass(frozen=True)
@@ -16,9 +21,10 @@ class VideoConfig:
 
     Args:
         batch: frames per backend call (larger helps GPUs; costs latency).
-        codec: an OpenCV fourcc (mp4v, the .mp4 default; MJPG for .avi; XVID ...) or,
-            with PyAV, an FFmpeg encoder such as libx264 (smaller, better; takes `crf`).
-        crf: quality of PyAV encoders (libx264: 0 lossless .. 51; default 18).
+        codec: None: H.264 (libx264, 4:2:0, CRF 18) through PyAV, or OpenCV's mp4v without
+            PyAV; a name (h264, hevc, av1, vp9, ffv1 for lossless, mp4v for old players),
+            an FFmpeg encoder (libx264 ...) or an OpenCV fourcc (`video.writers.CODECS`).
+        crf: quality of CRF encoders (libx264: 0 lossless .. 51; default 18).
         preview: a file for a side-by-side video (input | restored), or "window" to show
             one where OpenCV has a GUI.
         stats_path: write the summary as JSON there.

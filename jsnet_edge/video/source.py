@@ -228,6 +228,26 @@ def open_file(path: Path, opencv: bool = True) -> cv2.VideoCapture | None:
     return cap
 
 
+def frame_size(path: Path) -> tuple[int, int] | None:
+    """(W, H) of a video file's frames as stored, read from its header (None when it cannot
+    be read here: opening it for real says why)."""
+    if have_av():
+        import av
+
+        try:
+            with av.open(str(path)) as c:
+                v = c.streams.video[0]
+                return (v.codec_context.width, v.codec_context.height) if v.width else None
+        except (av.FFmpegError, IndexError, OSError):
+            return None
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        return (int(w), int(h)) if cap.isOpened() and w > 0 and h > 0 else None
+    finally:
+        cap.release()
+
+
 def has_video_stream(path: Path) -> bool:
     """False for a file PyAV opens that holds no video (an audio file); True otherwise (a
     file PyAV cannot open is left to OpenCV, whose message then says why)."""

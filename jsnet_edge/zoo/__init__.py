@@ -88,27 +88,49 @@ def zoo_entry(name: str) -> ZooEntry:
     return entry
 
 
-# Video (`jsnet-edge video --task T`) takes the real-time model of a task where there is one.
-DEFAULT_FOR_VIDEO: dict[str, str] = {"denoise": "denoise-rt", "sr-x2": "sr-x2-rt"}
+# Video (`jsnet-edge video --task T`) takes the real-time model of a task where there is
+# one: per task, (smallest frame in pixels, model), largest first; the first that the
+# frame reaches wins. denoise-hd runs its body at 1/4 of the frame (320x180 at 720p), so
+# 720p and larger take it; below, denoise-rt (1/2) keeps more detail per pixel.
+VIDEO_MODELS: dict[str, tuple[tuple[int, str], ...]] = {
+    "denoise": ((1280 * 720, "denoise-hd"), (0, "denoise-rt")),
+    "sr-x2": ((0, "sr-x2-rt"),),
+}
 
 
-def default_model_for(task: str, video: bool = False) -> str:
-    if video and task in DEFAULT_FOR_VIDEO:
-        return DEFAULT_FOR_VIDEO[task]
+def default_model_for(task: str, video: bool = False, size: tuple[int, int] | None = None) -> str:
+    """The zoo model a task uses; for video its real-time one for frames of `size` (W, H;
+    None: unknown, e.g. a camera: the smallest frame's)."""
+    if video and task in VIDEO_MODELS:
+        pixels = size[0] * size[1] if size else 0
+        for least, name in VIDEO_MODELS[task]:
+            if pixels >= least and name in ZOO:
+                return name
     if task not in DEFAULT_FOR_TASK:
         raise ModelError(f"no bundled model for task {task!r}; pass --model with a model file")
     return DEFAULT_FOR_TASK[task]
 
 
-def pick_model(model: str | None, task: str | None, video: bool = False) -> str:
+def is_video_model(name: str) -> bool:
+    """A real-time zoo model (small, body at reduced resolution: whole frames fit)."""
+    return any(name == m for rows in VIDEO_MODELS.values() for _, m in rows)
+
+
+def pick_model(
+    model: str | None,
+    task: str | None,
+    video: bool = False,
+    size: tuple[int, int] | None = None,
+) -> str:
     """The model to use: `model` if given (check it with `check_model_task` once loaded),
-    else the task's default (for video its real-time model, where the zoo has one)."""
+    else the task's default (for video its real-time model for frames of `size`, where
+    the zoo has one)."""
     if task is not None:
         check_task(task)
     if model is None:
         if task is None:
             raise OptionError("give --model (a model file or zoo name) or --task")
-        return default_model_for(task, video)
+        return default_model_for(task, video, size)
     return model
 
 
