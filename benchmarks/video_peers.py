@@ -124,6 +124,9 @@ def run_ffmpeg(clip: Clip, flt: str, out: Path, threads: int, frames: int) -> fl
 
 
 def run_ours(clip: Clip, model: str, out: Path, extra: list[str]) -> float:
+    """`jsnet-edge video` on the clip: `model` "task" is `--task denoise` (what a user gets:
+    the zoo picks the model for the frame size), else `--model MODEL`."""
+    pick = ["--task", "denoise"] if model == "task" else ["--model", model]
     cmd = [
         sys.executable,
         "-m",
@@ -132,12 +135,23 @@ def run_ours(clip: Clip, model: str, out: Path, extra: list[str]) -> float:
         str(clip.path),
         "-o",
         str(out),
-        "--model",
-        model,
+        *pick,
         "--no-progress",
         *extra,
     ]
     return timed(cmd)
+
+
+def parse_models(text: str) -> list[tuple[str, str, bool]]:
+    """Parse "task,denoise-rt,old=runs/old/denoise-rt.safetensors,denoise:slow" ->
+    (label, model, slow) triples; slow models restore --slow-frames frames only."""
+    out = []
+    for item in text.split(","):
+        slow = item.endswith(":slow")
+        item = item.removesuffix(":slow")
+        label, _, model = item.rpartition("=")
+        out.append((label or model, model, slow))
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -153,7 +167,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="frames for methods slower than 5 fps (nlmeans at 720p): PSNR and "
         "fps over the first N frames",
     )
-    ap.add_argument("--models", default="denoise-rt,denoise")
+    ap.add_argument(
+        "--models",
+        default="task,denoise-rt,denoise:slow",
+        help="comma-separated: task (--task denoise), zoo names or model files, each "
+        "optionally LABEL=MODEL and :slow (only --slow-frames frames)",
+    )
     ap.add_argument("--filters", default=",".join(FFMPEG_FILTERS))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
@@ -185,17 +204,24 @@ def main(argv: list[str] | None = None) -> dict:
                 )
                 rows = {"noisy input": {"psnr": noisy, "fps": None}}
                 print(f"{name} ({photo.name}): noisy {noisy:.2f} dB", flush=True)
-                for model in args.models.split(","):
-                    out = tmp / f"{name}-{model}.mkv"
-                    s = run_ours(clip, model, out, ["--codec", "ffv1"])
-                    rows[f"jsnet-edge {model}"] = {"psnr": score(out, clip), "fps": args.frames / s}
-                    out2 = tmp / f"{name}-{model}-default.mp4"
-                    s2 = run_ours(clip, model, out2, [])
-                    rows[f"jsnet-edge {model} (default output)"] = {
-                        "psnr": score(out2, clip),
-                        "fps": args.frames / s2,
-                    }
-                    for k in (f"jsnet-edge {model}", f"jsnet-edge {model} (default output)"):
+                for label, model, slow in parse_models(args.models):
+                    n = min(args.slow_frames, args.frames) if slow else args.frames
+                    limit = ["--max-frames", str(n)] if n < args.frames else []
+                    out = tmp / f"{name}-{len(rows)}.mkv"
+                    s = run_ours(clip, model, out, ["--codec", "ffv1", *limit])
+                    key = f"jsnet-edge {label}"
+                    rows[key] = {"psnr": score(out, clip), "fps": n / s, "frames": n}
+                    keys = [key]
+                    if not slow:  # as users get it: the default codec (H.264, CRF 18)
+                        out2 = tmp / f"{name}-{len(rows)}-default.mp4"
+                        s2 = run_ours(clip, model, out2, [])
+                        rows[f"{key} (default output)"] = {
+                            "psnr": score(out2, clip),
+                            "fps": n / s2,
+                            "frames": n,
+                        }
+                        keys.append(f"{key} (default output)")
+                    for k in keys:
                         print(
                             f"  {k:<44} {rows[k]['psnr']:6.2f} dB {rows[k]['fps']:6.1f} fps",
                             flush=True,
