@@ -17,6 +17,7 @@ from pathlib import Path
 
 from jsnet_edge.export.onnx import export_onnx
 from jsnet_edge.models import load_model, save_model
+from jsnet_edge.outputs import write_text
 
 ZOO = Path(__file__).resolve().parents[1] / "jsnet_edge" / "zoo"
 
@@ -142,7 +143,7 @@ def main() -> None:
             card += quality_section(name, quality)
         if realtime:
             card += realtime_section(name, realtime)
-        (ZOO / f"{name}.md").write_text(card)
+        write_text(ZOO / f"{name}.md", card)
         print(f"{name}: {dst} ({dst.stat().st_size / 1e6:.2f} MB)")
 
 

@@ -133,11 +133,10 @@ def test_denoise_keeps_frames_rate_audio_metadata_and_improves_psnr(clips, tmp_p
     for stage in ("decode", "infer", "encode"):
         lat = s["latency_ms"][stage]
         assert 0 <= lat["p50"] <= lat["p99"] and lat["n"] == 10
-    # The default output is H.264 4:2:0 at CRF 18, as video tools write; it keeps the
-    # restoration: within 0.5 dB of the same frames written losslessly on these 128x96
-    # frames (0.38 measured; small frames cost more; benchmarks/video_peers.py holds the
-    # 0.3 dB target at 640x360 and 1280x720).
-    assert (b["codec"], b["pix_fmt"]) == ("h264", "yuv420p")
+    # The default output is H.264 at CRF 18 in 4:4:4 (as ffmpeg's libx264 writes RGB
+    # frames); it keeps the restoration: within 0.3 dB of the same frames written
+    # losslessly (4:2:0 alone lost 0.9-2.1 dB on the benchmark's clips).
+    assert (b["codec"], b["pix_fmt"]) == ("h264", "yuv444p")
     assert 0 < s["first_frame_s"] and "first restored frame after" in proc.stdout
     lossless = tmp_path / "lossless.mkv"
     run_cli("video", src, "-o", lossless, "--task", "denoise", "--codec", "ffv1")
@@ -146,7 +145,7 @@ def test_denoise_keeps_frames_rate_audio_metadata_and_improves_psnr(clips, tmp_p
     exact = np.mean(
         [psnr(r, c, mode="rgb") for r, c in zip(read_frames(lossless), clean, strict=True)]
     )
-    assert exact - 0.5 <= after <= exact + 0.05, (after, exact)
+    assert exact - 0.3 <= after <= exact + 0.05, (after, exact)
 
 
 def test_sr_size_rotation_preview_and_libx264(clips, models, tmp_path):
@@ -166,8 +165,11 @@ def test_sr_size_rotation_preview_and_libx264(clips, models, tmp_path):
         "libx264",
         "--crf",
         "20",
+        "--chroma",
+        "420",
     )
     a, b = describe(src), describe(dst)
+    assert b["pix_fmt"] == "yuv420p"  # --chroma 420: what every player decodes
     assert a["rotation"] == 90 and b["rotation"] == 90  # the tag is carried, pixels untouched
     assert b["size"] == (2 * a["size"][0], 2 * a["size"][1]) == (192, 128)
     assert b["frames"] == a["frames"] == 8 and b["rate"] == a["rate"] == 24

@@ -76,7 +76,7 @@ def video(
         str | None,
         typer.Option(
             help=(
-                "h264 (the default for .mp4/.mov/.mkv: libx264, 4:2:0, CRF 18), hevc, av1, vp9 "
+                "h264 (the default for .mp4/.mov/.mkv: libx264, CRF 18), hevc, av1, vp9 "
                 "(the .webm default), ffv1 (lossless RGB, .mkv/.avi), another FFmpeg encoder, or "
                 "4 characters for an OpenCV fourcc (mp4v for old players; MJPG, the .avi default)."
             )
@@ -88,6 +88,15 @@ def video(
             help="Quality: lower is better (h264 18, hevc 20, av1 30, vp9 31 by default)."
         ),
     ] = None,
+    chroma: Annotated[
+        str,
+        typer.Option(
+            help=(
+                "Colour resolution of h264/hevc/av1/vp9 outputs: 444 keeps the restored colour "
+                "(default); 420 for browsers, phones and hardware players."
+            )
+        ),
+    ] = "444",
     preview: Annotated[
         str | None,
         typer.Option(
@@ -141,6 +150,7 @@ def video(
         batch=batch,
         codec=codec,
         crf=crf,
+        chroma=chroma,
         preview=preview,
         stats_path=stats,
         realtime=realtime,

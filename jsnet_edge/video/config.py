@@ -21,10 +21,13 @@ class VideoConfig:
 
     Args:
         batch: frames per backend call (larger helps GPUs; costs latency).
-        codec: None: H.264 (libx264, 4:2:0, CRF 18) through PyAV, or OpenCV's mp4v without
+        codec: None: H.264 (libx264, CRF 18) through PyAV, or OpenCV's mp4v without
             PyAV; a name (h264, hevc, av1, vp9, ffv1 for lossless, mp4v for old players),
             an FFmpeg encoder (libx264 ...) or an OpenCV fourcc (`video.writers.CODECS`).
         crf: quality of CRF encoders (libx264: 0 lossless .. 51; default 18).
+        chroma: colour resolution of lossy PyAV outputs: "444" (full, the default: the
+            restored colour is kept) or "420" (quarter, for browsers, phones and hardware
+            players that decode only 4:2:0).
         preview: a file for a side-by-side video (input | restored), or "window" to show
             one where OpenCV has a GUI.
         stats_path: write the summary as JSON there.
@@ -41,6 +44,7 @@ class VideoConfig:
     batch: int = 1
     codec: str | None = None
     crf: int | None = None
+    chroma: str = "444"
     preview: str | Path | None = None
     stats_path: str | Path | None = None
     realtime: bool = False
@@ -55,6 +59,8 @@ class VideoConfig:
             raise OptionError(f"max_frames must be at least 1, got {self.max_frames}")
         if self.crf is not None and not 0 <= self.crf <= 63:
             raise OptionError(f"--crf must be between 0 and 63, got {self.crf}")
+        if self.chroma not in ("444", "420"):
+            raise OptionError(f"--chroma must be 444 or 420, got {self.chroma!r}")
 
     @property
     def window(self) -> bool:

@@ -73,7 +73,7 @@ def check_paths(src: str | int | Path, dst: str | Path, config: VideoConfig) -> 
         open_file(Path(what)).release()
     dst = Path(dst)
     check_output(dst, inputs=inputs, overwrite=config.overwrite)
-    choose_codec(dst, config.codec, config.crf)
+    choose_codec(dst, config.codec, config.crf, config.chroma)
     if config.window and not has_gui():
         raise OptionError(
             "this OpenCV has no GUI (opencv-python-headless), so it cannot show "
@@ -214,7 +214,7 @@ def _open(
 ) -> _Job:
     """Open the input, read its first frame (which fixes the output size), and describe
     the run in its stats."""
-    choice = choose_codec(dst, config.codec, config.crf)
+    choice = choose_codec(dst, config.codec, config.crf, config.chroma)
     av_ok = have_av()
     kind, _ = parse_source(src)
     source = open_source(src)

@@ -15,7 +15,7 @@ from jsnet_edge.outputs import temp_beside as _temp_beside
 from jsnet_edge.video.errors import VideoError
 from jsnet_edge.video.source import AV_MISSING, Source, have_av
 
-# Output container -> the codec used when none is named: H.264 (libx264, 4:2:0) as video
+# Output container -> the codec used when none is named: H.264 (libx264) as video
 # tools write it, through PyAV; OpenCV's fourccs where PyAV is missing (or for .avi).
 CONTAINERS: dict[str, tuple[str, str]] = {  # extension: (with PyAV, without)
     ".mp4": ("h264", "mp4v"),
@@ -91,9 +91,12 @@ class CodecChoice:
     name: str  # fourcc (OpenCV) or encoder name (PyAV)
     library: str  # "opencv" or "pyav"
     crf: int | None
+    chroma: str = "444"  # lossy PyAV encoders: "444" (full colour) or "420"
 
 
-def choose_codec(path: Path, codec: str | None, crf: int | None) -> CodecChoice:
+def choose_codec(
+    path: Path, codec: str | None, crf: int | None, chroma: str = "444"
+) -> CodecChoice:
     """The encoder for an output file. `codec`: h264 (the default for .mp4/.mov/.mkv with
     PyAV), hevc, av1, vp9, ffv1 (lossless RGB, .mkv/.avi), any FFmpeg encoder name (PyAV),
     or a 4-character OpenCV fourcc (mp4v, MJPG, XVID ...; no --crf)."""
@@ -131,7 +134,7 @@ def choose_codec(path: Path, codec: str | None, crf: int | None) -> CodecChoice:
         )
     if crf is not None and name not in CRF_CODECS:
         raise OptionError(f"--crf applies to {', '.join(CRF_CODECS)}, not {name}")
-    return CodecChoice(name, "pyav", crf if crf is not None else CRF_CODECS.get(name))
+    return CodecChoice(name, "pyav", crf if crf is not None else CRF_CODECS.get(name), chroma)
 
 
 class CvWriter:
@@ -169,6 +172,7 @@ class AvWriter:
         size: tuple[int, int],
         crf: int | None,
         time_base: Fraction | None = None,
+        chroma: str = "444",
     ) -> None:
         import av
 
@@ -182,11 +186,17 @@ class AvWriter:
             self.stream = self.container.add_stream(codec, rate=rate, options=options)
             self.stream.width, self.stream.height = size
             formats = [f.name for f in (self.stream.codec.video_formats or [])]
+            # Restored frames are RGB at full resolution: 4:4:4 keeps their colour, as
+            # ffmpeg's libx264 chooses for RGB frames; 4:2:0 alone cost 0.9-2.1 dB of RGB
+            # PSNR on the benchmark's clips (docs: --chroma 420 for players that need it).
             if codec in LOSSLESS:
-                wanted = "bgr0"  # the frames' RGB, exactly
+                wanted = ["bgr0"]  # the frames' RGB, exactly
+            elif chroma == "444":
+                wanted = ["yuv444p", "yuv420p"]  # some encoders (SVT-AV1) have 4:2:0 only
             else:
-                wanted = "yuv420p"
-            self.stream.pix_fmt = wanted if wanted in formats or not formats else formats[0]
+                wanted = ["yuv420p"]
+            usable = [w for w in wanted if w in formats] or ([formats[0]] if formats else wanted)
+            self.stream.pix_fmt = usable[0]
             self.stream.codec_context.time_base = time_base or Fraction(1) / rate
         except (av.FFmpegError, ValueError) as e:
             self.container.close()
@@ -220,4 +230,6 @@ def open_writer(
 ) -> CvWriter | AvWriter:
     if choice.library == "opencv":
         return CvWriter(path, choice.name, source.fps, size)
-    return AvWriter(path, choice.name, source.rate, size, choice.crf, source.time_base)
+    return AvWriter(
+        path, choice.name, source.rate, size, choice.crf, source.time_base, choice.chroma
+    )
