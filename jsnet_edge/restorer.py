@@ -14,8 +14,8 @@ import numpy as np
 from jsnet_edge.errors import ImageError, OptionError
 from jsnet_edge.runtime.factory import open_backend
 from jsnet_edge.runtime.source import load_source
-from jsnet_edge.tiling import check_tiling, run_tiled, run_tiled_streaming
-from jsnet_edge.zoo import zoo_entry
+from jsnet_edge.tiling import WHOLE_FRAME_TILE, check_tiling, run_tiled, run_tiled_streaming
+from jsnet_edge.zoo import is_video_model, zoo_entry
 
 if TYPE_CHECKING:
     from jsnet_edge.models.network import JSNet
@@ -42,6 +42,7 @@ class Restorer:
             quality (bf16 on OpenVINO where the CPU has it, else as None).
         tile: largest tile side in input pixels; larger images are restored in overlapping
             tiles so memory stays bounded (about 0.5 GB for the paper's network at 512).
+            None: 512, or whole frames up to 1920 for the zoo's real-time models.
         tile_overlap: input pixels shared by neighbouring tiles.
         color_order: "bgr" (OpenCV's order, the default) or "rgb" for 3/4-channel input.
         compile: run the torch backend through `torch.compile` (slow first call).
@@ -56,7 +57,7 @@ class Restorer:
         device: str = "cpu",
         precision: str | None = None,
         *,
-        tile: int = DEFAULT_TILE,
+        tile: int | None = None,
         tile_overlap: int = DEFAULT_OVERLAP,
         color_order: str = "bgr",
         compile: bool = False,
@@ -71,6 +72,9 @@ class Restorer:
         self.scale = source.info.scale
         self.colors = source.info.colors
         self.min_size = source.info.min_size
+        if tile is None:
+            real_time = isinstance(model, str) and is_video_model(model)
+            tile = WHOLE_FRAME_TILE if real_time else DEFAULT_TILE
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.color_order = color_order

@@ -140,7 +140,8 @@ def video(
 ) -> None:
     """Restore a video (file, camera or stream): same frames, rate, audio and metadata."""
     from jsnet_edge.restorer import Restorer
-    from jsnet_edge.video.config import VIDEO_TILE, WHOLE_FRAME_TILE, VideoConfig
+    from jsnet_edge.tiling import WHOLE_FRAME_TILE
+    from jsnet_edge.video.config import VIDEO_TILE, VideoConfig
     from jsnet_edge.video.errors import IncompleteVideoError
     from jsnet_edge.video.pipeline import check_paths, default_output, process
     from jsnet_edge.video.source import frame_size

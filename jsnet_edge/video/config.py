@@ -8,10 +8,8 @@ from pathlib import Path
 from jsnet_edge.errors import OptionError
 
 WINDOW = "window"
-# Tile sides of `jsnet-edge video`: whole frames up to 1080p for the real-time models (their
-# bodies run at reduced resolution, so a frame fits in memory, and tiles would recompute
-# their overlaps: 1280x720 in 640 tiles is 2.7x the pixels); 640 for the others.
-WHOLE_FRAME_TILE = 1920
+# Tile side of `jsnet-edge video` for models that are not real-time ones (those take whole
+# frames: tiling.WHOLE_FRAME_TILE).
 VIDEO_TILE = 640
 
 
