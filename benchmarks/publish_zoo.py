@@ -120,8 +120,24 @@ def main() -> None:
         nargs="*",
         default=["denoise", "denoise-gray", "jpeg", "sr-x2", "sr-x4", "denoise-rt", "sr-x2-rt"],
     )
+    ap.add_argument(
+        "--refresh-quality",
+        action="store_true",
+        help="only replace the measured-quality section of the zoo's cards (needs --quality)",
+    )
     args = ap.parse_args()
     quality = json.loads(args.quality.read_text()) if args.quality else None
+    if args.refresh_quality:
+        for name in args.names:
+            card_path = ZOO / f"{name}.md"
+            section = quality_section(name, quality) if quality else ""
+            if not section or not card_path.is_file():
+                continue
+            card = card_path.read_text()
+            card = card.split("\n## Measured quality (benchmarks/quality.py)")[0].rstrip("\n")
+            write_text(card_path, card + "\n" + section)
+            print(f"{name}: card quality refreshed")
+        return
     realtime = json.loads(args.realtime.read_text()) if args.realtime else None
     for name in args.names:
         src = args.runs / f"{name}.safetensors"
