@@ -201,9 +201,11 @@ class _Worker:
         return restore_one(self.restorer, self.cfg, Path(src), Path(dst))
 
 
-def connect(address: str, workers: int | None):
-    """ray.init for `address`: "local" starts a cluster on this machine (with `workers`
-    CPUs when given), "auto" joins the cluster `ray start` made here, else its address."""
+def connect(address: str, workers: int | None, threads: int = 1):
+    """ray.init for `address`: "local" starts a cluster on this machine (with `workers` x
+    `threads` CPUs when `workers` is given: each actor asks for `threads` CPUs, and a
+    cluster smaller than that would leave actors waiting forever), "auto" joins the
+    cluster `ray start` made here, else its address."""
     try:
         import ray
     except ImportError:
@@ -212,7 +214,7 @@ def connect(address: str, workers: int | None):
         return ray
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     if address == "local":
-        ray.init(num_cpus=workers, **kwargs)
+        ray.init(num_cpus=workers * threads if workers else None, **kwargs)
     else:
         try:
             ray.init(address=address, **kwargs)
@@ -282,7 +284,7 @@ def _run(todo, cfg: ArchiveConfig, ray_address: str | None, workers: int | None,
         for src, dst in todo:
             yield restore_one(restorer, cfg, src, dst)
         return
-    ray = connect(ray_address, workers)
+    ray = connect(ray_address, workers, cfg.threads or 1)
     from ray.util import ActorPool
 
     gpus = ray.cluster_resources().get("GPU", 0)
@@ -291,6 +293,12 @@ def _run(todo, cfg: ArchiveConfig, ray_address: str | None, workers: int | None,
     count = workers or int(
         gpus or max(1, ray.cluster_resources().get("CPU", 1) // (cfg.threads or 1))
     )
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if not gpus and (cfg.threads or 1) > cpus:
+        raise OptionError(
+            f"each Ray worker asks for --threads {cfg.threads} CPUs but the cluster has "
+            f"{cpus:g}; lower --threads"
+        )
     count = max(1, min(count, len(todo)))
     summary.workers = count
     options = {"num_gpus": 1} if gpus else {"num_cpus": cfg.threads or 1}
