@@ -58,15 +58,15 @@ def image(
     from jsnet_edge.zoo import check_model_task, pick_model
 
     name = pick_model(model, task)
+    options = dict(
+        backend=backend,
+        device=device,
+        precision=precision,
+        tile=tile,
+        tile_overlap=tile_overlap,
+        threads=threads,
+    )
     if ray is not None:
-        options = dict(
-            backend=backend,
-            device=device,
-            precision=precision,
-            tile=tile,
-            tile_overlap=tile_overlap,
-            threads=threads,
-        )
         run_archive(
             "image",
             inputs,
@@ -80,16 +80,8 @@ def image(
         )
         return
     plan = plan_image_outputs(inputs, output, overwrite=overwrite)
-    restorer = Restorer(
-        name,
-        backend=backend,
-        device=device,
-        precision=precision,
-        tile=tile,
-        tile_overlap=tile_overlap,
-        color_order="bgr",  # OpenCV's own order: files are read and written without a copy
-        threads=threads,
-    )
+    # OpenCV's own colour order: files are read and written without a copy
+    restorer = Restorer(name, color_order="bgr", **options)
     check_model_task(restorer.task, task, name)
     typer.echo(f"restoring with {restorer.describe()}")
     restore_images(restorer, plan, overwrite=overwrite, progress=True)

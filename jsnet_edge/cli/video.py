@@ -164,17 +164,17 @@ def video(
     name = pick_model(model, task, video=True, size=size)
     if tile is None:
         tile = WHOLE_FRAME_TILE if is_video_model(name) else VIDEO_TILE
+    options = dict(
+        backend=backend,
+        device=device,
+        precision=precision,
+        tile=tile,
+        tile_overlap=tile_overlap,
+        threads=threads,
+    )
     if ray is not None or len(sources) > 1 or Path(sources[0]).is_dir():
         if output is None:
             raise OptionError("several videos need an output folder: -o FOLDER")
-        options = dict(
-            backend=backend,
-            device=device,
-            precision=precision,
-            tile=tile,
-            tile_overlap=tile_overlap,
-            threads=threads,
-        )
         run_archive(
             "video",
             sources,
@@ -191,16 +191,7 @@ def video(
     source = sources[0]
     dst = output if output is not None else default_output(source)
     check_paths(source, dst, cfg)
-    restorer = Restorer(
-        name,
-        backend=backend,
-        device=device,
-        precision=precision,
-        tile=tile,
-        tile_overlap=tile_overlap,
-        color_order="bgr",
-        threads=threads,
-    )
+    restorer = Restorer(name, color_order="bgr", **options)
     check_model_task(restorer.task, task, name)
     note(f"{name}: {restorer.describe()}")
     try:
