@@ -121,3 +121,18 @@ def test_bf16_on_cpu_is_close(tiny_sr, photo):
     a = Restorer(tiny_sr)(img).astype(np.float64)
     b = Restorer(tiny_sr, precision="bf16")(img).astype(np.float64)
     assert psnr(a, b, mode="rgb") > 30
+
+
+def test_openvino_opens_a_network_whose_smallest_input_is_above_32(photo):
+    """ESAB behind a 4x unshuffle needs 60 pixels: the backend's compile check at open and
+    small images both respect that (the 1280x720 profile once failed on it)."""
+    g = Genotype(ops=("srb",), attentions=("esab",), width=8, cells=1, nodes=1, unshuffle=4)
+    torch.manual_seed(0)
+    net = JSNet(g, task="denoise", colors=3).eval()
+    assert net.min_size == 60
+    r = Restorer(net, backend="openvino", precision="fp32")
+    small = r(photo[:20, :36])
+    assert small.shape == (20, 36, 3)
+    out = r(photo[:72, :96])
+    ref = Restorer(net)(photo[:72, :96])
+    assert psnr(out.astype(np.float64), ref.astype(np.float64), mode="rgb") > 45

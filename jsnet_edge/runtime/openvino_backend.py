@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from jsnet_edge.cache import optional_cache_dir
 from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
+from jsnet_edge.export.graph import read_onnx_metadata
+from jsnet_edge.models.fileinfo import size_rules
 from jsnet_edge.runtime.backend import InputLimits
 from jsnet_edge.runtime.capabilities import has_module
 
@@ -21,6 +24,19 @@ def cpu_capabilities() -> list[str]:
 def runs_bf16() -> bool:
     """Whether OpenVINO is installed and runs bf16 on this CPU (AVX-512 BF16 or AMX)."""
     return has_module("openvino") and "BF16" in cpu_capabilities()
+
+
+def _probe_side(onnx_path: str | Path) -> int:
+    """The side of the small input compiled at open (so a graph the plugin cannot take
+    fails there, in one line): 32 pixels, or the network's smallest input where that is
+    more (ESAB behind a 4x unshuffle needs 60), a multiple of its unshuffle factor."""
+    try:
+        meta = read_onnx_metadata(onnx_path)
+        min_size, multiple = size_rules(json.loads(meta["genotype"]))
+    except (ModelError, KeyError, ValueError):
+        return 32  # not one of ours: its own shape rules are unknown
+    side = max(32, min_size)
+    return -(-side // multiple) * multiple
 
 
 class OpenVinoBackend:
@@ -80,7 +96,8 @@ class OpenVinoBackend:
             ) from None
         self.compiled: dict[tuple[int, ...], tuple] = {}
         self.dtype = np.float32
-        self._compile((1, self.model.input(0).get_partial_shape()[1].get_length(), 32, 32))
+        side = _probe_side(onnx_path)
+        self._compile((1, self.model.input(0).get_partial_shape()[1].get_length(), side, side))
 
     def _compile(self, shape: tuple[int, ...]):
         if shape in self.compiled:
