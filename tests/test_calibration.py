@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import run_cli
+from jsnet_edge.calibration.estimate import LossEstimate
 from jsnet_edge.calibration.quantize import CalibrationConfig, calibrate, group_of
 from jsnet_edge.errors import OptionError
 from jsnet_edge.export.graph import read_onnx_metadata
@@ -80,6 +81,33 @@ def test_unshuffled_network_calibrates(tmp_path, monkeypatch):
     photo = (np.random.default_rng(0).random((40, 60, 3)) * 255).astype(np.uint8)
     assert Restorer(out, backend="onnxruntime", color_order="rgb")(photo).shape == photo.shape
     assert list(cwd.iterdir()) == []
+
+
+def test_the_promise_follows_where_the_photographs_come_from(tiny_denoiser, tmp_path):
+    """Generic photographs (no --data) hold --max-drop to their worst image; the user's
+    own folder to the 90% bound of the mean (calibration.estimate explains why)."""
+    est = LossEstimate({"a": 0.01, "b": 0.02, "c": 0.12}, "worst")
+    assert est.held == est.worst == 0.12 and est.bound < 0.12
+    assert LossEstimate(est.per_image).held == est.bound
+    with pytest.raises(ValueError, match="rule"):
+        LossEstimate({"a": 0.0}, "median")
+    cfg = CalibrationConfig(num_images=2, heldout=3, crop=48, max_drop=10.0, method="minmax")
+    generic = calibrate(tiny_denoiser, tmp_path / "generic.onnx", cfg)
+    assert generic.estimate["rule"] == "worst" and "worst" in generic.held_to
+    assert generic.held == pytest.approx(max(generic.estimate["per_image"].values()))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    from skimage import data, io
+
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        io.imsave(folder / f"{name}.png", getattr(data, name)(), check_contrast=False)
+    cfg = CalibrationConfig(
+        data=folder, num_images=2, heldout=2, crop=48, max_drop=10.0, method="minmax"
+    )
+    own = calibrate(tiny_denoiser, tmp_path / "own.onnx", cfg)
+    assert own.estimate["rule"] == "bound" and own.held == pytest.approx(own.bound)
+    assert "worst" not in own.held_to and "generic" not in " ".join(own.warnings)
+    assert "generic" in " ".join(generic.warnings)
 
 
 def test_sensitivity_pass_keeps_blocks_in_float(tiny_denoiser, tmp_path):

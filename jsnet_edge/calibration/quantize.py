@@ -4,7 +4,7 @@ Quantising every layer costs the authors' x2 network 3 dB on unseen photographs 
 CSFM, head, tail and the global residual glue are the sensitive parts; the cells barely
 notice). We calibrate once (percentile ranges by default, per-channel weights), then grow
 the int8 set from a float network, block by block, keeping each block only while the
-loss on held-out photographs, held to a conservative estimate (`LossEstimate.bound`),
+loss on held-out photographs, held to a conservative estimate (`LossEstimate.held`),
 stays within `max_drop`. Every decision is measured with onnxruntime on the real Q/DQ
 graph, on photographs the calibration never saw, never estimated.
 
@@ -37,7 +37,7 @@ from jsnet_edge.calibration.data import (
     heldout_pairs,
     split_photos,
 )
-from jsnet_edge.calibration.estimate import LossEstimate, estimate
+from jsnet_edge.calibration.estimate import RULES, LossEstimate, estimate
 from jsnet_edge.degradations import Degradation
 from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
 from jsnet_edge.export.onnx import export_onnx, model_metadata, save_onnx
@@ -60,7 +60,8 @@ class CalibrationConfig:
         num_images: calibration crops, spread over the calibration photographs.
         method: activation range estimation (minmax, percentile, entropy).
         max_drop: largest acceptable PSNR loss (dB) against fp32, held to the 90% upper
-            bound of the mean loss over the held-out photographs.
+            bound of the mean loss over the held-out photographs of `data`, or without
+            `data` to the worst held-out generic photograph (`calibration.estimate`).
         target: "cpu" (onnxruntime/OpenVINO) or "tensorrt".
         crop: side of the calibration crops, in network-input pixels.
         heldout: held-out photographs wanted (fewer when the folder is small: then say so).
@@ -112,7 +113,7 @@ class CalibrationReport:
     calibration_images: list[str] = field(default_factory=list)
     heldout_images: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    held_to: str = "the 90% upper confidence bound of the mean loss over the held-out photographs"
+    held_to: str = RULES["bound"]
     seconds: float = 0.0
 
     @property
@@ -125,21 +126,27 @@ class CalibrationReport:
         return self.estimate["bound"]
 
     @property
+    def held(self) -> float:
+        """The conservative figure `max_drop` was held to (`LossEstimate.held`)."""
+        return self.estimate.get("held", self.bound)
+
+    @property
     def naive_drop(self) -> float:
         return self.naive["mean"]
 
     def to_json(self) -> str:
         d = asdict(self)
-        d.update(drop=self.drop, bound=self.bound, naive_drop=self.naive_drop)
+        d.update(drop=self.drop, bound=self.bound, held=self.held, naive_drop=self.naive_drop)
         return json.dumps(d, indent=2)
 
     def shortfall(self) -> str | None:
         """None when the conservative estimate is within `max_drop`, else what was missed."""
-        if self.bound <= self.max_drop:
+        if self.held <= self.max_drop:
             return None
         return (
-            f"the loss is above --max-drop {self.max_drop} dB (mean {self.drop:.3f}, 90% bound "
-            f"{self.bound:.3f}); the file keeps the best trade-off found (see the report)"
+            f"the loss is above --max-drop {self.max_drop} dB (mean {self.drop:.3f}, held to "
+            f"{self.held:.3f}: {self.held_to}); the file keeps the best trade-off found (see "
+            "the report)"
         )
 
     def summary(self) -> str:
@@ -147,7 +154,7 @@ class CalibrationReport:
         est = LossEstimate(self.estimate["per_image"])
         return (
             f"int8 ({self.target}, {self.method}): {est.describe()}; --max-drop "
-            f"{self.max_drop:g} is held to the bound. fp32 {self.fp32_psnr:.2f} dB, int8 "
+            f"{self.max_drop:g} is held to {self.held_to} ({self.held:.3f}). fp32 {self.fp32_psnr:.2f} dB, int8 "
             f"{self.int8_psnr:.2f} dB (all layers in int8: loss {self.naive_drop:.3f}); "
             f"{self.quantized_convs}/{self.total_convs} convolutions in int8; kept in float: "
             f"{kept}"
@@ -299,7 +306,7 @@ def calibrate(
     log=None,
 ) -> CalibrationReport:
     """Write an INT8 (Q/DQ) ONNX of `model` whose PSNR loss on unseen photographs is at
-    most `cfg.max_drop`, held to a conservative estimate (see `LossEstimate.bound`).
+    most `cfg.max_drop`, held to a conservative estimate (see `LossEstimate.held`).
 
     Returns the report (also stored in the ONNX metadata under `calibration`, and as JSON
     beside the file: `report_path(out)`). If no choice of int8 layers meets `max_drop`,
@@ -320,6 +327,7 @@ def calibrate(
         cfg.sigma if model.task == "denoise" else None,
         cfg.quality if model.task == "jpeg" else None,
     )
+    rule = "bound" if cfg.data is not None else "worst"
     photos = find_photos(cfg.data, model.colors)
     calib_photos, held_photos = split_photos(photos, cfg.heldout)
     warnings = _warnings(cfg, photos, held_photos)
@@ -345,9 +353,9 @@ def calibrate(
             """The estimate with `int8_groups` in int8 (None: everything) and the rest float."""
             exclude = [] if int8_groups is None else _outside(nodes, int8_groups)
             path = quant.write(work / "trial.onnx", exclude)
-            est = estimate(reference, score(path, held, model.scale))
+            est = estimate(reference, score(path, held, model.scale), rule)
             search.append(
-                {"float": label, "mean": round(est.mean, 4), "bound": round(est.bound, 4)}
+                {"float": label, "mean": round(est.mean, 4), "held": round(est.held, 4)}
             )
             return est
 
@@ -355,11 +363,11 @@ def calibrate(
         say(f"all layers int8: {naive.describe()}")
         chosen: list[str] | None = None  # None: every layer in int8
         best = naive
-        if naive.bound > cfg.max_drop:
+        if naive.held > cfg.max_drop:
             chosen, best = _grow_int8(nodes, conv_cost, cfg.max_drop, trial, say)
         exclude = [] if chosen is None else _outside(nodes, chosen)
         final = quant.write(work / "final.onnx", exclude)
-        quantised = estimate(reference, score(final, held, model.scale))
+        quantised = estimate(reference, score(final, held, model.scale), rule)
         report = CalibrationReport(
             target=cfg.target,
             method=cfg.method,
@@ -376,6 +384,7 @@ def calibrate(
             calibration_images=[p.name for p in calib_photos],
             heldout_images=[p.name for p in held_photos],
             warnings=warnings,
+            held_to=RULES[rule],
             seconds=round(time.perf_counter() - t0, 1),
         )
         proto = onnx.load(str(final))
@@ -393,8 +402,8 @@ def _warnings(cfg: CalibrationConfig, photos: list, held: list) -> list[str]:
     if cfg.data is None:
         notes.append(
             f"no --data: calibrated and measured on {len(photos)} generic photographs (the "
-            "bundled ones and scikit-image's); calibrating on your own content (--data DIR) "
-            "predicts the loss on it better"
+            "bundled ones and scikit-image's), --max-drop held to the worst of them; "
+            "calibrating on your own content (--data DIR) predicts the loss on it better"
         )
     if len(photos) == 1:
         notes.append(
@@ -450,22 +459,23 @@ def _grow_int8(
         if cost(g) == 0:
             continue  # no convolution: nothing to gain from int8
         alone[g] = trial([g], f"everything but {g}")
-        say(f"  {g} alone in int8: {alone[g].mean:+.3f} dB (bound {alone[g].bound:.3f})")
-        if alone[g].bound <= max_drop:
+        say(f"  {g} alone in int8: {alone[g].mean:+.3f} dB (held {alone[g].held:.3f})")
+        if alone[g].held <= max_drop:
             continue
         for s in sorted({group_of(n, 1) for n in nodes if group_of(n, 0) == g}):
             if s != g and cost(s) > 0:
                 alone[s] = trial([s], f"everything but {s}")
                 say(f"    {s} alone in int8: {alone[s].mean:+.3f} dB")
-    usable = [u for u in alone if alone[u].bound <= max_drop]
+    usable = [u for u in alone if alone[u].held <= max_drop]
     order = sorted(usable, key=lambda u: -cost(u) / max(alone[u].mean, 1e-3))
     chosen: list[str] = []
-    best = LossEstimate({k: 0.0 for k in next(iter(alone.values())).per_image}) if alone else None
+    first = next(iter(alone.values()), None)
+    best = LossEstimate({k: 0.0 for k in first.per_image}, first.rule) if first else None
     for u in order:
         if any(u.startswith(c + ".") for c in chosen):
             continue  # its whole block is already in int8
         est = trial(chosen + [u], f"everything but {'+'.join(chosen + [u])}")
-        if est.bound <= max_drop:
+        if est.held <= max_drop:
             chosen.append(u)
             best = est
             say(f"int8 {u}: {est.describe()}")

@@ -70,7 +70,8 @@ def calibrate(
         typer.Option(
             help=(
                 "Largest PSNR loss (dB) to accept, held to the 90% upper bound of the mean loss "
-                "over the held-out photographs."
+                "over the held-out photographs of --data (without --data: to the worst "
+                "held-out generic photograph)."
             )
         ),
     ] = 0.1,
