@@ -154,7 +154,8 @@ class CalibrationReport:
         est = LossEstimate(self.estimate["per_image"])
         return (
             f"int8 ({self.target}, {self.method}): {est.describe()}; --max-drop "
-            f"{self.max_drop:g} is held to {self.held_to} ({self.held:.3f}). fp32 {self.fp32_psnr:.2f} dB, int8 "
+            f"{self.max_drop:g} is held to {self.held_to} ({self.held:.3f}). fp32 "
+            f"{self.fp32_psnr:.2f} dB, int8 "
             f"{self.int8_psnr:.2f} dB (all layers in int8: loss {self.naive_drop:.3f}); "
             f"{self.quantized_convs}/{self.total_convs} convolutions in int8; kept in float: "
             f"{kept}"
@@ -354,9 +355,7 @@ def calibrate(
             exclude = [] if int8_groups is None else _outside(nodes, int8_groups)
             path = quant.write(work / "trial.onnx", exclude)
             est = estimate(reference, score(path, held, model.scale), rule)
-            search.append(
-                {"float": label, "mean": round(est.mean, 4), "held": round(est.held, 4)}
-            )
+            search.append({"float": label, "mean": round(est.mean, 4), "held": round(est.held, 4)})
             return est
 
         naive = trial(None, "nothing")
