@@ -17,3 +17,15 @@ def test_import_pulls_in_no_heavy_dependency():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_zoo_video_model_opens_without_torch_or_onnx():
+    """The video command's start: a shipped real-time ONNX on OpenVINO needs neither torch
+    nor the onnx package (importing onnx alone takes about a second here, torch two)."""
+    code = (
+        "import sys; from jsnet_edge.restorer import Restorer;"
+        "r = Restorer('denoise-rt', backend='openvino', precision='fp32');"
+        "print(','.join(m for m in ('torch', 'onnx') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -9,7 +9,6 @@ import numpy as np
 
 from jsnet_edge.cache import optional_cache_dir
 from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
-from jsnet_edge.export.graph import read_onnx_metadata
 from jsnet_edge.models.fileinfo import size_rules
 from jsnet_edge.runtime.backend import InputLimits
 from jsnet_edge.runtime.capabilities import has_module
@@ -26,14 +25,16 @@ def runs_bf16() -> bool:
     return has_module("openvino") and "BF16" in cpu_capabilities()
 
 
-def _probe_side(onnx_path: str | Path) -> int:
+def _probe_side(model) -> int:
     """The side of the small input compiled at open (so a graph the plugin cannot take
     fails there, in one line): 32 pixels, or the network's smallest input where that is
-    more (ESAB behind a 4x unshuffle needs 60), a multiple of its unshuffle factor."""
+    more (ESAB behind a 4x unshuffle needs 60), a multiple of its unshuffle factor. The
+    genotype comes from our ONNX metadata as OpenVINO read it (importing `onnx` for it
+    would add a second to every start)."""
+    key = ["framework", "genotype"]
     try:
-        meta = read_onnx_metadata(onnx_path)
-        min_size, multiple = size_rules(json.loads(meta["genotype"]))
-    except (ModelError, KeyError, ValueError):
+        min_size, multiple = size_rules(json.loads(model.get_rt_info(key).astype(str)))
+    except (RuntimeError, ValueError, TypeError, AttributeError):
         return 32  # not one of ours: its own shape rules are unknown
     side = max(32, min_size)
     return -(-side // multiple) * multiple
@@ -96,7 +97,7 @@ class OpenVinoBackend:
             ) from None
         self.compiled: dict[tuple[int, ...], tuple] = {}
         self.dtype = np.float32
-        side = _probe_side(onnx_path)
+        side = _probe_side(self.model)
         self._compile((1, self.model.input(0).get_partial_shape()[1].get_length(), side, side))
 
     def _compile(self, shape: tuple[int, ...]):
