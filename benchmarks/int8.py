@@ -26,7 +26,6 @@ import contextlib
 import io
 import json
 import logging
-import statistics
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from jsnet_edge.export.onnx import export_onnx
 from jsnet_edge.models import load_official
 from jsnet_edge.models.resolve import resolve_model
 from jsnet_edge.outputs import write_json
+from jsnet_edge.runtime.timing import TimingMethod, time_call
 from jsnet_edge.zoo import ZOO
 
 OFFICIAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "official"
@@ -55,15 +55,11 @@ def model_for(name: str):
     return resolve_model(name)
 
 
-def timing(run, x, repeats: int = 7) -> float:
-    for _ in range(2):
-        run(x)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run(x)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+TIMING = TimingMethod(warmup=2, repeats=7, min_repeats=7, min_seconds=0.0, max_seconds=120.0)
+
+
+def timing(run, x) -> float:
+    return time_call(lambda: run(x), TIMING).ms
 
 
 def ort_ms(path: Path, x) -> float:

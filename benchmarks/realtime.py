@@ -25,7 +25,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,10 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import NLM_SWEEP, SIGMA, test_photos, to_uint8  # noqa: E402  (same photographs)
 
 from jsnet_edge.degradations import add_gaussian_noise, bicubic_downscale, imresize, modcrop
+from jsnet_edge.devices import cpu_model
 from jsnet_edge.metrics import psnr
 from jsnet_edge.outputs import write_json
 from jsnet_edge.restorer import Restorer
-from jsnet_edge.search.timing import cpu_model
+from jsnet_edge.runtime.timing import TimingMethod, time_call
 from jsnet_edge.video.config import VideoConfig
 from jsnet_edge.video.pipeline import process
 from jsnet_edge.video.sample import make_sample_clip
@@ -48,13 +48,11 @@ FRAME = (640, 360)
 
 
 def median_ms(fn: Callable[[np.ndarray], object], frame: np.ndarray, repeats: int) -> float:
-    fn(frame)  # warm-up (compilation, shape caches)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn(frame)
-        times.append(time.perf_counter() - t)
-    return 1000.0 * statistics.median(times)
+    """One warm-up (compilation, shape caches), then `repeats` calls (`time_call`)."""
+    method = TimingMethod(
+        warmup=1, repeats=repeats, min_repeats=repeats, min_seconds=0.0, max_seconds=600.0
+    )
+    return time_call(lambda: fn(frame), method).ms
 
 
 def frame_640x360(task: str) -> np.ndarray:

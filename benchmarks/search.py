@@ -31,12 +31,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from jsnet_edge.models.genotype import PAPER, Genotype
+from jsnet_edge.runtime.timing import TimingMethod
 from jsnet_edge.search.config import SearchConfig, budget_label, parse_budgets
 from jsnet_edge.search.latency import att_key, op_key
 from jsnet_edge.search.profile import ProfileConfig, load_or_measure, validate
 from jsnet_edge.search.search import search
 from jsnet_edge.search.space import ATT_CHOICES, OP_CHOICES, SearchSpace, parse_widths
-from jsnet_edge.search.timing import TimingMethod, time_network
+from jsnet_edge.search.timing import time_network
 from jsnet_edge.sizes import parse_size
 
 PACKAGE_PHOTOS = Path(__file__).resolve().parents[1] / "jsnet_edge" / "data"

@@ -98,9 +98,9 @@ def profile(
     seed: Annotated[int, typer.Option(help="Seeds the validation networks.")] = 0,
 ) -> None:
     """Measure the latency table of the search space on a device and backend."""
+    from jsnet_edge.runtime.timing import TimingMethod
     from jsnet_edge.search.profile import ProfileConfig
     from jsnet_edge.search.profile import profile as run_profile
-    from jsnet_edge.search.timing import TimingMethod
 
     cfg = ProfileConfig(
         device=device,
@@ -260,10 +260,10 @@ def search(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Search a network that runs within a latency budget on this device and backend."""
+    from jsnet_edge.runtime.timing import TimingMethod
     from jsnet_edge.search.config import SearchConfig, budget_label, parse_budget, parse_budgets
     from jsnet_edge.search.search import search as run_search
     from jsnet_edge.search.space import parse_widths
-    from jsnet_edge.search.timing import TimingMethod
 
     main_budget = parse_budget(latency_budget)
     extra = parse_budgets(budgets) if budgets is not None else ()

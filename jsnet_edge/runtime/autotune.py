@@ -11,8 +11,6 @@ under the model's content, the CPU and the runtimes' versions.
 from __future__ import annotations
 
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from jsnet_edge.devices import cpu_model
 from jsnet_edge.outputs import write_json
 from jsnet_edge.runtime.backend import Backend
 from jsnet_edge.runtime.export_cache import file_key
+from jsnet_edge.runtime.timing import TimingMethod, time_call
 
 SHAPE_HW = (360, 640)
 
@@ -68,14 +67,13 @@ def fastest(key: str | None, candidates: dict, colors: int) -> str:
     return choice
 
 
-def _time(backend: Backend, x: np.ndarray, repeats: int = 3) -> float:
-    backend(x)  # warm-up: first-call allocations, compilation for this shape
-    samples = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        backend(x)
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples) * 1000
+# One warm-up (first-call allocations, compilation for this shape), then three calls: a
+# choice made once per model and machine, at the start of a user's first run.
+AUTO_TIMING = TimingMethod(warmup=1, repeats=3, min_repeats=3, min_seconds=0.0, max_seconds=30.0)
+
+
+def _time(backend: Backend, x: np.ndarray) -> float:
+    return time_call(lambda: backend(x), AUTO_TIMING).ms
 
 
 def model_key(onnx_path: Path) -> str:

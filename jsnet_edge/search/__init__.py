@@ -7,6 +7,7 @@ Nothing here imports onnxruntime, openvino or tensorrt at import time.
 
 from __future__ import annotations
 
+from jsnet_edge.runtime.timing import TimingMethod
 from jsnet_edge.search.budget import fit_to_budget
 from jsnet_edge.search.config import SearchConfig, parse_budget, parse_budgets
 from jsnet_edge.search.latency import ExpectedLatency, LatencyTable, LatencyTableError
@@ -15,7 +16,7 @@ from jsnet_edge.search.report import SearchResult
 from jsnet_edge.search.search import search
 from jsnet_edge.search.space import SearchSpace
 from jsnet_edge.search.supernet import SuperNet
-from jsnet_edge.search.timing import TimingMethod, time_block, time_network
+from jsnet_edge.search.timing import time_block, time_network
 
 __all__ = [
     "ExpectedLatency",

@@ -12,9 +12,10 @@ from jsnet_edge.degradations import NOISES
 from jsnet_edge.errors import OptionError
 from jsnet_edge.outputs import check_output
 from jsnet_edge.runtime.capabilities import device_type
+from jsnet_edge.runtime.timing import TimingMethod
 from jsnet_edge.search.profile import ProfileConfig
 from jsnet_edge.search.space import SearchSpace
-from jsnet_edge.search.timing import TimingMethod, check_target
+from jsnet_edge.search.timing import check_target
 from jsnet_edge.tasks import check_task, task_scale
 
 _BUDGET = re.compile(r"^\s*([+-]?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(ms|s)?\s*$", re.IGNORECASE)

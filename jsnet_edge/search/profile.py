@@ -12,6 +12,7 @@ import numpy as np
 from jsnet_edge.errors import GenotypeError, OptionError
 from jsnet_edge.models.genotype import Genotype
 from jsnet_edge.outputs import check_output
+from jsnet_edge.runtime.timing import TimingMethod
 from jsnet_edge.search.latency import (
     LatencyTable,
     LatencyTableError,
@@ -23,13 +24,7 @@ from jsnet_edge.search.latency import (
     space_keys,
 )
 from jsnet_edge.search.space import SearchSpace
-from jsnet_edge.search.timing import (
-    TimingMethod,
-    check_target,
-    fingerprint,
-    time_block,
-    time_network,
-)
+from jsnet_edge.search.timing import check_target, fingerprint, time_block, time_network
 from jsnet_edge.tasks import check_task
 
 
