@@ -156,7 +156,9 @@ class Restorer:
         swap = planes == 3 and self.color_order == "bgr"
 
         def read(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-            tile = _to_unit255(img[rows][:, cols, :planes])  # H x W x planes
+            tile = img[_as_slice(rows)][:, _as_slice(cols), :planes]  # H x W x planes
+            if tile.dtype != np.uint8:  # uint8 converts in the one copy below
+                tile = _to_unit255(tile)
             if swap:
                 tile = tile[:, :, ::-1]
             if self.colors == 3 and planes == 1:
@@ -176,7 +178,7 @@ class Restorer:
                 y = band[0].transpose(1, 2, 0)
             if swap:
                 y = y[:, :, ::-1]
-            out[y0 : y0 + y.shape[0], :, :planes] = _from_unit255(y, img.dtype)
+            _put_unit255(out[y0 : y0 + y.shape[0], :, :planes], y)
 
         run_tiled_streaming(
             self.backend,
@@ -268,6 +270,26 @@ def _to_unit255(img: np.ndarray) -> np.ndarray:
     if img.dtype == np.uint16:
         return img.astype(np.float32) / 257.0
     return img.astype(np.float32) * 255.0
+
+
+def _as_slice(idx: np.ndarray) -> np.ndarray | slice:
+    """A run of consecutive indices as a slice (a view, no copy: whole frames and inner
+    tiles), else the indices themselves (mirrored padding)."""
+    n = len(idx)
+    if n and idx[-1] - idx[0] == n - 1 and (n < 3 or bool(np.all(np.diff(idx) == 1))):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
+
+
+def _put_unit255(dst: np.ndarray, y: np.ndarray) -> None:
+    """Write network output `y` (0..255 floats, ours to change) into `dst` in its dtype:
+    uint8 in place (clip, round, one converting copy), as `_from_unit255` does it."""
+    if dst.dtype != np.uint8 or not y.flags.writeable:
+        dst[...] = _from_unit255(y, dst.dtype)
+        return
+    np.clip(y, 0.0, 255.0, out=y)
+    y += 0.5
+    np.copyto(dst, y, casting="unsafe")
 
 
 def _from_unit255(y: np.ndarray, dtype: np.dtype) -> np.ndarray:
