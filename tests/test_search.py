@@ -517,6 +517,15 @@ def test_unshuffled_supernet_runs_at_half_resolution_and_derives_unshuffled(task
     assert JSNet(g, task)(torch.rand(1, 3, 30, 34) * 255).shape[-2:] == (30 * s, 34 * s)
 
 
+def test_widths_too_narrow_for_the_unshuffle_are_named():
+    """Same-size tasks need 2 C >= colours x unshuffle^2 channels at the tail (the 720p
+    denoise-hd attempt: C8 at --unshuffle 4 never beat its noisy input)."""
+    assert SearchSpace(widths=(8, 12, 16), unshuffle=2).narrow_widths(1, 3) == ()
+    assert SearchSpace(widths=(8, 12, 16, 24), unshuffle=4).narrow_widths(1, 3) == (8, 12, 16)
+    assert SearchSpace(widths=(8,), unshuffle=4).narrow_widths(1, 1) == ()  # gray: 16 values
+    assert SearchSpace(widths=(8,), unshuffle=4).narrow_widths(2, 3) == ()  # SR: not held
+
+
 def test_unshuffled_table_times_the_body_at_half_resolution(cache):
     space = SearchSpace(widths=(4,), max_cells=1, nodes=1, unshuffle=2)
     cfg = ProfileConfig(input_size=(64, 64), task="denoise", space=space, timing=FAST, threads=1)

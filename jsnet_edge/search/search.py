@@ -56,6 +56,7 @@ from jsnet_edge.search.report import (
 )
 from jsnet_edge.search.supernet import SuperNet
 from jsnet_edge.search.timing import time_network
+from jsnet_edge.tasks import task_scale
 from jsnet_edge.train.data import PatchSampler
 from jsnet_edge.train.trainer import TrainConfig, train
 
@@ -223,6 +224,14 @@ def _search(cfg: SearchConfig, log: Callable[[str], None]) -> SearchResult:
     t_start, load_start = time.time(), os.getloadavg()
     with torch_threads(cfg.threads):
         cfg.out_dir.mkdir(parents=True, exist_ok=True)
+        narrow = cfg.space.narrow_widths(task_scale(cfg.task), cfg.colors)
+        if narrow:
+            log(
+                f"note: widths {', '.join(map(str, narrow))} carry fewer channels to the tail "
+                f"than --unshuffle {cfg.space.unshuffle} packs into one position "
+                f"({cfg.colors * cfg.space.unshuffle**2}): networks of those widths cannot "
+                "restore full detail; use wider --widths or a smaller --unshuffle"
+            )
         measure = _Measurer(cfg)
         smallest, smallest_ms = _refuse_impossible_budgets(cfg, measure, log)
         prof = _latency_table(cfg, log)
