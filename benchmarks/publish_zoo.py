@@ -44,6 +44,7 @@ def quality_section(name: str, quality: dict) -> str:
         f"({', '.join(quality['photos'])}), {quality['crop']} px centre crops; "
         + {
             "denoise": "sigma 25, RGB PSNR",
+            "denoise-camera": "Gaussian sigma 25, RGB PSNR (not the noise it was trained on)",
             "denoise-gray": "sigma 25, gray",
             "jpeg": "quality 10, RGB PSNR",
         }.get(name, "Y PSNR, border = scale")

@@ -47,6 +47,11 @@ class ZooEntry:
 
 ZOO: dict[str, ZooEntry] = {
     "denoise": ZooEntry("denoise", "denoise", "colour Gaussian denoising, blind (sigma 0-50)"),
+    "denoise-camera": ZooEntry(
+        "denoise-camera",
+        "denoise",
+        "colour denoising of camera photographs and video (sensor noise, 4:2:0, H.264/JPEG)",
+    ),
     "denoise-gray": ZooEntry("denoise-gray", "denoise", "gray Gaussian denoising, sigma 25"),
     "jpeg": ZooEntry("jpeg", "jpeg", "colour JPEG deblocking, blind (quality 10-40)"),
     "sr-x2": ZooEntry("sr-x2", "sr-x2", "x2 super-resolution (bicubic degradation)"),
