@@ -1,10 +1,10 @@
 """Issue 19 bounds: 1280x720 latency (OpenVINO bf16, 2 threads) of the networks that could
 carry 720p detail: `python benchmarks/hd_bounds.py benchmarks/results/hd_bounds_dev_cpu.json`."""
 
-import json
 import sys
 
 from jsnet_edge.models.genotype import Genotype
+from jsnet_edge.outputs import write_json
 from jsnet_edge.runtime.timing import TimingMethod
 from jsnet_edge.search.timing import time_network
 
@@ -20,4 +20,4 @@ for g in [
     )
     rows[g] = t.ms
     print(f"{g}: {t.ms:.1f} ms at 1280x720 (OpenVINO bf16, 2 threads)", flush=True)
-json.dump(rows, open(sys.argv[1], "w"), indent=2)
+write_json(sys.argv[1], rows)

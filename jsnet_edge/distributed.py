@@ -287,21 +287,20 @@ def _run(todo, cfg: ArchiveConfig, ray_address: str | None, workers: int | None,
     ray = connect(ray_address, workers, cfg.threads or 1)
     from ray.util import ActorPool
 
-    gpus = ray.cluster_resources().get("GPU", 0)
+    resources = ray.cluster_resources()
+    gpus = resources.get("GPU", 0)
     if gpus and not cfg.device.startswith("cuda"):
         gpus = 0  # a CPU run on a cluster with GPUs takes CPUs only
-    count = workers or int(
-        gpus or max(1, ray.cluster_resources().get("CPU", 1) // (cfg.threads or 1))
-    )
-    cpus = ray.cluster_resources().get("CPU", 0)
-    if not gpus and (cfg.threads or 1) > cpus:
+    cpus, threads = resources.get("CPU", 0), cfg.threads or 1
+    if not gpus and threads > cpus:
         raise OptionError(
             f"each Ray worker asks for --threads {cfg.threads} CPUs but the cluster has "
             f"{cpus:g}; lower --threads"
         )
+    count = workers or int(gpus or max(1, (cpus or 1) // threads))
     count = max(1, min(count, len(todo)))
     summary.workers = count
-    options = {"num_gpus": 1} if gpus else {"num_cpus": cfg.threads or 1}
+    options = {"num_gpus": 1} if gpus else {"num_cpus": threads}
     actor = ray.remote(**options)(_Worker)
     pool = ActorPool([actor.remote(cfg) for _ in range(count)])
     yield from pool.map_unordered(lambda a, job: a.restore.remote(str(job[0]), str(job[1])), todo)

@@ -14,7 +14,13 @@ import numpy as np
 from jsnet_edge.errors import ImageError, OptionError
 from jsnet_edge.runtime.factory import open_backend
 from jsnet_edge.runtime.source import load_source
-from jsnet_edge.tiling import WHOLE_FRAME_TILE, check_tiling, run_tiled, run_tiled_streaming
+from jsnet_edge.tiling import (
+    WHOLE_FRAME_TILE,
+    as_slice,
+    check_tiling,
+    run_tiled,
+    run_tiled_streaming,
+)
 from jsnet_edge.zoo import is_video_model, zoo_entry
 
 if TYPE_CHECKING:
@@ -156,7 +162,7 @@ class Restorer:
         swap = planes == 3 and self.color_order == "bgr"
 
         def read(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-            tile = img[_as_slice(rows)][:, _as_slice(cols), :planes]  # H x W x planes
+            tile = img[as_slice(rows)][:, as_slice(cols), :planes]  # H x W x planes
             if tile.dtype != np.uint8:  # uint8 converts in the one copy below
                 tile = _to_unit255(tile)
             if swap:
@@ -272,15 +278,6 @@ def _to_unit255(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32) * 255.0
 
 
-def _as_slice(idx: np.ndarray) -> np.ndarray | slice:
-    """A run of consecutive indices as a slice (a view, no copy: whole frames and inner
-    tiles), else the indices themselves (mirrored padding)."""
-    n = len(idx)
-    if n and idx[-1] - idx[0] == n - 1 and (n < 3 or bool(np.all(np.diff(idx) == 1))):
-        return slice(int(idx[0]), int(idx[-1]) + 1)
-    return idx
-
-
 def _put_unit255(dst: np.ndarray, y: np.ndarray) -> None:
     """Write network output `y` (0..255 floats, ours to change) into `dst` in its dtype:
     uint8 in place (clip, round, one converting copy), as `_from_unit255` does it."""
@@ -350,8 +347,7 @@ def restore_frames(
         x = x[..., ::-1]
     x = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
     y = restorer.restore_array(x)
-    y = np.clip(y, 0.0, 255.0) + 0.5  # the same rounding as Restorer.__call__
-    y = y.astype(np.uint8).transpose(0, 2, 3, 1)
+    y = _from_unit255(y, np.uint8).transpose(0, 2, 3, 1)  # Restorer.__call__'s rounding
     if order == "bgr":
         y = y[..., ::-1]
     return [np.ascontiguousarray(f) for f in y]

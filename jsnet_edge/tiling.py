@@ -69,6 +69,15 @@ def padded_index(length: int, padded: int, start: int, stop: int) -> np.ndarray:
     return np.minimum(idx, length - 1)
 
 
+def as_slice(idx: np.ndarray) -> np.ndarray | slice:
+    """A run of consecutive indices as a slice (a view, no copy: whole frames and inner
+    tiles), else the indices themselves (mirrored padding)."""
+    n = len(idx)
+    if n and idx[-1] - idx[0] == n - 1 and (n < 3 or bool(np.all(np.diff(idx) == 1))):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
+
+
 def pad_to_min(x: np.ndarray, min_size: int, multiple: int = 1) -> np.ndarray:
     """Pad the bottom/right of an NCHW array so both sides reach `min_size` and are
     multiples of `multiple` (mirrored; the edge repeated where the pad is too long)."""
