@@ -115,6 +115,7 @@ class CalibrationReport:
     warnings: list[str] = field(default_factory=list)
     held_to: str = RULES["bound"]
     seconds: float = 0.0
+    qat: dict = field(default_factory=dict)  # the fine-tuning's figures (`calibrate --qat`)
 
     @property
     def drop(self) -> float:
@@ -152,7 +153,13 @@ class CalibrationReport:
     def summary(self) -> str:
         kept = ", ".join(self.kept_float) or "nothing"
         est = LossEstimate(self.estimate["per_image"])
-        return (
+        start = ""
+        if self.qat.get("ptq"):
+            start = (
+                f"QAT {self.qat['steps']} steps from post-training int8 at "
+                f"{self.qat['ptq']['mean']:.3f} dB; "
+            )
+        return start + (
             f"int8 ({self.target}, {self.method}): {est.describe()}; --max-drop "
             f"{self.max_drop:g} is held to {self.held_to} ({self.held:.3f}). fp32 "
             f"{self.fp32_psnr:.2f} dB, int8 "
@@ -331,7 +338,7 @@ def calibrate(
     rule = "bound" if cfg.data is not None else "worst"
     photos = find_photos(cfg.data, model.colors)
     calib_photos, held_photos = split_photos(photos, cfg.heldout)
-    warnings = _warnings(cfg, photos, held_photos)
+    warnings = data_warnings(cfg, photos, held_photos)
     for w in warnings:
         say(f"note: {w}")
     calib = calibration_pairs(calib_photos, deg, cfg.num_images, cfg.crop, cfg.seed)
@@ -352,7 +359,7 @@ def calibrate(
 
         def trial(int8_groups: list[str] | None, label: str) -> LossEstimate:
             """The estimate with `int8_groups` in int8 (None: everything) and the rest float."""
-            exclude = [] if int8_groups is None else _outside(nodes, int8_groups)
+            exclude = [] if int8_groups is None else outside(nodes, int8_groups)
             path = quant.write(work / "trial.onnx", exclude)
             est = estimate(reference, score(path, held, model.scale), rule)
             search.append({"float": label, "mean": round(est.mean, 4), "held": round(est.held, 4)})
@@ -363,8 +370,8 @@ def calibrate(
         chosen: list[str] | None = None  # None: every layer in int8
         best = naive
         if naive.held > cfg.max_drop:
-            chosen, best = _grow_int8(nodes, conv_cost, cfg.max_drop, trial, say)
-        exclude = [] if chosen is None else _outside(nodes, chosen)
+            chosen, best = grow_int8(nodes, conv_cost, cfg.max_drop, trial, say)
+        exclude = [] if chosen is None else outside(nodes, chosen)
         final = quant.write(work / "final.onnx", exclude)
         quantised = estimate(reference, score(final, held, model.scale), rule)
         report = CalibrationReport(
@@ -376,7 +383,7 @@ def calibrate(
             int8_psnr=float(np.mean(list(reference.values()))) - quantised.mean,
             estimate=quantised.to_dict(),
             naive=naive.to_dict(),
-            kept_float=_floats(nodes, chosen),
+            kept_float=float_blocks(nodes, chosen),
             quantized_convs=sum(c not in exclude for c in conv_cost),
             total_convs=len(conv_cost),
             search=search,
@@ -396,7 +403,7 @@ def calibrate(
     return report
 
 
-def _warnings(cfg: CalibrationConfig, photos: list, held: list) -> list[str]:
+def data_warnings(cfg: CalibrationConfig, photos: list, held: list) -> list[str]:
     notes = []
     if cfg.data is None:
         notes.append(
@@ -421,12 +428,12 @@ def _in_group(node: str, group: str) -> bool:
     return group_of(node, 0) == group or group_of(node, 1) == group
 
 
-def _outside(nodes: list[str], groups: list[str]) -> list[str]:
+def outside(nodes: list[str], groups: list[str]) -> list[str]:
     """The nodes that belong to none of `groups` (they stay in float)."""
     return [n for n in nodes if not any(_in_group(n, g) for g in groups)]
 
 
-def _floats(nodes: list[str], chosen: list[str] | None) -> list[str]:
+def float_blocks(nodes: list[str], chosen: list[str] | None) -> list[str]:
     """Blocks left in float (wholly, or `partly` where some of their parts are int8)."""
     if chosen is None:
         return []
@@ -439,7 +446,7 @@ def _floats(nodes: list[str], chosen: list[str] | None) -> list[str]:
     return out
 
 
-def _grow_int8(
+def grow_int8(
     nodes: list[str], conv_cost: dict[str, int], max_drop: float, trial, say
 ) -> tuple[list[str], LossEstimate]:
     """Measured and greedy, from a float network up: each block is first quantised alone

@@ -81,9 +81,32 @@ def calibrate(
             help=("cpu (onnxruntime/OpenVINO, uint8 activations) or tensorrt (symmetric int8).")
         ),
     ] = "cpu",
+    qat: Annotated[
+        bool,
+        typer.Option(
+            "--qat",
+            help=(
+                "Quantisation-aware fine-tuning (NNCF fake quantisers, weights and ranges "
+                "trained on the calibration photographs): whole-network int8 at a fraction "
+                "of post-training loss. Needs the [qat] extra."
+            ),
+        ),
+    ] = False,
+    steps: Annotated[int, typer.Option(help="QAT: optimiser steps.")] = 1000,
+    teacher: Annotated[
+        str,
+        typer.Option(
+            help="QAT target: self (the float model's output), clean (the photo) or both."
+        ),
+    ] = "self",
+    lr: Annotated[float, typer.Option(help="QAT: Adam learning rate (cosine-decayed).")] = 2e-5,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="QAT: continue an interrupted run from its checkpoint.")
+    ] = False,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Calibrate INT8 (explicit Q/DQ ONNX), keeping sensitive blocks in float."""
+    """Calibrate INT8 (explicit Q/DQ ONNX), keeping sensitive blocks in float; --qat
+    fine-tunes with fake quantisation first."""
     from jsnet_edge.calibration.quantize import CalibrationConfig, report_path
     from jsnet_edge.calibration.quantize import calibrate as run_calibration
     from jsnet_edge.models.resolve import resolve_model
@@ -97,7 +120,14 @@ def calibrate(
         target=target,
     )
     net = resolve_model(model)
-    report = run_calibration(net, output, cfg, overwrite=overwrite, log=err)
+    if qat or resume:
+        from jsnet_edge.calibration.qat import QATConfig
+        from jsnet_edge.calibration.qat import qat as run_qat
+
+        qcfg = QATConfig(steps=steps, teacher=teacher, lr=lr)
+        report = run_qat(net, output, cfg, qcfg, overwrite=overwrite, resume=resume, log=err)
+    else:
+        report = run_calibration(net, output, cfg, overwrite=overwrite, log=err)
     typer.echo(report.summary())
     typer.echo(f"wrote {output} and {report_path(output)}")
     if report.shortfall():

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from jsnet_edge.checkpoints import load_checkpoint, save_checkpoint
 from jsnet_edge.degradations import Degradation
 from jsnet_edge.devices import check_torch_device, machine_description, torch_threads
 from jsnet_edge.errors import ModelError, OptionError, TrainingError
@@ -37,7 +38,6 @@ from jsnet_edge.outputs import check_output
 from jsnet_edge.restorer import Restorer
 from jsnet_edge.tasks import check_task, task_scale
 from jsnet_edge.train.card import write_card
-from jsnet_edge.train.checkpoint import load_checkpoint, save_checkpoint
 from jsnet_edge.train.data import PatchSampler
 from jsnet_edge.train.evaluate import EvalConfig, evaluate
 

@@ -1,4 +1,4 @@
-"""Training checkpoints, in safetensors like everything else we write.
+"""Training checkpoints (`train`, `calibrate --qat`), in safetensors like everything else we write.
 
 A checkpoint holds the model and Adam state as tensors, and the step, the data sampler's
 random state and the config as JSON metadata. No pickles: resuming a run never executes
@@ -21,9 +21,15 @@ FORMAT = "jsnet-edge.train-checkpoint"
 
 
 def save_checkpoint(
-    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    meta: dict,
+    fmt: str = FORMAT,
 ) -> None:
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # Cloned: quantised networks share one quantiser between the inputs of a concat, and
+    # safetensors refuses tensors that share memory.
+    tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     for idx, state in opt["state"].items():
         for name, value in state.items():
@@ -31,7 +37,7 @@ def save_checkpoint(
             tensors[f"optim.{idx}.{name}"] = t.detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
     header = {
-        "format": FORMAT,
+        "format": fmt,
         "meta": json.dumps(meta),
         "param_groups": json.dumps(opt["param_groups"]),
     }
@@ -39,7 +45,21 @@ def save_checkpoint(
         save_file(tensors, str(tmp), metadata=header)
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+def read_meta(path: Path, fmt: str = FORMAT) -> dict:
+    """The JSON metadata of a checkpoint, without loading its tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError) as e:
+        raise ModelError(f"cannot read checkpoint {path} ({e}); it may be corrupt") from None
+    if header.get("format") != fmt:
+        raise ModelError(f"{path} is not a {fmt} checkpoint")
+    return json.loads(header["meta"])
+
+
+def load_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, fmt: str = FORMAT
+) -> dict:
     """Restore model, optimizer and torch RNG; return the metadata saved with them."""
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -47,8 +67,8 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as e:
         raise ModelError(f"cannot read checkpoint {path} ({e}); it may be corrupt") from None
-    if header.get("format") != FORMAT:
-        raise ModelError(f"{path} is not a jsnet-edge training checkpoint")
+    if header.get("format") != fmt:
+        raise ModelError(f"{path} is not a {fmt} checkpoint")
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_state)

@@ -1,0 +1,481 @@
+"""INT8 by quantisation-aware fine-tuning (QAT): `calibrate --qat`.
+
+Post-training quantisation of every layer costs these small restoration networks 0.8 dB
+(`denoise-rt`) to 4 dB (the authors' x2): their activations are few and wide, and one
+rounding step in a thin layer is a visible error. Published 8-bit QAT of small SR CNNs
+(QuickSRNet, SESR, ESPCN) loses 0.03-0.2 dB instead. So we let the network learn to live
+with its quantisers:
+
+1. NNCF (`nncf.quantize`, the PERFORMANCE preset) places fake quantisers where the
+   exported graph will have Q/DQ pairs (per-channel symmetric int8 weights; activations
+   symmetric, unsigned after ReLU/sigmoid; signed int8 everywhere for TensorRT, whose
+   zero points must be 0) and sets their ranges from the calibration crops.
+2. Weights and quantiser scales (LSQ-style: NNCF's scales are parameters) are fine-tuned
+   on crops of the calibration photographs. The target is the float model's own output
+   (self-distillation: no clean labels, so it works for any checkpoint), the clean photo,
+   or both (`QATConfig.teacher`).
+3. The quantisers export as QuantizeLinear/DequantizeLinear through our one exporter
+   (`export.onnx.trace_onnx`), the file onnxruntime, OpenVINO and TensorRT run. The loss
+   is measured on held-out photographs as `calibrate` measures it, and if it misses
+   `max_drop`, the same measured block search keeps the fewest blocks in float (their
+   Q/DQ pairs are bypassed in the graph).
+
+Resumable: a checkpoint (safetensors; NNCF's quantiser layout as JSON) is written every
+`checkpoint_every` steps and on Ctrl-C/SIGTERM; `resume=True` continues it exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from jsnet_edge.calibration.data import (
+    Pair,
+    calibration_pairs,
+    find_photos,
+    heldout_pairs,
+    split_photos,
+)
+from jsnet_edge.calibration.estimate import RULES, LossEstimate, estimate
+from jsnet_edge.calibration.quantize import (
+    CalibrationConfig,
+    CalibrationReport,
+    data_warnings,
+    float_blocks,
+    grow_int8,
+    outside,
+    report_path,
+    score,
+)
+from jsnet_edge.checkpoints import load_checkpoint, read_meta, save_checkpoint
+from jsnet_edge.degradations import Degradation
+from jsnet_edge.errors import MissingDependencyError, OptionError, TrainingError
+from jsnet_edge.export.onnx import (
+    export_onnx,
+    fold_mean_shift,
+    model_metadata,
+    save_onnx,
+    trace_onnx,
+)
+from jsnet_edge.models.network import JSNet
+from jsnet_edge.outputs import check_output, write_text
+
+FORMAT = "jsnet-edge.qat-checkpoint"
+TEACHERS = ("self", "clean", "both")
+_QDQ = ("QuantizeLinear", "DequantizeLinear")
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    """Options of the fine-tuning (`calibrate --qat`).
+
+    Args:
+        steps: optimiser steps (a few hundred recover most of the loss; see
+            docs/benchmarks.md for measured curves).
+        batch: crops per step.
+        crop: side of the training crops, in network-input pixels.
+        lr: Adam learning rate of weights and quantiser scales, cosine-decayed.
+        teacher: "self" (the float model's output), "clean" (the clean photo) or "both".
+        checkpoint_every: steps between checkpoints.
+    """
+
+    steps: int = 1000
+    batch: int = 8
+    crop: int = 64
+    lr: float = 2e-5
+    teacher: str = "self"
+    checkpoint_every: int = 100
+
+    def __post_init__(self) -> None:
+        if self.teacher not in TEACHERS:
+            raise OptionError(
+                f"--teacher must be one of {', '.join(TEACHERS)}, not {self.teacher!r}"
+            )
+        if self.steps < 0 or self.batch < 1 or self.checkpoint_every < 1:
+            raise OptionError("--steps must be >= 0, the batch and checkpoint interval >= 1")
+        if self.crop < 16:
+            raise OptionError(f"QAT crops must be at least 16 pixels, got {self.crop}")
+        if not 0 < self.lr < 1:
+            raise OptionError(f"--lr must be in (0, 1), got {self.lr}")
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    return Path(out).with_suffix(".qat.safetensors")
+
+
+def _nncf():
+    """NNCF, imported lazily. Its fake quantisers would first compile a C++ extension (a
+    compiler, and a 60 s stall or timeout on small machines); its reference functions are
+    plain torch operations, as fast at these sizes, so we use them."""
+    try:
+        import nncf
+        from nncf.torch.quantization import extensions, reference
+    except ImportError:
+        raise MissingDependencyError(
+            "calibrate --qat needs NNCF: pip install 'jsnet-edge[qat]'"
+        ) from None
+    if extensions.QuantizedFunctionsCPU._loaded_namespace is None:
+        extensions.QuantizedFunctionsCPU._loaded_namespace = reference.ReferenceQuantizedFunctions
+    nncf.set_log_level(logging.ERROR)
+    return nncf
+
+
+@contextlib.contextmanager
+def _quiet():
+    """NNCF draws progress bars on stdout, which belongs to the command's result."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def _eager():
+    """NNCF's reference quantisers are `torch.compile`d; with a new shape or a Parameter
+    for an input they recompile up to dynamo's limit (minutes on two cores, and warnings),
+    for no gain at these sizes. Eager it is."""
+    return torch.compiler.set_stance("force_eager")
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def fake_quantized(folded: JSNet, calib: list[Pair], target: str) -> nn.Module:
+    """`folded` (mean shift folded, as exported) with NNCF fake quantisers, ranges from
+    `calib`. For TensorRT every activation quantiser is signed (zero point 0)."""
+    nncf = _nncf()
+    with _quiet(), _eager():
+        qm = nncf.quantize(
+            folded,
+            nncf.Dataset([_tensor(p.input) for p in calib]),
+            subset_size=len(calib),
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+        )
+    if target == "tensorrt":
+        from nncf.torch.quantization.layers import SymmetricQuantizer
+
+        for q in qm.modules():
+            if isinstance(q, SymmetricQuantizer) and not q.signed:
+                q.signed = True
+    return qm
+
+
+def _from_config(folded: JSNet, config: dict) -> nn.Module:
+    nncf = _nncf()
+    return nncf.torch.load_from_config(folded, config)
+
+
+def qdq_proto(qm: nn.Module, model: JSNet):
+    """The fake-quantised network as ONNX with QuantizeLinear/DequantizeLinear pairs."""
+    from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
+
+    for q in qm.modules():
+        if isinstance(q, BaseQuantizer):
+            q.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
+    m = model.size_multiple
+    side = max(64, model.min_size)
+    side = -(-side // m) * m
+    with torch.no_grad(), _eager():
+        return trace_onnx(qm, (1, model.colors, side, side))
+
+
+def keep_float(proto, int8_groups: list[str] | None):
+    """A copy of a Q/DQ graph where the nodes outside `int8_groups` (None: all int8) read
+    the float tensors their Q/DQ pairs quantised (weights and activations): the pair is
+    bypassed for them, and dropped where nothing else reads it."""
+    out = type(proto)()
+    out.CopyFrom(proto)
+    if int8_groups is None:
+        return out
+    g = out.graph
+    q_input = {n.output[0]: n.input[0] for n in g.node if n.op_type == "QuantizeLinear"}
+    float_of = {
+        n.output[0]: q_input[n.input[0]]
+        for n in g.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in q_input
+    }
+    ops = [n.name for n in g.node if n.op_type not in _QDQ and n.op_type != "Constant"]
+    floats = set(outside(ops, int8_groups))
+    for n in g.node:
+        if n.name in floats:
+            for i, name in enumerate(n.input):
+                if name in float_of:
+                    n.input[i] = float_of[name]
+    _prune(g)
+    return out
+
+
+def _prune(g) -> None:
+    """Drop nodes whose outputs nothing reads (bypassed Q/DQ pairs and their scales)."""
+    while True:
+        used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+        dead = [n for n in g.node if not any(o in used for o in n.output)]
+        if not dead:
+            return
+        for n in dead:
+            g.node.remove(n)
+
+
+def _conv_costs(proto) -> dict[str, int]:
+    """Weight size of each convolution (its weight arrives through a DQ of a Q)."""
+    g = proto.graph
+    sizes = {i.name: int(np.prod(i.dims)) for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    costs = {}
+    for n in g.node:
+        if n.op_type != "Conv":
+            continue
+        w = n.input[1]
+        while w in producer and producer[w].op_type in _QDQ:
+            w = producer[w].input[0]
+        costs[n.name] = sizes.get(w, 0)
+    return costs
+
+
+def _int8_convs(proto) -> int:
+    producer = {o: n.op_type for n in proto.graph.node for o in n.output}
+    return sum(
+        producer.get(n.input[1]) == "DequantizeLinear"
+        for n in proto.graph.node
+        if n.op_type == "Conv"
+    )
+
+
+def _batch(photos, deg: Degradation, qcfg: QATConfig, step: int, seed: int):
+    """The crops of step `step`: a function of the step, so a resumed run sees the same."""
+    pairs = calibration_pairs(photos, deg, qcfg.batch, qcfg.crop, seed + 7919 * (step + 1))
+    x = _tensor(np.concatenate([p.input for p in pairs]))
+    clean = [p.target[:, :, None] if p.target.ndim == 2 else p.target for p in pairs]
+    y = _tensor(np.stack([c.transpose(2, 0, 1) for c in clean]))
+    return x, y
+
+
+def _lr(step: int, qcfg: QATConfig) -> float:
+    warm = min(50, max(1, qcfg.steps // 20))
+    if step < warm:
+        return qcfg.lr * (step + 1) / warm
+    t = (step - warm) / max(1, qcfg.steps - warm)
+    return qcfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def _finetune(qm, teacher_net, photos, deg, cfg, qcfg, ckpt, start, optimizer, meta, say):
+    """The loop from `start` to `qcfg.steps`; checkpoints on schedule and on Ctrl-C."""
+    params = [p for p in qm.parameters() if p.requires_grad]
+    qm.train()
+    t0, running = time.perf_counter(), None
+    step = start
+    try:
+        while step < qcfg.steps:
+            for g in optimizer.param_groups:
+                g["lr"] = _lr(step, qcfg)
+            x, y = _batch(photos, deg, qcfg, step, cfg.seed)
+            pred = qm(x)
+            loss = 0.0
+            if qcfg.teacher in ("self", "both"):
+                with torch.no_grad():
+                    ref = teacher_net(x)
+                loss = loss + (pred - ref).abs().mean()
+            if qcfg.teacher in ("clean", "both"):
+                loss = loss + (pred - y).abs().mean()
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"QAT diverged at step {step} (loss {loss.item()}); run again with a "
+                    f"lower --lr (this run: {qcfg.lr:g})"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            step += 1
+            value = float(loss.item())
+            running = value if running is None else 0.95 * running + 0.05 * value
+            meta["loss"] = round(running, 4)
+            meta["step"] = step
+            if step % qcfg.checkpoint_every == 0 or step == qcfg.steps:
+                save_checkpoint(ckpt, qm, optimizer, meta, fmt=FORMAT)
+                rate = (step - start) / max(time.perf_counter() - t0, 1e-9)
+                say(
+                    f"QAT step {step}/{qcfg.steps}: loss {running:.3f} (0..255), "
+                    f"{rate:.1f} steps/s, about {(qcfg.steps - step) / max(rate, 1e-9):.0f} s left"
+                )
+    except KeyboardInterrupt:
+        meta["step"] = step
+        save_checkpoint(ckpt, qm, optimizer, meta, fmt=FORMAT)
+        say(f"QAT stopped at step {step}: checkpoint {ckpt}; --resume continues it")
+        raise
+    qm.eval()
+
+
+def qat(
+    model: JSNet,
+    out: str | Path,
+    cfg: CalibrationConfig | None = None,
+    qcfg: QATConfig | None = None,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    log=None,
+) -> CalibrationReport:
+    """Fine-tune `model` with fake quantisation and write its INT8 Q/DQ ONNX to `out`.
+
+    The photographs, held-out estimate, `max_drop` rule, report and metadata are those of
+    `calibrate` (`cfg`); `qcfg` sets the fine-tuning. Returns the report (`report.qat`
+    holds the fine-tuning's own figures, the post-training loss it started from among
+    them).
+    """
+    import onnx
+
+    cfg, qcfg = cfg or CalibrationConfig(), qcfg or QATConfig()
+    say = log or (lambda msg: None)
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise OptionError(f"the calibrated model is an ONNX file: {out.name} must end in .onnx")
+    check_output(out, overwrite=overwrite)
+    check_output(report_path(out), overwrite=overwrite, inputs=[out], what="report")
+    ckpt = checkpoint_path(out)
+    if resume and not ckpt.is_file():
+        raise OptionError(f"--resume: no QAT checkpoint {ckpt} to continue; run without it")
+    if ckpt.is_file() and not resume and not overwrite:
+        raise OptionError(
+            f"{ckpt} holds an unfinished QAT run: pass --resume to continue it, or "
+            "--overwrite to start again"
+        )
+    _nncf()
+    t0 = time.perf_counter()
+    deg = Degradation(
+        model.task,
+        cfg.sigma if model.task == "denoise" else None,
+        cfg.quality if model.task == "jpeg" else None,
+    )
+    rule = "bound" if cfg.data is not None else "worst"
+    photos = find_photos(cfg.data, model.colors)
+    calib_photos, held_photos = split_photos(photos, cfg.heldout)
+    notes = data_warnings(cfg, photos, held_photos)
+    for w in notes:
+        say(f"note: {w}")
+    calib = calibration_pairs(calib_photos, deg, cfg.num_images, cfg.crop, cfg.seed)
+    held = heldout_pairs(held_photos, deg, cfg.heldout_crop, cfg.seed + 1000)
+    folded = fold_mean_shift(model)
+    teacher_net = fold_mean_shift(model).eval().requires_grad_(False)
+    settings = {"calibration": _jsonable(asdict(cfg)), "qat": asdict(qcfg)}
+    with tempfile.TemporaryDirectory(prefix="jsnet-qat-") as tmp:
+        work = Path(tmp)
+        fp32 = export_onnx(model, work / "fp32.onnx")
+        reference = score(fp32, held, model.scale)
+        say(f"fp32: {np.mean(list(reference.values())):.3f} dB on {len(held)} held-out photographs")
+
+        def measure(proto, label: str, groups=None) -> LossEstimate:
+            path = work / f"{label}.onnx"
+            onnx.save(keep_float(proto, groups), str(path))
+            return estimate(reference, score(path, held, model.scale), rule)
+
+        if resume:
+            meta = read_meta(ckpt, FORMAT)
+            if meta.get("settings") != settings:
+                raise OptionError(
+                    f"{ckpt} was made with other options ({meta.get('settings')}); pass the "
+                    "same options to --resume, or --overwrite to start again"
+                )
+            qm = _from_config(folded, meta["nncf"])
+        else:
+            qm = fake_quantized(folded, calib, cfg.target)
+            ptq = measure(qdq_proto(qm, model), "ptq")
+            say(f"NNCF post-training int8 (the start): {ptq.describe()}")
+            meta = {
+                "settings": settings,
+                "nncf": _nncf().torch.get_config(qm),
+                "ptq": ptq.to_dict(),
+                "step": 0,
+            }
+        params = [p for p in qm.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=qcfg.lr)
+        if resume:
+            meta = load_checkpoint(ckpt, qm, optimizer, fmt=FORMAT)
+            say(f"resuming QAT at step {meta['step']}/{qcfg.steps}")
+        train_t0 = time.perf_counter()
+        with _eager():
+            _finetune(
+                qm,
+                teacher_net,
+                calib_photos,
+                deg,
+                cfg,
+                qcfg,
+                ckpt,
+                meta["step"],
+                optimizer,
+                meta,
+                say,
+            )
+        proto = qdq_proto(qm, model)
+        naive = measure(proto, "all")
+        say(f"after QAT, all layers int8: {naive.describe()}")
+        ops = [n.name for n in proto.graph.node if n.op_type not in _QDQ + ("Constant",)]
+        search = [{"float": "nothing", "mean": round(naive.mean, 4), "held": round(naive.held, 4)}]
+        chosen: list[str] | None = None
+        final = naive
+        if naive.held > cfg.max_drop:
+
+            def trial(groups: list[str] | None, label: str) -> LossEstimate:
+                est = measure(proto, "trial", groups)
+                search.append(
+                    {"float": label, "mean": round(est.mean, 4), "held": round(est.held, 4)}
+                )
+                return est
+
+            chosen, final = grow_int8(ops, _conv_costs(proto), cfg.max_drop, trial, say)
+            final = measure(proto, "final", chosen)
+        result = keep_float(proto, chosen)
+        fp32_psnr = float(np.mean(list(reference.values())))
+        report = CalibrationReport(
+            target=cfg.target,
+            method=f"qat ({cfg.method} start)",
+            max_drop=cfg.max_drop,
+            data=str(cfg.data) if cfg.data else "built-in photographs",
+            fp32_psnr=fp32_psnr,
+            int8_psnr=fp32_psnr - final.mean,
+            estimate=final.to_dict(),
+            naive=naive.to_dict(),
+            kept_float=float_blocks(ops, chosen),
+            quantized_convs=_int8_convs(result),
+            total_convs=sum(n.op_type == "Conv" for n in result.graph.node),
+            search=search,
+            calibration_images=[p.name for p in calib_photos],
+            heldout_images=[p.name for p in held_photos],
+            warnings=notes,
+            held_to=RULES[rule],
+            seconds=round(time.perf_counter() - t0, 1),
+            qat={
+                "library": f"nncf {_nncf().__version__}",
+                "steps": qcfg.steps,
+                "batch": qcfg.batch,
+                "crop": qcfg.crop,
+                "lr": qcfg.lr,
+                "teacher": qcfg.teacher,
+                "final_loss": meta.get("loss"),
+                "ptq": meta.get("ptq"),
+                "seconds": round(time.perf_counter() - train_t0, 1),
+            },
+        )
+        del result.metadata_props[:]
+        for k, v in model_metadata(model, "int8").items():
+            result.metadata_props.add(key=k, value=v)
+        result.metadata_props.add(key="calibration", value=report.to_json())
+        onnx.checker.check_model(result)
+        save_onnx(result, out, overwrite=overwrite)
+    write_text(report_path(out), report.to_json(), overwrite=overwrite)
+    ckpt.unlink(missing_ok=True)  # the run is finished: its checkpoint has served
+    return report
+
+
+def _jsonable(d: dict) -> dict:
+    return json.loads(json.dumps(d, default=str))

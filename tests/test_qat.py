@@ -1,0 +1,143 @@
+"""Quantisation-aware fine-tuning end to end on a tiny network: NNCF fake quantisers ->
+Q/DQ ONNX -> onnxruntime and OpenVINO (and TensorRT for RTX, where installed), a bounded
+loss, and a run stopped by a real SIGINT that `--resume` continues."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from conftest import run_cli
+from jsnet_edge.calibration.qat import QATConfig, checkpoint_path, keep_float, qat
+from jsnet_edge.calibration.quantize import CalibrationConfig
+from jsnet_edge.errors import OptionError
+from jsnet_edge.export.graph import read_onnx_metadata
+from jsnet_edge.export.verify import check_stage
+from jsnet_edge.models import Genotype, JSNet, save_model
+from jsnet_edge.restorer import Restorer
+from jsnet_edge.runtime.capabilities import has_module
+
+pytest.importorskip("nncf", reason="QAT needs the [qat] extra (NNCF); the dev install has it")
+
+TINY = Genotype.from_string("C8-L2-N1:srb:cea")
+QUICK = QATConfig(steps=12, batch=2, crop=32, checkpoint_every=6, lr=1e-4)
+
+
+@pytest.fixture(scope="module")
+def tiny_denoiser():
+    torch.manual_seed(0)
+    net = JSNet(TINY, task="denoise")
+    with torch.no_grad():  # a non-trivial residual, so quantisation has something to cost
+        net.tail[-1].weight.normal_(0, 0.02)
+    return net.eval()
+
+
+def _zero_points(proto) -> list[np.ndarray]:
+    consts = {
+        n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t)
+        for n in proto.graph.node
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].t.dims is not None
+    }
+    consts.update({i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer})
+    return [
+        consts[n.input[2]]
+        for n in proto.graph.node
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in consts
+    ]
+
+
+@pytest.mark.parametrize("target", ["cpu", "tensorrt"])
+def test_qat_writes_a_qdq_graph_the_cpu_runtimes_run(tiny_denoiser, tmp_path, target):
+    out = tmp_path / f"qat_{target}.onnx"
+    cfg = CalibrationConfig(num_images=4, heldout=2, crop=48, max_drop=10.0, target=target)
+    report = qat(tiny_denoiser, out, cfg, QUICK)
+    proto = onnx.load(str(out))
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    assert not any("FakeQuantize" in o for o in ops)  # standard ONNX, not OpenVINO's op
+    meta = read_onnx_metadata(out)
+    rep = json.loads(meta["calibration"])
+    assert meta["precision"] == "int8" and rep["qat"]["steps"] == QUICK.steps
+    assert rep["qat"]["ptq"]["mean"] == pytest.approx(report.qat["ptq"]["mean"])
+    # Every block in int8 (NNCF leaves only the 1x1 convolutions of the channel
+    # attentions, on pooled vectors, in float: no work to save there).
+    assert report.kept_float == [] and report.total_convs / 2 < report.quantized_convs
+    assert not checkpoint_path(out).exists()  # a finished run leaves no checkpoint
+    zps = _zero_points(proto)
+    assert zps and all(z.dtype == np.int8 for z in zps if target == "tensorrt")
+    if target == "tensorrt":  # TensorRT takes symmetric int8 only: every zero point is 0
+        assert all(not np.any(z) for z in zps)
+    # The loss is bounded on a photograph (onnxruntime's kernels against torch fp32) ...
+    stage = check_stage(tiny_denoiser, out, "int8")
+    assert stage.loss_db <= 1.0
+    # ... and OpenVINO runs the same file to within a few quantisation steps.
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 48, 64)).astype(np.float32)
+    ort = Restorer(out, backend="onnxruntime")
+    ref = ort.backend(x)
+    if has_module("openvino"):
+        ov = Restorer(out, backend="openvino")
+        assert ov.backend.precision == "int8"
+        assert np.abs(ov.backend(x) - ref).mean() < 2.0
+
+
+def test_keep_float_bypasses_the_pairs_of_float_blocks(tiny_denoiser, tmp_path):
+    out = tmp_path / "q.onnx"
+    qat(tiny_denoiser, out, CalibrationConfig(num_images=4, heldout=2, crop=48, max_drop=10), QUICK)
+    proto = onnx.load(str(out))
+    mixed = keep_float(proto, ["cells.0"])
+    n_q = sum(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+    m_q = sum(n.op_type == "QuantizeLinear" for n in mixed.graph.node)
+    assert 0 < m_q < n_q
+    onnx.checker.check_model(mixed)
+    producer = {o: n.op_type for n in mixed.graph.node for o in n.output}
+    convs = [n for n in mixed.graph.node if n.op_type == "Conv"]
+    int8 = [c.name for c in convs if producer.get(c.input[1]) == "DequantizeLinear"]
+    assert int8 and all(c.startswith("/cells.0/") for c in int8)
+
+
+def test_qat_stopped_by_sigint_resumes(tiny_denoiser, tmp_path):
+    """A real Ctrl-C mid-run leaves a checkpoint; a plain re-run refuses in one line;
+    --resume continues from the checkpoint's step and finishes."""
+    model = tmp_path / "tiny.safetensors"
+    save_model(tiny_denoiser, model)
+    out = tmp_path / "q.onnx"
+    args = [model, "-o", out, "--qat", "--steps", "150", "--num-images", "4", "--heldout", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jsnet_edge", "calibrate", *map(str, args)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    ckpt = checkpoint_path(out)
+    deadline = time.monotonic() + 240
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ckpt.exists(), "no checkpoint appeared"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume continues it" in err and not out.exists()
+    again = run_cli("calibrate", *args, check=False)
+    assert again.returncode == 1 and "--resume" in again.stderr.strip().splitlines()[-1]
+    done = run_cli("calibrate", *args, "--resume")
+    assert "resuming QAT at step" in done.stderr
+    step = int(done.stderr.split("resuming QAT at step ")[1].split("/")[0])
+    assert 0 < step < 150
+    assert out.exists() and not ckpt.exists()
+    assert json.loads(read_onnx_metadata(out)["calibration"])["qat"]["steps"] == 150
+
+
+def test_qat_options_are_checked():
+    with pytest.raises(OptionError, match="teacher"):
+        QATConfig(teacher="nobody")
+    with pytest.raises(OptionError, match="crops"):
+        QATConfig(crop=4)
