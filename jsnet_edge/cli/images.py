@@ -44,7 +44,7 @@ def image(
     task: TaskOpt = None,
     backend: BackendOpt = "auto",
     device: DeviceOpt = "cpu",
-    precision: PrecisionOpt = None,
+    precision: PrecisionOpt = "auto",
     tile: TileOpt = 512,
     tile_overlap: OverlapOpt = 32,
     overwrite: OverwriteOpt = False,
