@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from jsnet_edge.errors import ImageError, OptionError
+from jsnet_edge.models.authors import AUTHORS
 from jsnet_edge.runtime.factory import open_backend
 from jsnet_edge.runtime.source import load_source
 from jsnet_edge.tiling import (
@@ -107,10 +108,12 @@ class Restorer:
 
     @classmethod
     def from_pretrained(cls, name: str, **kwargs) -> Restorer:
-        """A Restorer for a model of the bundled zoo (`jsnet-edge models` lists them), on
+        """A Restorer for a model of the bundled zoo (`jsnet-edge models` lists them) or
+        an authors' model (`authors-x2` ..., downloaded and converted on first use), on
         the fastest backend and precision as `Restorer` picks them by default;
-        `precision="int8"` takes the calibrated INT8 file shipped with the model."""
-        zoo_entry(name)  # a clear error for unknown names
+        `precision="int8"` takes the calibrated INT8 file shipped with a zoo model."""
+        if name not in AUTHORS:
+            zoo_entry(name)  # a clear error for unknown names
         return cls(name, **kwargs)
 
     def describe(self) -> str:
