@@ -4,7 +4,7 @@ and outputs; each run into a fresh folder).
 
 On a 2-core machine the question is how to split the cores: one worker with both threads,
 or two workers with one thread each (each holding its own model). On a real cluster the
-same command spreads over every node (README, "Archives on a Ray cluster").
+same command spreads over every node (docs/deployment.md, "Archives on a Ray cluster").
 
     python benchmarks/archive.py --images data/test --model denoise-rt \\
         --json benchmarks/results/archive_dev_cpu.json

@@ -72,7 +72,7 @@ def to_uint8(x):
 def run_denoise(model: str, photos, gray: bool, pictures: Path | None) -> dict:
     import bm3d
 
-    r = Restorer(model, color_order="rgb")
+    r = Restorer(model, backend="torch", color_order="rgb")
     rows = []
     for i, (name, img) in enumerate(photos):
         clean = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if gray else img
@@ -120,7 +120,7 @@ def run_denoise(model: str, photos, gray: bool, pictures: Path | None) -> dict:
 
 
 def run_jpeg(model: str, photos, pictures: Path | None) -> dict:
-    r = Restorer(model, color_order="rgb")
+    r = Restorer(model, backend="torch", color_order="rgb")
     rows = []
     for i, (name, img) in enumerate(photos):
         jpg = jpeg_compress(img, QUALITY)
@@ -140,13 +140,13 @@ def run_jpeg(model: str, photos, pictures: Path | None) -> dict:
 
 
 def run_sr(model: str, scale: int, official: Path | None, photos, pictures: Path | None) -> dict:
-    r = Restorer(model, color_order="rgb")
+    r = Restorer(model, backend="torch", color_order="rgb")
     authors = None
     ckpt = official / f"jsnet_sr_x{scale}_official.pt" if official else None
     if ckpt and ckpt.is_file():
         from jsnet_edge.models import load_official
 
-        authors = Restorer(load_official(ckpt, scale), color_order="rgb")
+        authors = Restorer(load_official(ckpt, scale), backend="torch", color_order="rgb")
     rows = []
     for i, (name, img) in enumerate(photos):
         hr = modcrop(img, scale)

@@ -65,9 +65,12 @@ def main(argv: list[str] | None = None) -> dict:
 
         args.model = default_model_for(args.task)
     size = parse_size(args.size)
-    extra = {} if args.precision is None else {"precision": args.precision}
     restorer = Restorer(
-        args.model, backend=args.backend, device=args.device, tile=args.tile, **extra
+        args.model,
+        backend=args.backend,
+        device=args.device,
+        precision=args.precision,
+        tile=args.tile,
     )
     with tempfile.TemporaryDirectory(prefix="jsnet-video-bench-") as tmp:
         clip = make_sample_clip(Path(tmp) / "clip.mp4", frames=args.frames, size=size).path

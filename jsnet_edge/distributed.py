@@ -63,7 +63,7 @@ class ArchiveConfig:
     model: str
     backend: str = "auto"
     device: str = "cpu"
-    precision: str | None = None
+    precision: str | None = "auto"
     tile: int = 512
     tile_overlap: int = 32
     overwrite: bool = False

@@ -46,3 +46,8 @@ class OutputWriteError(JSNetEdgeError):
 
 class TargetNotMetError(JSNetEdgeError):
     """A quality target that the result missed; the best result found was still written."""
+
+
+class DownloadError(JSNetEdgeError):
+    """A download that failed (offline, refused, cut short, or not the file expected), with
+    what to download by hand and where to put it."""

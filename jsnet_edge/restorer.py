@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from jsnet_edge.errors import ImageError, OptionError
+from jsnet_edge.models.authors import AUTHORS
 from jsnet_edge.runtime.factory import open_backend
 from jsnet_edge.runtime.source import load_source
 from jsnet_edge.tiling import (
@@ -40,12 +41,15 @@ class Restorer:
     Args:
         model: a model file (.safetensors), a zoo name (see `jsnet-edge models`), a JSNet,
             an .onnx file from `jsnet-edge export`/`calibrate`, or a TensorRT .engine.
-        backend: "torch", "onnxruntime", "openvino", "tensorrt", or "auto" (the fastest
-            installed for the device; `restorer.backend.name` says which).
+        backend: "auto" (the default: the fastest installed for the device, measured once
+            and cached, as the command line picks it; `describe()` says which), "torch",
+            "onnxruntime", "openvino" or "tensorrt". `backend="torch"` runs the module
+            itself (fp32, the reference the other backends are checked against).
         device: "cpu" or "cuda".
-        precision: "fp32", "bf16", "fp16", "int8"; None means fp32, or the precision an
-            .onnx/.engine file was made in; "auto" the fastest that costs no measurable
-            quality (bf16 on OpenVINO where the CPU has it, else as None).
+        precision: "auto" (the default: the fastest that costs no measurable quality, bf16
+            on OpenVINO where the CPU has it, <= 0.05 dB; else as None), "fp32", "bf16",
+            "fp16", "int8"; None means fp32, or the precision an .onnx/.engine file was
+            made in.
         tile: largest tile side in input pixels; larger images are restored in overlapping
             tiles so memory stays bounded (about 0.5 GB for the paper's network at 512).
             None: 512, or whole frames up to 1920 for the zoo's real-time models.
@@ -59,9 +63,9 @@ class Restorer:
     def __init__(
         self,
         model: str | Path | JSNet,
-        backend: str = "torch",
+        backend: str = "auto",
         device: str = "cpu",
-        precision: str | None = None,
+        precision: str | None = "auto",
         *,
         tile: int | None = None,
         tile_overlap: int = DEFAULT_OVERLAP,
@@ -90,6 +94,7 @@ class Restorer:
             source, backend, device, precision, self._keep, compile=compile, threads=threads
         )
         self.requested_backend = backend
+        self.requested_precision = precision
         limits = self.backend.limits  # engines have a shape profile: tiles stay inside it
         if limits is not None:
             self.tile = min(self.tile, limits.width, limits.height)
@@ -103,16 +108,21 @@ class Restorer:
 
     @classmethod
     def from_pretrained(cls, name: str, **kwargs) -> Restorer:
-        """A Restorer for a model of the bundled zoo (`jsnet-edge models` lists them);
-        `precision="int8"` takes the calibrated INT8 file shipped with the model."""
-        zoo_entry(name)  # a clear error for unknown names
+        """A Restorer for a model of the bundled zoo (`jsnet-edge models` lists them) or
+        an authors' model (`authors-x2` ..., downloaded and converted on first use), on
+        the fastest backend and precision as `Restorer` picks them by default;
+        `precision="int8"` takes the calibrated INT8 file shipped with a zoo model."""
+        if name not in AUTHORS:
+            zoo_entry(name)  # a clear error for unknown names
         return cls(name, **kwargs)
 
     def describe(self) -> str:
-        """One line for logs: which backend runs, on what, in which precision."""
+        """One line for logs: which backend runs, on what, in which precision, and which of
+        them `auto` picked (measured here, so the line says what a run really used)."""
         b = self.backend
         how = " (picked by auto)" if self.requested_backend == "auto" else ""
-        return f"{self.task} on {b.name}{how}, {b.device}, {b.precision}"
+        how_p = " (picked by auto)" if self.requested_precision == "auto" else ""
+        return f"{self.task} on {b.name}{how}, {b.device}, {b.precision}{how_p}"
 
     def __repr__(self) -> str:
         b = self.backend

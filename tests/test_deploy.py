@@ -102,7 +102,7 @@ def test_16_bit_paths_lose_at_most_0_05_db(backend, precision, official_x2, phot
         pytest.skip("this CPU (or install) has no OpenVINO bf16")
     hr = photo[100:292, 150:342]
     lr = bicubic_downscale(hr, 2)
-    ref = Restorer(official_x2, color_order="rgb")(lr)
+    ref = Restorer(official_x2, backend="torch", color_order="rgb")(lr)
     out = Restorer(official_x2, backend=backend, precision=precision, color_order="rgb")(lr)
     loss = psnr(ref, hr, shave=2) - psnr(out, hr, shave=2)
     assert loss <= 0.05
@@ -123,7 +123,7 @@ def test_auto_backend_says_which(official_x2, tmp_path, monkeypatch):
     """fp32 with both runtimes installed: the faster one here, measured once and kept in
     the user cache (the same choice the second time, read back, not re-measured)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    r = Restorer(official_x2, backend="auto")
+    r = Restorer(official_x2, backend="auto", precision=None)
     assert "picked by auto" in r.describe()
     if not has_module("openvino"):
         assert r.backend.name == "onnxruntime"
@@ -131,7 +131,7 @@ def test_auto_backend_says_which(official_x2, tmp_path, monkeypatch):
     (record,) = (tmp_path / "jsnet-edge" / "auto").glob("*.json")
     kept = json.loads(record.read_text())
     assert r.backend.name == kept["choice"] == min(kept["ms"], key=kept["ms"].get)
-    assert Restorer(official_x2, backend="auto").backend.name == kept["choice"]
+    assert Restorer(official_x2, backend="auto", precision=None).backend.name == kept["choice"]
     bf16 = Restorer(official_x2, backend="auto", precision="auto")
     assert bf16.backend.name == "openvino"  # bf16 runs in OpenVINO only
 
@@ -217,15 +217,15 @@ def test_unshuffled_network_exports_and_tiles_on_its_grid(task, photo, tmp_path)
         assert (fold_mean_shift(net)(x) - net(x)).abs().max() < 1e-3
     onnx_path = export_onnx(net, tmp_path / "m.onnx")
     img = photo[:61, :67]  # odd sides
-    ref = Restorer(model, color_order="rgb")(img.astype(np.float32) / 255)
+    ref = Restorer(model, backend="torch", color_order="rgb")(img.astype(np.float32) / 255)
     ort = Restorer(onnx_path, backend="onnxruntime", color_order="rgb")(
         img.astype(np.float32) / 255
     )
     assert ref.shape == ort.shape == (61 * net.scale, 67 * net.scale, 3)
     assert np.abs(ref - ort).max() * 255 < 1e-3
     big = photo[:150, :170]
-    whole = Restorer(model, color_order="rgb")(big)
-    tiled = Restorer(model, color_order="rgb", tile=63, tile_overlap=9)(big)
+    whole = Restorer(model, backend="torch", color_order="rgb")(big)
+    tiled = Restorer(model, backend="torch", color_order="rgb", tile=63, tile_overlap=9)(big)
     # Random weights and small tiles are not seamless (about 41 dB, as for the same network
     # without unshuffle); tiles off the 2x2 grid would be far worse.
     assert psnr(tiled, whole, mode="rgb") >= 38

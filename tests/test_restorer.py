@@ -28,8 +28,10 @@ def tiny_gray_denoiser():
 
 def test_tiled_matches_untiled_on_a_photograph(official_x2, photo):
     img = photo[:200, :260]
-    whole = Restorer(official_x2, tile=1024, color_order="rgb")(img.astype(np.float32) / 255)
-    tiled = Restorer(official_x2, tile=96, tile_overlap=24, color_order="rgb")(
+    whole = Restorer(official_x2, backend="torch", tile=1024, color_order="rgb")(
+        img.astype(np.float32) / 255
+    )
+    tiled = Restorer(official_x2, backend="torch", tile=96, tile_overlap=24, color_order="rgb")(
         img.astype(np.float32) / 255
     )
     assert whole.shape == tiled.shape == (400, 520, 3)
@@ -38,8 +40,10 @@ def test_tiled_matches_untiled_on_a_photograph(official_x2, photo):
 
 def test_bgr_and_rgb_orders_agree(tiny_sr, photo):
     img = photo[:48, :40]
-    rgb = Restorer(tiny_sr, color_order="rgb")(img)
-    bgr = Restorer(tiny_sr, color_order="bgr")(np.ascontiguousarray(img[:, :, ::-1]))
+    rgb = Restorer(tiny_sr, backend="torch", color_order="rgb")(img)
+    bgr = Restorer(tiny_sr, backend="torch", color_order="bgr")(
+        np.ascontiguousarray(img[:, :, ::-1])
+    )
     assert np.array_equal(rgb, bgr[:, :, ::-1])
 
 
@@ -52,7 +56,7 @@ def test_dtype_and_layout_are_kept(tiny_sr, photo, dtype):
         np.float32: img8.astype(np.float32) / 255,
         np.float64: img8.astype(np.float64) / 255,
     }[dtype]
-    r = Restorer(tiny_sr, color_order="rgb")
+    r = Restorer(tiny_sr, backend="torch", color_order="rgb")
     out = r(img)
     assert out.dtype == dtype and out.shape == (80, 72, 3)
     ref = r(img8).astype(np.float64)
@@ -61,7 +65,7 @@ def test_dtype_and_layout_are_kept(tiny_sr, photo, dtype):
 
 
 def test_gray_and_alpha(tiny_sr, gray_photo, photo):
-    r = Restorer(tiny_sr)
+    r = Restorer(tiny_sr, backend="torch")
     g = gray_photo[:30, :40]
     assert r(g).shape == (60, 80)
     assert r(g[:, :, None]).shape == (60, 80, 1)
@@ -75,18 +79,18 @@ def test_gray_and_alpha(tiny_sr, gray_photo, photo):
 
 
 def test_gray_model_on_colour_image(tiny_gray_denoiser, photo):
-    out = Restorer(tiny_gray_denoiser, color_order="rgb")(photo[:32, :32])
+    out = Restorer(tiny_gray_denoiser, backend="torch", color_order="rgb")(photo[:32, :32])
     assert out.shape == (32, 32, 3) and out.dtype == np.uint8
 
 
 def test_small_images_are_padded_not_refused(tiny_sr):
-    r = Restorer(tiny_sr)
+    r = Restorer(tiny_sr, backend="torch")
     for h, w in [(1, 1), (5, 3), (16, 40), (3, 90)]:
         assert r(np.full((h, w, 3), 120, np.uint8)).shape == (2 * h, 2 * w, 3)
 
 
 def test_bad_images_are_refused_clearly(tiny_sr):
-    r = Restorer(tiny_sr)
+    r = Restorer(tiny_sr, backend="torch")
     with pytest.raises(ImageError, match="shape"):
         r(np.zeros((4, 4, 5), np.uint8))
     with pytest.raises(ImageError, match="empty"):
@@ -101,15 +105,15 @@ def test_bad_images_are_refused_clearly(tiny_sr):
 
 def test_bad_options_are_refused_clearly(tiny_sr):
     with pytest.raises(OptionError, match="tile size"):
-        Restorer(tiny_sr, tile=4)
+        Restorer(tiny_sr, backend="torch", tile=4)
     with pytest.raises(OptionError, match="overlap"):
-        Restorer(tiny_sr, tile=64, tile_overlap=40)
+        Restorer(tiny_sr, backend="torch", tile=64, tile_overlap=40)
     with pytest.raises(OptionError, match="backend"):
         Restorer(tiny_sr, backend="tensorflow")
     with pytest.raises(OptionError, match="color_order"):
-        Restorer(tiny_sr, color_order="yuv")
+        Restorer(tiny_sr, backend="torch", color_order="yuv")
     with pytest.raises(OptionError, match="fp16 needs"):
-        Restorer(tiny_sr, precision="fp16")
+        Restorer(tiny_sr, backend="torch", precision="fp16")
     with pytest.raises(ModelError, match="no model named"):
         Restorer("no-such-model")
     with pytest.raises(ModelError, match="does not exist"):
@@ -118,8 +122,8 @@ def test_bad_options_are_refused_clearly(tiny_sr):
 
 def test_bf16_on_cpu_is_close(tiny_sr, photo):
     img = photo[:32, :32]
-    a = Restorer(tiny_sr)(img).astype(np.float64)
-    b = Restorer(tiny_sr, precision="bf16")(img).astype(np.float64)
+    a = Restorer(tiny_sr, backend="torch")(img).astype(np.float64)
+    b = Restorer(tiny_sr, backend="torch", precision="bf16")(img).astype(np.float64)
     assert psnr(a, b, mode="rgb") > 30
 
 
@@ -134,5 +138,24 @@ def test_openvino_opens_a_network_whose_smallest_input_is_above_32(photo):
     small = r(photo[:20, :36])
     assert small.shape == (20, 36, 3)
     out = r(photo[:72, :96])
-    ref = Restorer(net)(photo[:72, :96])
+    ref = Restorer(net, backend="torch")(photo[:72, :96])
     assert psnr(out.astype(np.float64), ref.astype(np.float64), mode="rgb") > 45
+
+
+def test_the_default_is_the_fastest_backend_and_precision(tiny_sr, photo):
+    """`Restorer(model)` runs what the command line runs (backend and precision "auto"),
+    and says so; torch fp32, the reference, is one argument away."""
+    from jsnet_edge.runtime.capabilities import has_module
+    from jsnet_edge.runtime.openvino_backend import runs_bf16
+
+    img = photo[:48, :40]
+    fast = Restorer(tiny_sr, color_order="rgb")
+    ref = Restorer(tiny_sr, backend="torch", color_order="rgb")
+    assert fast.backend.name in (("openvino",) if has_module("openvino") else ("onnxruntime",))
+    assert fast.backend.name != "openvino" or fast.backend.precision == (
+        "bf16" if runs_bf16() else "fp32"
+    )
+    assert fast.describe().count("picked by auto") == 2
+    assert (ref.backend.name, ref.backend.precision) == ("torch", "fp32")
+    a, b = ref(img).astype(np.float64), fast(img).astype(np.float64)
+    assert psnr(a, b, mode="rgb") > 30

@@ -220,7 +220,7 @@ def test_refuses_to_overwrite_inputs_and_outputs(clips, models, tmp_path):
     text.write_text("not a video")
     assert "cannot read" in error_of("video", text, "-o", tmp_path / "t.mp4", "--model", m)
     # The same checks through the library (no process start each): other names, options.
-    restorer = Restorer(m)
+    restorer = Restorer(m, backend="torch")
 
     def refused(dst, match, **kw):
         with pytest.raises(JSNetEdgeError, match=match):
@@ -323,7 +323,9 @@ def test_without_pyav_video_only_and_says_so(clips, models, tmp_path):
 def test_containers_keep_an_ntsc_rate_frames_and_audio(models, tmp_path, name, codec):
     # 30000/1001 fps: OpenCV's writer rounds it to 2997/100, the remux puts it back.
     src = make_sample_clip(tmp_path / "ntsc.mp4", frames=6, fps=30000 / 1001, size=(64, 48)).path
-    stats = process(src, tmp_path / name, Restorer(models["dn"]), VideoConfig(codec=codec))
+    stats = process(
+        src, tmp_path / name, Restorer(models["dn"], backend="torch"), VideoConfig(codec=codec)
+    )
     assert stats.audio_streams == 1 and stats.metadata_copied
     with av.open(str(tmp_path / name)) as c:
         rate = c.streams.video[0].average_rate
@@ -335,7 +337,7 @@ def test_containers_keep_an_ntsc_rate_frames_and_audio(models, tmp_path, name, c
 
 
 def test_realtime_keeps_the_frame_count(clips, models, tmp_path):
-    restorer = Restorer(models["dn"])
+    restorer = Restorer(models["dn"], backend="torch")
     stats = process(clips["noisy"], tmp_path / "rt.mp4", restorer, VideoConfig(realtime=True))
     assert stats.frames == stats.frames_read == 10  # dropped frames are repeated
     assert stats.frames_restored + stats.frames_dropped == 10
@@ -343,7 +345,7 @@ def test_realtime_keeps_the_frame_count(clips, models, tmp_path):
 
 
 def test_stream_yields_restored_frames_in_order(models):
-    restorer = Restorer(models["dn"])
+    restorer = Restorer(models["dn"], backend="torch")
     photo = bgr(data.astronaut())
     frames = [
         np.ascontiguousarray(photo[10 * i : 10 * i + 64, 20 * i : 20 * i + 80]) for i in range(7)

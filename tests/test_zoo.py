@@ -26,7 +26,7 @@ def test_zoo_model_restores_a_photograph(name):
     card = entry.card()
     for word in ("task", "data", "steps", "machine", "Command"):
         assert word in card
-    r = Restorer.from_pretrained(name, color_order="rgb")
+    r = Restorer.from_pretrained(name, backend="torch", color_order="rgb")
     assert r.task == entry.task
     clean = data.coffee()[100:228, 200:328]
     if r.colors == 1:
@@ -68,7 +68,7 @@ def test_int8_loses_at_most_0_1_db_on_photographs(name, backend):
     if backend == "openvino" and not has_module("openvino"):
         pytest.skip("openvino is not installed (pip install 'jsnet-edge[openvino]')")
     entry = ZOO[name]
-    ref = Restorer.from_pretrained(name, color_order="rgb")
+    ref = Restorer.from_pretrained(name, backend="torch", color_order="rgb")
     q = Restorer.from_pretrained(name, backend=backend, precision="int8", color_order="rgb")
     assert q.backend.precision == "int8" and q.task == entry.task
     losses = []

@@ -1,4 +1,4 @@
-"""Deployment commands: export, calibrate, build-engine, bench."""
+"""Deployment commands: export, calibrate, build-engine, bench, doctor."""
 
 from __future__ import annotations
 
@@ -232,3 +232,17 @@ def bench(
     if json_path:
         save_json(json_path, rows, size, machine_description(device), overwrite=overwrite)
     check_some_ran(rows)
+
+
+@app.command()
+def doctor(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What this machine offers: runtimes and versions, CPU features, GPU and TensorRT,
+    what auto picks, and what the user cache holds."""
+    import json
+
+    from jsnet_edge.doctor import diagnose, report
+
+    facts = diagnose()
+    typer.echo(json.dumps(facts, indent=2) if json_out else report(facts))

@@ -44,7 +44,7 @@ def image(
     task: TaskOpt = None,
     backend: BackendOpt = "auto",
     device: DeviceOpt = "cpu",
-    precision: PrecisionOpt = None,
+    precision: PrecisionOpt = "auto",
     tile: TileOpt = 512,
     tile_overlap: OverlapOpt = 32,
     overwrite: OverwriteOpt = False,
@@ -197,15 +197,36 @@ def eval_cmd(
 
 @app.command()
 def models(
-    name: Annotated[str | None, typer.Argument(help="Show this model's card.")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Show this model's card; or `fetch`.", show_default=False)
+    ] = None,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="With fetch: authors-x2, authors-x3, authors-x4.", show_default=False),
+    ] = None,
 ) -> None:
-    """List the bundled zoo models, or show one model card."""
+    """List the models, show one model card, or `fetch` the authors' models (downloaded
+    from the authors' repository, sha256-checked, converted, kept in the user cache)."""
+    from jsnet_edge.models.authors import AUTHORS, card, card_path, fetch, is_fetched
     from jsnet_edge.zoo import ZOO, zoo_entry
 
+    if name == "fetch":
+        if not names:
+            raise OptionError(f"name the models to fetch: {', '.join(AUTHORS)}")
+        for each in names:
+            typer.echo(f"{each}: {fetch(each, progress=True)}")
+        return
+    if names:
+        raise OptionError(f"one model card at a time, or `fetch NAME...`; got {name} {names}")
+    if name in AUTHORS:
+        path = card_path(name)
+        typer.echo(path.read_text() if path.is_file() else card(AUTHORS[name]))
+        return
     if name is not None:
         typer.echo(zoo_entry(name).card())
         return
-    if not ZOO:
-        typer.echo("no models are bundled in this version")
     for entry in ZOO.values():
         typer.echo(f"{entry.name:<16}{entry.task:<9}{entry.summary}")
+    for c in AUTHORS.values():
+        where = "fetched" if is_fetched(c.name) else "downloaded on first use, or `models fetch`"
+        typer.echo(f"{c.name:<16}sr-x{c.scale:<5}the authors' released checkpoint ({where})")

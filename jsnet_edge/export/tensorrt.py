@@ -11,7 +11,7 @@ and the tests check.
 Two builders drive the same code: classic TensorRT 10.x/11.x (`tensorrt`, on the GPU
 it builds for) and TensorRT for RTX (`tensorrt_rtx`, ahead of time without a GPU, for the
 RTX compute capabilities named). CI builds real engines with TensorRT for RTX; running an
-engine needs an NVIDIA GPU, which CI does not have (see README).
+engine needs an NVIDIA GPU, which CI does not have (see docs/benchmarks.md).
 """
 
 from __future__ import annotations

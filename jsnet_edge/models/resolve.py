@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jsnet_edge.errors import ModelError
+from jsnet_edge.models.authors import AUTHORS, fetch
 from jsnet_edge.models.modelfile import load_model
 from jsnet_edge.models.network import JSNet
 from jsnet_edge.zoo import ZOO, zoo_entry
@@ -21,6 +22,8 @@ def resolve_model(model: str | Path | JSNet) -> JSNet:
         return load_model(path)
     if str(model) in ZOO:
         return load_model(zoo_entry(str(model)).path)
+    if str(model) in AUTHORS:
+        return load_model(fetch(str(model)))
     if path.is_dir():
         raise ModelError(f"{model} is a folder, not a model file")
     if path.suffix or "/" in str(model):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from jsnet_edge.errors import ModelError, OptionError
 from jsnet_edge.export.graph import onnx_identity, read_onnx_metadata
 from jsnet_edge.export.tensorrt import read_sidecar
+from jsnet_edge.models.authors import AUTHORS, fetch
 from jsnet_edge.models.fileinfo import genotype_dict, read_metadata, size_rules
 from jsnet_edge.tasks import TASKS, task_scale
 from jsnet_edge.zoo import ZOO, zoo_entry
@@ -86,12 +87,15 @@ class ModelSource:
 
 
 def model_file_of(model: str | Path) -> Path | None:
-    """The .safetensors file a name stands for (a path or a zoo name), None otherwise."""
+    """The .safetensors file a name stands for (a path, a zoo name, or an authors' model,
+    fetched on first use), None otherwise."""
     path = Path(model)
     if path.is_file() and path.suffix.lower() == ".safetensors":
         return path
     if str(model) in ZOO:
         return zoo_entry(str(model)).path
+    if str(model) in AUTHORS:
+        return fetch(str(model))
     return None
 
 

@@ -1,7 +1,7 @@
 """TensorRT backend: runs an engine built by `jsnet-edge build-engine`.
 
 `execute_async_v3` with tensor addresses; device buffers come from torch CUDA tensors when
-torch has CUDA, from cuda-python otherwise. Not run in our CI, which has no GPU (README:
+torch has CUDA, from cuda-python otherwise. Not run in our CI, which has no GPU (docs/benchmarks.md:
 what is verified); the no-GPU refusal is.
 """
 

@@ -311,7 +311,9 @@ def _validate(state: _State):
     quality = v.quality_range[0] if cfg.task == "jpeg" else None
     if cfg.noise == "camera":
         sigma = v.sigma_range
-    restorer = Restorer(state.model, device=cfg.device, color_order="rgb")
+    restorer = Restorer(
+        state.model, backend="torch", device=cfg.device, precision=None, color_order="rgb"
+    )
     report = evaluate(
         restorer,
         EvalConfig(
