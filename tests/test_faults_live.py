@@ -15,6 +15,8 @@ import av
 import pytest
 from test_faults import clip, model  # noqa: F401 (fixtures)
 
+from conftest import run_cli
+
 # A live MPEG-TS stream on a TCP socket, as `ffmpeg -re -stream_loop -1 -i IN -c copy -f
 # mpegts tcp://...?listen=1` serves it: FFmpeg's own listener (through PyAV), packets copied
 # at their real-time pace, the file looped forever.
@@ -100,3 +102,53 @@ def test_ctrl_c_on_a_live_stream_keeps_the_recording(stalled, model, clip, tmp_p
     assert frames >= 10
     assert f"restored {frames} frames" in stdout
     assert sorted(os.listdir(tmp_path)) == ["rec.mp4"]
+
+
+# --- image archives without Ray: killed runs resume, lists, planning is linear ------------
+
+
+def test_a_killed_image_run_resumes_and_lists_work_without_ray(model, tmp_path):  # noqa: F811
+    import cv2
+    import numpy as np
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        cv2.imwrite(str(src / f"im{i:03d}.png"), rng.integers(0, 256, (160, 160, 3), np.uint8))
+    out = tmp_path / "out"
+    proc = cli("image", src, "-o", out, "--model", model)
+    wait_for(lambda: len(list(out.glob("im*.png"))) >= 3 or proc.poll() is not None, 60, "work")
+    proc.kill()  # SIGKILL: no handler runs
+    proc.communicate()
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("im*.png")}
+    rerun = run_cli("image", src, "-o", out, "--model", model)
+    assert f"{30 - len(before)} done, {len(before)} skipped" in rerun.stdout, rerun.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("im*.png") if p.name in before} == (
+        before
+    )
+    assert all(cv2.imread(str(out / f"im{i:03d}.png")) is not None for i in range(30))
+    # a list of paths (one a line, relative to the list), as --help offers
+    listed = tmp_path / "list.txt"
+    listed.write_text("in/im000.png\n# a comment\nin/im001.png\n")
+    run = run_cli("image", listed, "-o", tmp_path / "from-list", "--model", model)
+    assert "2 done" in run.stdout
+    assert sorted(p.name for p in (tmp_path / "from-list").iterdir()) == [
+        "im000.png",
+        "im001.png",
+    ]
+
+
+def test_planning_many_images_is_linear(tmp_path):
+    from jsnet_edge.distributed import expand_inputs, plan_outputs
+    from jsnet_edge.image_files import plan_image_outputs
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3000):
+        (src / f"{i:05d}.png").touch()
+    t = time.perf_counter()
+    plan = plan_outputs(expand_inputs([src], "image"), tmp_path / "out", "image")
+    pairs = plan_image_outputs([src], tmp_path / "out2")
+    # linear: well under a second here; the quadratic planner took minutes for 2000 files
+    assert len(plan) == len(pairs) == 3000 and time.perf_counter() - t < 10
