@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import av
 import pytest
@@ -152,3 +153,131 @@ def test_planning_many_images_is_linear(tmp_path):
     pairs = plan_image_outputs([src], tmp_path / "out2")
     # linear: well under a second here; the quadratic planner took minutes for 2000 files
     assert len(plan) == len(pairs) == 3000 and time.perf_counter() - t < 10
+
+
+# --- hostile files: one clear line and exit 1, before anything is allocated --------------
+
+
+def _png_claiming(w: int, h: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _hostile_model(src: Path, tmp_path: Path, **changes) -> Path:
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    genotype = json.loads(meta["genotype"])
+    for k, v in changes.items():
+        if k == "genotype":
+            genotype = v
+        elif k == "colors":
+            meta["colors"] = str(v)
+        else:
+            genotype[k] = v
+    meta["genotype"] = json.dumps(genotype)
+    path = tmp_path / f"evil-{'-'.join(changes)}.safetensors"
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["png-100000x100000", "width", "cells", "genotype-list", "colors", "table", "input-size"],
+)
+def test_hostile_files_get_one_line_and_exit_1(case, model, tmp_path):  # noqa: F811
+    from test_faults import one_line_error
+
+    out = tmp_path / "o.png"
+    if case == "png-100000x100000":
+        bad = tmp_path / "huge.png"
+        bad.write_bytes(_png_claiming(100000, 100000))
+        runs = [("image", bad, "-o", out, "--model", model)]
+        photos = tmp_path / "photos"
+        photos.mkdir()
+        (photos / "huge.png").write_bytes(bad.read_bytes())
+        runs.append(("eval", "--model", model, "--data", photos))
+        runs.append(("make-sample-clip", tmp_path / "c.mp4", "--photo", bad, "--seconds", "1"))
+        expect = "megapixels"
+    elif case == "table":
+        evil = tmp_path / "evil.pt"
+        evil.write_bytes(bytes(range(256)) * 4)
+        runs = [("profile", "--table", evil, "--input-size", "32x32", "--widths", "8")]
+        expect = "latency table"
+    elif case == "input-size":
+        runs = [("export", model, "-o", tmp_path / "m.onnx", "--input-size", "100000x100000")]
+        expect = "at most"
+    else:
+        change = {
+            "width": {"width": 100000},
+            "cells": {"cells": 100000},
+            "genotype-list": {"genotype": ["rb", "cea"]},
+            "colors": {"colors": 100000},
+        }[case]
+        evil = _hostile_model(model, tmp_path, **change)
+        runs = [("image", _photo(tmp_path), "-o", out, "--model", evil), ("info", evil)]
+        if case == "width":
+            runs.append(("export", evil, "-o", tmp_path / "m.onnx"))
+        expect = "invalid network" if case != "colors" else "broken metadata"
+    for args in runs:
+        line = one_line_error(run_cli(*args, check=False))
+        assert expect in line, (args, line)
+    assert not out.exists()
+
+
+def _photo(tmp_path: Path) -> Path:
+    import cv2
+    import numpy as np
+
+    p = tmp_path / "small.png"
+    cv2.imwrite(str(p), np.zeros((32, 32, 3), np.uint8))
+    return p
+
+
+# --- the memory check reads the container's limit, not only the host's ------------------
+
+
+@pytest.mark.parametrize("version", ["v2", "v1"])
+def test_available_memory_reads_the_cgroup_limit(version, tmp_path):
+    from jsnet_edge.devices import available_memory
+
+    gb = 2**30
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/meminfo").write_text(
+        f"MemTotal: {64 * gb // 1024} kB\nMemAvailable: {60 * gb // 1024} kB\n"
+    )
+    if version == "v2":
+        (tmp_path / "proc/self/cgroup").write_text("0::/job/step\n")
+        group = tmp_path / "sys/fs/cgroup/job/step"
+        group.mkdir(parents=True)
+        (group / "memory.max").write_text("max\n")  # no limit here: the parent's holds
+        (group.parent / "memory.max").write_text(f"{4 * gb}\n")
+        (group.parent / "memory.current").write_text(f"{3 * gb}\n")
+        (group.parent / "memory.stat").write_text(f"anon 1\ninactive_file {gb // 2}\n")
+        assert available_memory(tmp_path) == gb + gb // 2  # 4 - (3 - 0.5 cache)
+    else:
+        (tmp_path / "proc/self/cgroup").write_text("4:memory:/docker/abc\n1:cpu:/\n")
+        group = tmp_path / "sys/fs/cgroup/memory/docker/abc"
+        group.mkdir(parents=True)
+        (group / "memory.limit_in_bytes").write_text(f"{2 * gb}\n")
+        (group / "memory.usage_in_bytes").write_text(f"{gb}\n")
+        assert available_memory(tmp_path) == gb
+    (tmp_path / "proc/self/cgroup").write_text("0::/\n")  # no limit: the host's figure
+    assert available_memory(tmp_path) == 60 * gb
