@@ -281,3 +281,39 @@ def test_available_memory_reads_the_cgroup_limit(version, tmp_path):
         assert available_memory(tmp_path) == gb
     (tmp_path / "proc/self/cgroup").write_text("0::/\n")  # no limit: the host's figure
     assert available_memory(tmp_path) == 60 * gb
+
+
+# --- damaged caches heal: the entry is computed again, with a one-line note --------------
+
+
+def test_damaged_caches_are_recomputed_with_a_note(model, tmp_path, monkeypatch):  # noqa: F811
+    import json
+
+    from jsnet_edge.cache import CacheHealedWarning
+    from jsnet_edge.export.onnx import export_onnx
+    from jsnet_edge.models import load_model
+    from jsnet_edge.runtime.autotune import fastest
+    from jsnet_edge.runtime.factory import open_onnx
+
+    monkeypatch.setenv("JSNET_EDGE_CACHE", str(tmp_path / "cache"))
+    # the backend choice: a record that is a list
+    onnx = export_onnx(load_model(model), tmp_path / "m.onnx")
+    auto = tmp_path / "cache" / "auto"
+    auto.mkdir(parents=True)
+    (auto / "k.json").write_text("[1, 2]")
+    openers = {"onnxruntime": lambda: open_onnx(onnx, "onnxruntime", "cpu", "fp32", 1)}
+    with pytest.warns(CacheHealedWarning, match="backend choice"):
+        assert fastest("k", openers, 3) == "onnxruntime"
+    assert json.loads((auto / "k.json").read_text())["choice"] == "onnxruntime"
+    # the exported graph: cut in half, every later run of the model used to fail
+    photo = _photo(tmp_path)
+    run_cli("image", photo, "-o", tmp_path / "a.png", "--model", model, "--backend", "onnxruntime")
+    (graph,) = (tmp_path / "cache" / "onnx").glob("*.onnx")
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
+    proc = run_cli(
+        "image", photo, "-o", tmp_path / "b.png", "--model", model, "--backend", "onnxruntime"
+    )
+    notes = [ln for ln in proc.stderr.splitlines() if "damaged" in ln]
+    assert len(notes) == 1 and notes[0].startswith("note: the cached graph"), proc.stderr
+    assert (tmp_path / "b.png").read_bytes() == (tmp_path / "a.png").read_bytes()
+    run_cli("image", photo, "-o", tmp_path / "c.png", "--model", model, "--backend", "onnxruntime")

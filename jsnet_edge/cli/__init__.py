@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import warnings
 
 import typer
 
@@ -24,6 +25,8 @@ from jsnet_edge.cli.app import app
 from jsnet_edge.errors import JSNetEdgeError
 
 __all__ = ["app", "main"]
+
+_show_warning = warnings.showwarning
 
 _terminated = False  # SIGTERM, not Ctrl-C, stopped the command: exit 143, not 130
 
@@ -54,8 +57,19 @@ def _quiet_native_logs() -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
+def _note_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings (a damaged cache healed, ...) as one `note:` line."""
+    from jsnet_edge.cache import CacheHealedWarning
+
+    if issubclass(category, CacheHealedWarning):
+        typer.echo(f"note: {message}", err=True)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
 def main() -> None:
     _quiet_native_logs()
+    warnings.showwarning = _note_warning
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
