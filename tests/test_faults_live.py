@@ -317,3 +317,28 @@ def test_damaged_caches_are_recomputed_with_a_note(model, tmp_path, monkeypatch)
     assert len(notes) == 1 and notes[0].startswith("note: the cached graph"), proc.stderr
     assert (tmp_path / "b.png").read_bytes() == (tmp_path / "a.png").read_bytes()
     run_cli("image", photo, "-o", tmp_path / "c.png", "--model", model, "--backend", "onnxruntime")
+
+
+# --- environment errors are one line and exit 1, not internal errors ---------------------
+
+
+def test_names_too_long_and_full_disks_are_environment_errors(model, tmp_path):  # noqa: F811
+    from test_faults import leftovers, one_line_error, tmpfs
+
+    photo = _photo(tmp_path)
+    ok = tmp_path / ("a" * 246 + ".png")  # 250 bytes: legal, and its temporary name too
+    run_cli("image", photo, "-o", ok, "--model", model)
+    assert ok.is_file()
+    too_long = tmp_path / ("b" * 254 + ".png")  # 258 bytes
+    line = one_line_error(run_cli("image", photo, "-o", too_long, "--model", model, check=False))
+    assert "258 bytes" in line
+    deep = Path("/" + "/".join(["d" * 200] * 21)) / "o.png"  # over PATH_MAX
+    line = one_line_error(run_cli("image", photo, "-o", deep, "--model", model, check=False))
+    assert "full path" in line
+    with tmpfs(tmp_path / "full", "1m") as full:
+        (full / "ballast").write_bytes(b"x" * 1_000_000)
+        proc = run_cli(
+            "make-sample-clip", full / "c.mp4", "--seconds", "1", "--size", "320x240", check=False
+        )
+        assert "disk is full" in one_line_error(proc)
+        assert leftovers(full) == ["ballast"]
