@@ -342,3 +342,22 @@ def test_names_too_long_and_full_disks_are_environment_errors(model, tmp_path): 
         )
         assert "disk is full" in one_line_error(proc)
         assert leftovers(full) == ["ballast"]
+
+
+# --- one Restorer, several threads ----------------------------------------------------------
+
+
+def test_one_openvino_restorer_serves_four_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from jsnet_edge.restorer import Restorer
+
+    r = Restorer("denoise-rt", backend="openvino", precision="fp32")
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (96, 128, 3), np.uint8) for _ in range(16)]
+    alone = [r(f) for f in frames]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(r, frames))
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
