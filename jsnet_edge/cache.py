@@ -6,7 +6,25 @@ where it is optional)."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
+
+
+class CacheHealedWarning(UserWarning):
+    """A damaged cache entry was found and is being recomputed (a one-line note)."""
+
+
+def healed(what: str, path: Path, problem: str) -> None:
+    """Say, in one line, that a damaged cache entry is recomputed; remove it."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+    warnings.warn(
+        f"the cached {what} {path} was damaged ({problem}); computing it again",
+        CacheHealedWarning,
+        stacklevel=3,
+    )
 
 
 def cache_dir(*parts: str) -> Path:

@@ -167,3 +167,75 @@ def process_age() -> float | None:
     except (OSError, ValueError, IndexError, AttributeError):
         return None
     return max(0.0, uptime - start / ticks)
+
+
+def available_memory(root: str | Path = "/") -> int | None:
+    """Bytes this process can still take without swapping or being killed: the host's
+    MemAvailable, and less where a cgroup (a container, a Slurm job, a systemd unit)
+    limits it (v2 memory.max - memory.current; v1 limit_in_bytes - usage_in_bytes).
+    None where neither is known. `root` is for tests (a fake /proc and /sys)."""
+    root = Path(root)
+    found: list[int] = []
+    try:
+        for line in (root / "proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    left = _cgroup_memory_left(root)
+    if left is not None:
+        found.append(left)
+    return min(found) if found else None
+
+
+def _cgroup_memory_left(root: Path) -> int | None:
+    """Bytes left under this process's cgroup memory limit, None without a limit."""
+    try:
+        lines = (root / "proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    lefts = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, rel = parts
+        rel = rel.lstrip("/")
+        if controllers == "":  # v2: the unified hierarchy
+            base, limit_f, usage_f = root / "sys/fs/cgroup", "memory.max", "memory.current"
+        elif "memory" in controllers.split(","):  # v1
+            base = root / "sys/fs/cgroup/memory"
+            limit_f, usage_f = "memory.limit_in_bytes", "memory.usage_in_bytes"
+        else:
+            continue
+        # the limit may be set on this group or any above it (the nearest existing ones)
+        folder = base / rel
+        while True:
+            left = _limit_left(folder, limit_f, usage_f)
+            if left is not None:
+                lefts.append(left)
+            if folder == base or base not in folder.parents:
+                break
+            folder = folder.parent
+    return min(lefts) if lefts else None
+
+
+def _limit_left(folder: Path, limit_f: str, usage_f: str) -> int | None:
+    try:
+        limit = (folder / limit_f).read_text().strip()
+        if limit == "max" or not limit.isdigit() or int(limit) >= 2**60:
+            return None  # no limit (v1 writes a huge number)
+        usage = int((folder / usage_f).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    # page cache the kernel drops under pressure counts in the usage, as docker reckons
+    cache = 0
+    try:
+        for line in (folder / "memory.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key in ("inactive_file", "total_inactive_file"):
+                cache = int(value)
+    except (OSError, ValueError):
+        pass
+    return max(0, int(limit) - max(0, usage - cache))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,22 +113,32 @@ class Summary:
 
 def expand_inputs(inputs: Iterable[str | Path], kind: str) -> list[Path]:
     """Files, folders (their images or videos) and text files listing paths (one a line,
-    relative to the list) as one sorted list without repeats."""
+    relative to the list) as one list without repeats, in the order given. A missing
+    input, a listed path that does not exist and a folder without any are refused here,
+    before any work. Linear in the number of files."""
     suffixes = IMAGE_SUFFIXES if kind == "image" else VIDEO_SUFFIXES
     found: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
             if kind == "image":
-                found += list_images(item)
+                here = list_images(item)
             else:
-                found += sorted(
+                here = sorted(
                     p for p in item.iterdir() if p.is_file() and p.suffix.lower() in suffixes
                 )
+            if not here:
+                raise OptionError(f"folder {item} holds no {kind}s")
+            found += here
         elif item.suffix.lower() == ".txt" and item.is_file():
-            for line in item.read_text().splitlines():
+            for line in item.read_text(errors="replace").splitlines():
                 if line.strip() and not line.lstrip().startswith("#"):
                     p = Path(line.strip())
-                    found.append(p if p.is_absolute() else item.parent / p)
+                    p = p if p.is_absolute() else item.parent / p
+                    if not p.is_file():
+                        raise OptionError(
+                            f"{p} (listed in {item}) does not exist or is not a file; fix the list"
+                        )
+                    found.append(p)
         elif item.exists():
             found.append(item)
         else:
@@ -154,10 +165,11 @@ def plan_outputs(
         else:
             name = src.stem + container_for(codec, src.suffix)
         plan.append((src, out_dir / name))
-    targets = [dst for _, dst in plan]
-    dup = {t.name for t in targets if targets.count(t) > 1}
+    dup = [t for t, n in Counter(dst for _, dst in plan).items() if n > 1]
     if dup:
-        raise OptionError(f"several inputs are named {sorted(dup)[0]}; restore them separately")
+        raise OptionError(
+            f"several inputs are named {sorted(dup)[0].name}; restore them separately"
+        )
     inputs = set(sources)
     for _, dst in plan:
         if dst.resolve() in inputs:

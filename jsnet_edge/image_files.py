@@ -5,6 +5,7 @@ Python API as well."""
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -51,16 +52,30 @@ def plan_image_outputs(
     if single:
         targets = [output]
     else:
-        names = [s.name for s in sources]
-        dup = {n for n in names if names.count(n) > 1}
+        dup = [n for n, k in Counter(s.name for s in sources).items() if k > 1]
         if dup:
             raise OptionError(
                 f"several inputs are named {sorted(dup)[0]}; restore them into separate folders"
             )
         targets = [output / s.name for s in sources]
+    # Linear: each target is compared with the inputs through one set of resolved paths
+    # (and by inode where it exists), not with every input in turn.
+    resolved = {s.resolve(): s for s in sources}
+    inodes = {(st.st_dev, st.st_ino): s for s in sources if (st := _stat(s)) is not None}
     for t in targets:
-        check_output(t, overwrite=overwrite, inputs=sources)
+        st = _stat(t)
+        same = resolved.get(t.resolve()) or (
+            inodes.get((st.st_dev, st.st_ino)) if st is not None else None
+        )
+        check_output(t, overwrite=overwrite, inputs=[same] if same is not None else ())
     return list(zip(sources, targets, strict=True))
+
+
+def _stat(p: Path):
+    try:
+        return p.stat()
+    except OSError:
+        return None
 
 
 def restore_images(

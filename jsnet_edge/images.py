@@ -41,6 +41,15 @@ def list_images(folder: str | Path) -> list[Path]:
     )
 
 
+def _max_pixels() -> int:
+    import os
+
+    try:
+        return int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))
+    except ValueError:
+        return 1 << 30
+
+
 def load_image(path: str | Path, *, color_order: str = "rgb") -> np.ndarray:
     """HxW (gray), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA), uint8 or uint16 (or
     float32 for float TIFF); `color_order="bgr"` keeps OpenCV's order (no conversion copy,
@@ -70,7 +79,15 @@ def load_image(path: str | Path, *, color_order: str = "rgb") -> np.ndarray:
     else:
         flags = cv2.IMREAD_UNCHANGED
     with _quiet_native_stderr():  # libpng prints its own line for a corrupt file
-        img = cv2.imdecode(data, flags)
+        try:
+            img = cv2.imdecode(data, flags)
+        except cv2.error as e:  # the header claims a size OpenCV refuses to allocate
+            if "CV_IO_MAX_IMAGE_PIXELS" not in str(e) and "size" not in str(e).lower():
+                raise ImageError(f"{path} is corrupt: OpenCV cannot decode it") from None
+            raise ImageError(
+                f"{path} claims more than {_max_pixels() / 1e6:,.0f} megapixels (a damaged or "
+                "hostile file); if it is real, raise OPENCV_IO_MAX_IMAGE_PIXELS"
+            ) from None
     del data
     if img is None or img.size == 0:
         raise ImageError(

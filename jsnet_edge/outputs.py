@@ -70,6 +70,7 @@ def check_output(
     """Refuse, before any work, an output that would overwrite an input, is a folder,
     exists (without `overwrite`), or lies in a folder that cannot be written."""
     path = Path(path)
+    _check_name_length(path, what)
     for p in inputs:
         if same_file(path, Path(p)):
             raise OptionError(
@@ -90,12 +91,47 @@ def check_output(
     return path
 
 
+def _short(path: Path, keep: int = 80) -> str:
+    text = str(path)
+    return text if len(text) <= keep else f"{text[: keep // 2]}...{text[-keep // 2 :]}"
+
+
+def _check_name_length(path: Path, what: str) -> None:
+    """File names and paths over the filesystem's limits (255 bytes a name, 4096 a path
+    on Linux) are refused in one line before any work."""
+    folder = _nearest_folder(path) if len(os.fsencode(str(path.absolute()))) < 4096 else None
+
+    def limit(name: str, default: int) -> int:
+        try:
+            return os.pathconf(folder, name) if folder is not None else default
+        except (OSError, ValueError):
+            return default
+
+    n = len(os.fsencode(path.name))
+    name_max = limit("PC_NAME_MAX", 255)
+    if n > name_max:
+        raise OutputWriteError(
+            f"cannot write {_short(path)}: the {what} name is {n} bytes, over the "
+            f"{name_max}-byte limit of its filesystem; choose a shorter name"
+        )
+    n = len(os.fsencode(str(path.absolute())))
+    path_max = limit("PC_PATH_MAX", 4096)
+    if n >= path_max:
+        raise OutputWriteError(
+            f"cannot write {_short(path)}: its full path is {n} bytes, over the "
+            f"{path_max}-byte limit; write it in a shallower folder"
+        )
+
+
 def temp_beside(path: str | Path, suffix: str = ".partial") -> Path:
-    """A new empty hidden file next to `path` (same folder, so the rename is atomic)."""
+    """A new empty hidden file next to `path` (same folder, so the rename is atomic). Its
+    name is short (the start of the target's stem): a target whose name is near the
+    filesystem's limit must not fail for its temporary name."""
     path = Path(path)
+    stem = os.fsencode(path.stem)[:32].decode("utf-8", errors="ignore")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=suffix[-24:], dir=path.parent)
     except OSError as e:
         raise OutputWriteError(write_error_message(path, e)) from None
     os.close(fd)
@@ -111,6 +147,8 @@ def write_error_message(path: Path, e: OSError) -> str:
         return f"cannot write {path}: the disk quota is exhausted; free some space"
     if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return f"cannot write {path}: its folder is read-only or not writable ({e.strerror})"
+    if e.errno == errno.ENAMETOOLONG:
+        return f"cannot write {_short(path)}: the name or path is too long; choose a shorter one"
     return f"cannot write {path}: {e.strerror or e}"
 
 

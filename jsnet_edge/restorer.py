@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from jsnet_edge.devices import available_memory
 from jsnet_edge.errors import ImageError, OptionError
 from jsnet_edge.models.authors import AUTHORS
 from jsnet_edge.runtime.factory import open_backend
@@ -219,17 +220,6 @@ class Restorer:
                 alpha = a.astype(alpha.dtype)
             out[:, :, -1] = alpha
         return out[:, :, 0] if squeeze else out
-
-
-def available_memory() -> int | None:
-    """Bytes the system can give without swapping (Linux MemAvailable), None elsewhere."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def memory_needed(h: int, w: int, channels: int, dtype, scale: int, tile: int, colors: int) -> int:

@@ -68,15 +68,16 @@ def test_convert_info_and_restore_a_photograph(x2_model, photos, tmp_path):
 def test_folder_in_folder_out(tiny_models, photos, tmp_path):
     out = tmp_path / "restored"
     proc = run_cli("image", photos, "-o", out, "--model", tiny_models["denoise"])
-    assert "restored 3 images" in proc.stdout
+    assert "3 done, 0 skipped" in proc.stdout
     for name in ("astronaut.png", "coffee.png", "camera.png"):
         assert load_image(out / name).shape == load_image(photos / name).shape
-    # Existing outputs are kept unless --overwrite.
+    # A re-run skips what is done (existing outputs are kept unless --overwrite).
     before = (out / "coffee.png").stat().st_mtime_ns
-    proc = run_cli("image", photos, "-o", out, "--model", tiny_models["denoise"], check=False)
-    assert proc.returncode == 1 and "exists; pass --overwrite" in proc.stderr
+    proc = run_cli("image", photos, "-o", out, "--model", tiny_models["denoise"])
+    assert "0 done, 3 skipped" in proc.stdout
     assert (out / "coffee.png").stat().st_mtime_ns == before
-    run_cli("image", photos, "-o", out, "--model", tiny_models["denoise"], "--overwrite")
+    proc = run_cli("image", photos, "-o", out, "--model", tiny_models["denoise"], "--overwrite")
+    assert "3 done, 0 skipped" in proc.stdout
 
 
 def test_eval_json(tiny_models, photos):
@@ -108,10 +109,13 @@ def test_bad_images(tiny_models, photos, tmp_path):
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes((photos / "coffee.png").read_bytes()[:200])
     assert "corrupt" in error_of("image", corrupt, "-o", tmp_path / "o.png", "--model", m)
-    text = tmp_path / "notes.txt"
+    text = tmp_path / "notes.txt"  # a list of paths, one of which is missing
     text.write_text("hello")
+    assert "(listed in" in error_of("image", text, "-o", tmp_path / "out", "--model", m)
+    doc = tmp_path / "notes.doc"
+    doc.write_text("hello")
     assert "unsupported image type" in error_of(
-        "image", text, "-o", tmp_path / "o.png", "--model", m
+        "image", doc, "-o", tmp_path / "o.png", "--model", m
     )
     empty = tmp_path / "empty"
     empty.mkdir()

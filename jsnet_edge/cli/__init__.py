@@ -13,9 +13,12 @@ video frame) should not wait for the ones a command does not use.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
+import warnings
+from pathlib import Path
 
 import typer
 
@@ -24,6 +27,21 @@ from jsnet_edge.cli.app import app
 from jsnet_edge.errors import JSNetEdgeError
 
 __all__ = ["app", "main"]
+
+# OS errors that are the machine's state, not a bug: one line and exit 1 wherever they
+# escape (a full disk, a quota, a read-only or vanished folder, a name too long)
+_ENVIRONMENT_ERRNOS = (
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENAMETOOLONG,
+    errno.EFBIG,
+    errno.EIO,
+)
+
+_show_warning = warnings.showwarning
 
 _terminated = False  # SIGTERM, not Ctrl-C, stopped the command: exit 143, not 130
 
@@ -54,8 +72,19 @@ def _quiet_native_logs() -> None:
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
+def _note_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our own warnings (a damaged cache healed, ...) as one `note:` line."""
+    from jsnet_edge.cache import CacheHealedWarning
+
+    if issubclass(category, CacheHealedWarning):
+        typer.echo(f"note: {message}", err=True)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
 def main() -> None:
     _quiet_native_logs()
+    warnings.showwarning = _note_warning
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
@@ -68,12 +97,26 @@ def main() -> None:
         if e.code == 130:
             sys.exit(_stopped())
         raise
+    except OSError as e:
+        if e.errno not in _ENVIRONMENT_ERRNOS:
+            _internal_error(e)
+        from jsnet_edge.outputs import write_error_message
+
+        where = Path(e.filename) if isinstance(e.filename, str) else Path("the output")
+        typer.echo(f"error: {write_error_message(where, e)}", err=True)
+        sys.exit(1)
     except Exception as e:  # a bug, not a user error: one line, traceback on request
-        if os.environ.get("JSNET_EDGE_DEBUG"):
-            raise
-        typer.echo(
-            f"internal error: {type(e).__name__}: {e} (set JSNET_EDGE_DEBUG=1 for the "
-            "traceback, and please report it)",
-            err=True,
-        )
-        sys.exit(3)
+        _internal_error(e)
+
+
+def _internal_error(e: BaseException) -> None:
+    """A bug, not a user error: one line, the traceback on request (called while `e` is
+    being handled, so a bare raise re-raises it)."""
+    if os.environ.get("JSNET_EDGE_DEBUG"):
+        raise e
+    typer.echo(
+        f"internal error: {type(e).__name__}: {e} (set JSNET_EDGE_DEBUG=1 for the "
+        "traceback, and please report it)",
+        err=True,
+    )
+    sys.exit(3)

@@ -29,7 +29,11 @@ from jsnet_edge.errors import OptionError
 @app.command()
 def image(
     inputs: Annotated[
-        list[Path], typer.Argument(help="Image files and/or folders of images.", show_default=False)
+        list[Path],
+        typer.Argument(
+            help="Image files, folders of images and/or lists of paths (.txt, one a line).",
+            show_default=False,
+        ),
     ],
     output: Annotated[
         Path,
@@ -66,7 +70,10 @@ def image(
         tile_overlap=tile_overlap,
         threads=threads,
     )
-    if ray is not None:
+    one_file = len(inputs) == 1 and inputs[0].is_file() and inputs[0].suffix.lower() != ".txt"
+    if ray is not None or not one_file:
+        # folders, lists and several files: the archive planner, here or on Ray (one
+        # planner: lists of paths, re-runs skip what is done, a bad file does not stop the rest)
         run_archive(
             "image",
             inputs,
@@ -85,10 +92,7 @@ def image(
     check_model_task(restorer.task, task, name)
     typer.echo(f"restoring with {restorer.describe()}")
     restore_images(restorer, plan, overwrite=overwrite, progress=True)
-    if len(plan) == 1:
-        typer.echo(f"wrote {plan[0][1]}")
-    else:
-        typer.echo(f"restored {len(plan)} images into {output}")
+    typer.echo(f"wrote {plan[0][1]}")
 
 
 @app.command()

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from jsnet_edge._version import __version__
+from jsnet_edge.devices import available_memory
 from jsnet_edge.errors import OptionError
 from jsnet_edge.export.graph import INPUT, OPSET, OUTPUT
 from jsnet_edge.models.network import JSNet
@@ -152,6 +153,20 @@ def export_module(
     return save_onnx(to_fp16(proto) if precision == "fp16" else proto, path)
 
 
+def _check_trace_memory(model: JSNet, w: int, h: int) -> None:
+    """Tracing runs the network once at the graph's size: refuse, in one line, a size whose
+    activations (about six feature maps of the cell width at once) cannot fit."""
+    s = model.genotype.unshuffle
+    need = 6 * h * w * model.genotype.features * 4 // (s * s) + h * w * 3 * 4 * model.scale**2
+    free = available_memory()
+    if free is not None and need > free:
+        raise OptionError(
+            f"tracing a static {w}x{h} graph needs about {need / 2**30:,.1f} GB of memory and "
+            f"{free / 2**30:.1f} GB are available; export a dynamic graph (no --input-size) "
+            "or a smaller size"
+        )
+
+
 def export_onnx(
     model: JSNet,
     path: str | Path,
@@ -181,6 +196,7 @@ def export_onnx(
             f"--input-size must be a multiple of {m} for this network "
             f"(its body runs unshuffled by {m}), got {w}x{h}"
         )
+    _check_trace_memory(model, w, h)
     proto = trace_onnx(fold_mean_shift(model), (1, model.colors, h, w), dynamic=not input_size)
     if precision == "fp16":
         proto = to_fp16(proto)

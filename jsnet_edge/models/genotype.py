@@ -15,6 +15,7 @@ from pathlib import Path
 
 from jsnet_edge.errors import GenotypeError
 from jsnet_edge.models.attentions import ATTENTIONS
+from jsnet_edge.models.fileinfo import size_problem
 from jsnet_edge.models.ops import OPS
 
 # Short names for the compact string form; the long names are the ones stored in JSON.
@@ -78,6 +79,9 @@ class Genotype:
                 raise GenotypeError(f"genotype {name} must be an integer >= {low}, got {value!r}")
         if self.width % 4:
             raise GenotypeError(f"genotype width must be a multiple of 4, got {self.width}")
+        problem = size_problem(self.to_dict())  # bounded before any network is built
+        if problem:
+            raise GenotypeError(problem)
         n = edge_count(self.nodes)
         for field, values, space in (
             ("ops", self.ops, OPS),

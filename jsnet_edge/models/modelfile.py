@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from jsnet_edge.errors import GenotypeError, ModelError, OptionError
-from jsnet_edge.models.fileinfo import FORMAT, FORMAT_VERSION, read_metadata
+from jsnet_edge.models.fileinfo import FORMAT, FORMAT_VERSION, genotype_dict, read_metadata
 from jsnet_edge.models.genotype import Genotype
 from jsnet_edge.models.network import JSNet
 from jsnet_edge.outputs import atomic_output, check_output
@@ -50,12 +50,15 @@ def save_model(
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> JSNet:
     """A `JSNet` from one of our model files, in eval mode, fp32."""
     meta = read_metadata(path)
+    genotype_dict(meta, path)  # its shape and sizes, before anything is built
     try:
         genotype = Genotype.from_json(meta["genotype"])
         task, colors = meta["task"], int(meta["colors"])
         provenance = json.loads(meta.get("provenance", "{}"))
-    except (KeyError, ValueError, GenotypeError) as e:
+    except (KeyError, ValueError, TypeError, GenotypeError) as e:
         raise ModelError(f"{path} has broken metadata ({e})") from None
+    if colors not in (1, 3):
+        raise ModelError(f"{path} has broken metadata (colors {colors}; 1 or 3)")
     if task not in TASKS:
         raise ModelError(f"{path} is for task {task!r}, which this version does not know")
     try:

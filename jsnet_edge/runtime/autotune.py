@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jsnet_edge.cache import optional_cache_dir
+from jsnet_edge.cache import healed, optional_cache_dir
 from jsnet_edge.devices import cpu_model
 from jsnet_edge.outputs import write_json
 from jsnet_edge.runtime.backend import Backend
@@ -39,13 +39,23 @@ def fastest(key: str | None, candidates: dict, colors: int) -> str:
     record = None
     if folder is not None:
         record = folder / f"{key}.json"
+        cached, problem = None, None
         try:
             cached = json.loads(record.read_text())
-            if cached.get("cpu") == cpu_model() and cached.get("versions") == _versions():
-                if cached.get("choice") in candidates:
-                    return cached["choice"]
-        except (OSError, ValueError):
+        except FileNotFoundError:
             pass
+        except (OSError, ValueError) as e:
+            problem = f"{type(e).__name__}: {str(e)[:80]}"
+        if cached is not None and not (
+            isinstance(cached, dict) and isinstance(cached.get("choice"), str)
+        ):
+            problem = "not a recorded choice"
+        if problem:
+            healed("backend choice", record, problem)
+        elif cached is not None:
+            if cached.get("cpu") == cpu_model() and cached.get("versions") == _versions():
+                if cached["choice"] in candidates:
+                    return cached["choice"]
     h, w = SHAPE_HW
     x = np.random.default_rng(0).uniform(0, 255, (1, colors, h, w)).astype(np.float32)
     times = {name: _time(open_(), x) for name, open_ in candidates.items()}

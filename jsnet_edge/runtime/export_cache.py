@@ -9,17 +9,18 @@ import tempfile
 from pathlib import Path
 
 from jsnet_edge._version import __version__
-from jsnet_edge.cache import optional_cache_dir
+from jsnet_edge.cache import healed, optional_cache_dir
+from jsnet_edge.outputs import write_text
 from jsnet_edge.runtime.source import ModelSource
 from jsnet_edge.zoo import ZOO
 
 
-def file_key(path: Path) -> str:
+def file_key(path: Path, full: bool = False) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()[:24]
+    return h.hexdigest() if full else h.hexdigest()[:24]
 
 
 def exported(source: ModelSource, precision: str, keep: list) -> Path:
@@ -33,7 +34,15 @@ def exported(source: ModelSource, precision: str, keep: list) -> Path:
     if folder is not None:
         path = folder / f"{file_key(source.model_file)}-{__version__}-{precision}.onnx"
         if path.is_file():
-            return path
+            problem = _damaged(path)
+            if problem is None:
+                return path
+            healed("graph", path, problem)
+        from jsnet_edge.export.onnx import export_onnx
+
+        export_onnx(source.load_net(), path, precision=precision)
+        _seal(path)
+        return path
     else:
         tmp = tempfile.TemporaryDirectory(prefix="jsnet-edge-")
         keep.append(tmp)
@@ -41,6 +50,40 @@ def exported(source: ModelSource, precision: str, keep: list) -> Path:
     from jsnet_edge.export.onnx import export_onnx  # torch: only when there is no cached graph
 
     return export_onnx(source.load_net(), path, precision=precision)
+
+
+def _seal_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _seal(path: Path) -> None:
+    """Record the hash of a graph just exported into the cache (a cache only saves time:
+    a seal that cannot be written is checked the slow way next time)."""
+    try:
+        write_text(_seal_path(path), file_key(path, full=True))
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _damaged(path: Path) -> str | None:
+    """Why a cached graph cannot be used (truncated, overwritten ...), or None. Its seal
+    (the hash recorded when it was exported) is checked in milliseconds; without one (an
+    older cache) it must parse and pass the ONNX checker, and is then sealed."""
+    seal = _seal_path(path)
+    try:
+        expected = seal.read_text().strip()
+    except OSError:
+        expected = None
+    if expected is not None:
+        return None if file_key(path, full=True) == expected else "its content changed"
+    import onnx
+
+    try:
+        onnx.checker.check_model(onnx.load(str(path)))
+    except Exception as e:  # noqa: BLE001 - protobuf and checker errors alike: re-export
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}"
+    _seal(path)
+    return None
 
 
 def _shipped(model_file: Path | None) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -95,12 +96,21 @@ class OpenVinoBackend:
             raise ModelError(
                 f"OpenVINO cannot read {onnx_path}: {str(e).strip().splitlines()[0][:200]}"
             ) from None
-        self.compiled: dict[tuple[int, ...], tuple] = {}
+        # Compiled models are shared; an infer request runs one call at a time, so each
+        # thread has its own (one Restorer called from several threads: "Infer Request
+        # is busy" before).
+        self.compiled: dict[tuple[int, ...], object] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
         self.dtype = np.float32
         side = _probe_side(self.model)
         self._compile((1, self.model.input(0).get_partial_shape()[1].get_length(), side, side))
 
     def _compile(self, shape: tuple[int, ...]):
+        with self._lock:
+            return self._compile_locked(shape)
+
+    def _compile_locked(self, shape: tuple[int, ...]):
         if shape in self.compiled:
             return self.compiled[shape]
         if len(self.compiled) >= self.MAX_SHAPES:
@@ -114,11 +124,25 @@ class OpenVinoBackend:
                 f"OpenVINO cannot compile {self.path} for input {shape}: "
                 f"{str(e).strip().splitlines()[0][:200]}"
             ) from None
-        self.compiled[shape] = (compiled, compiled.create_infer_request())
-        return self.compiled[shape]
+        self.compiled[shape] = compiled
+        return compiled
+
+    def _request(self, shape: tuple[int, ...]):
+        """This thread's infer request for `shape` (made again if the model was
+        recompiled)."""
+        compiled = self._compile(shape)
+        mine = getattr(self._local, "requests", None)
+        if mine is None:
+            mine = self._local.requests = {}
+        got = mine.get(shape)
+        if got is None or got[0] is not compiled:
+            if len(mine) >= self.MAX_SHAPES:
+                mine.pop(next(iter(mine)))
+            got = mine[shape] = (compiled, compiled.create_infer_request())
+        return got
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        compiled, request = self._compile(tuple(x.shape))
+        compiled, request = self._request(tuple(x.shape))
         out = request.infer({0: x})
         return np.asarray(out[compiled.output(0)], dtype=np.float32)

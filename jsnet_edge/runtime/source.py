@@ -108,6 +108,8 @@ def info_of_file(path: Path) -> ModelInfo:
         raise ModelError(f"{path} is for task {task!r}, which this version does not know")
     try:
         colors = int(meta["colors"])
+        if colors not in (1, 3):
+            raise ValueError(f"colors {colors}; 1 or 3")
         min_size, multiple = size_rules(genotype)
         provenance = json.loads(meta.get("provenance", "{}"))
     except (KeyError, ValueError, TypeError) as e:

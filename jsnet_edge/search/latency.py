@@ -258,6 +258,10 @@ class LatencyTable:
             raise LatencyTableError(f"latency table {path} does not exist")
         try:
             return cls.from_json(path.read_text())
+        except (UnicodeDecodeError, OSError) as e:
+            raise LatencyTableError(
+                f"cannot read the latency table {path}: it is not a jsnet-edge table ({e})"
+            ) from None
         except LatencyTableError as e:
             raise LatencyTableError(f"{path}: {e}") from None
 

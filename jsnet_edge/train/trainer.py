@@ -26,7 +26,7 @@ from torch import nn
 from jsnet_edge.checkpoints import load_checkpoint, save_checkpoint
 from jsnet_edge.degradations import Degradation
 from jsnet_edge.devices import check_torch_device, machine_description, torch_threads
-from jsnet_edge.errors import ModelError, OptionError, TrainingError
+from jsnet_edge.errors import ModelError, OptionError, OutputWriteError, TrainingError
 from jsnet_edge.models.fileinfo import PICKLE_SUFFIXES
 from jsnet_edge.models.genotype import Genotype, resolve_genotype
 from jsnet_edge.models.modelfile import save_model
@@ -34,7 +34,7 @@ from jsnet_edge.models.network import JSNet
 from jsnet_edge.models.official import foreign_state_dict
 from jsnet_edge.models.resolve import resolve_model
 from jsnet_edge.models.weight_norm import apply_weight_norm, remove_weight_norm
-from jsnet_edge.outputs import check_output
+from jsnet_edge.outputs import check_output, write_error_message
 from jsnet_edge.restorer import Restorer
 from jsnet_edge.tasks import check_task, task_scale
 from jsnet_edge.train.card import write_card
@@ -349,6 +349,7 @@ def _optimise(state: _State, progress: bool) -> None:
     )
     tick, running = time.perf_counter(), None
     batches = state.sampler.stream(state.step, cfg.batch, cfg.workers)
+    log_existed = cfg.log_path.exists()
     try:
         with cfg.log_path.open("a") as log:
             while state.step < cfg.steps:
@@ -401,6 +402,7 @@ def _optimise(state: _State, progress: bool) -> None:
                     )
                     tick = time.perf_counter()
                 log.write(json.dumps(entry) + "\n")
+                log.flush()  # a full disk is found at this step, not after the training
                 bar.update(1)
                 bar.set_postfix(
                     loss=f"{running:.3f}",
@@ -413,6 +415,11 @@ def _optimise(state: _State, progress: bool) -> None:
     except KeyboardInterrupt:
         state.checkpoint()
         raise
+    except OSError as e:  # the log or a checkpoint could not be written: the disk
+        if not log_existed and cfg.log_path.is_file() and cfg.log_path.stat().st_size == 0:
+            cfg.log_path.unlink()
+        where = Path(e.filename) if isinstance(e.filename, str) else cfg.log_path
+        raise OutputWriteError(write_error_message(where, e)) from None
     finally:
         batches.close()  # stops the prefetch workers
         bar.close()

@@ -170,16 +170,20 @@ def process(
         if interrupted or run.errors:
             _keep_or_drop_partial(job, run, config)
             if run.errors:
-                raise run.errors[0]
+                e = run.errors[0]
+                if isinstance(e, EOFError):  # PyAV's; a CLI would read it as "Aborted."
+                    raise VideoError(f"the encoder or decoder stopped early: {e}") from e
+                raise e
             raise KeyboardInterrupt
         _finish(job, run, config)
     finally:
         run.stop.set()
-        for wr in job.writers:
-            try:
-                wr.close()
-            except Exception:  # noqa: BLE001 - already failing; the first error wins
-                pass
+        if not run.started or run.wait_done("encode", timeout=5):
+            for wr in job.writers:  # never under a running encoder (it may be mid-frame)
+                try:
+                    wr.close()
+                except Exception:  # noqa: BLE001 - already failing; the first error wins
+                    pass
         for t in job.temps:
             if t.exists():
                 t.unlink()
@@ -338,9 +342,12 @@ def _run(
         run.started = True
         for t in threads:
             t.start()
-        interrupted = stages.wait(threads, run, bar, source.live, job.say, config.window)
-        for t in threads:
-            t.join(timeout=10 if t.name == "jsnet-decode" else None)
+        interrupted = stages.wait(run, bar, source.live, job.say, config.window)
+        run.stop.set()  # all is done or abandoned: stop what still runs
+        if not run.cut:
+            run.wait_done("decode", timeout=10)
+        for stage in ("infer", "encode"):  # the writers are closed only after the encoder
+            run.wait_done(stage)
         for wr in job.writers:
             try:
                 wr.close()

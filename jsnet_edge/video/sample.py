@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 
 from jsnet_edge.degradations import add_gaussian_noise
-from jsnet_edge.errors import OptionError
+from jsnet_edge.errors import OptionError, OutputWriteError
 from jsnet_edge.images import SAMPLES, load_image, sample_images
-from jsnet_edge.outputs import check_output, commit
+from jsnet_edge.outputs import check_output, commit, write_error_message
 from jsnet_edge.sizes import parse_size as parse_wxh
 from jsnet_edge.video.source import AV_MISSING, have_av
 from jsnet_edge.video.writers import CvWriter, temp_beside
@@ -175,6 +175,8 @@ def make_sample_clip(
             finally:
                 writer.close()
         commit(tmp, path, overwrite=overwrite)
+    except OSError as e:  # PyAV's and the OS's: a full disk, a quota, a vanished folder
+        raise OutputWriteError(write_error_message(path, e)) from None
     finally:
         if tmp.exists():
             tmp.unlink()

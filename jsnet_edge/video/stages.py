@@ -21,6 +21,7 @@ from jsnet_edge.video.stats import STAGES
 
 _END = object()  # the sentinel that ends a queue
 _POLL = 0.1  # seconds between checks of the stop flag
+STALL_S = 3.0  # after a live capture is stopped, how long a read may block before it is cut
 
 
 class Run:
@@ -43,6 +44,13 @@ class Run:
         self.first_out: float | None = None  # when the first restored frame was written
         self.lat: dict[str, list[float]] = {k: [] for k in STAGES}
         self.latest_preview: np.ndarray | None = None
+        # Set when a stage's thread has finished. The caller's thread waits on these, never
+        # on Thread.join: in Python 3.11 a Ctrl-C landing in join() can mark a thread that
+        # is still running as finished, and the output was then closed under the encoder.
+        self.done = {k: threading.Event() for k in ("decode", "infer", "encode")}
+        self.reading_since: float | None = None  # the decoder is blocked in a read since
+        self.capture_stop_at: float | None = None
+        self.cut = False  # the capture was ended without the decoder (a stalled read)
 
     def guard(self, stage: str, fn, *args) -> None:
         try:
@@ -51,6 +59,19 @@ class Run:
             if not self.stop.is_set() or not self.errors:
                 self.errors.append(e)
             self.stop.set()
+        finally:
+            self.done[stage].set()
+
+    def finished(self, *stages: str) -> bool:
+        return all(self.done[k].is_set() for k in stages or self.done)
+
+    def wait_done(self, stage: str, timeout: float | None = None) -> bool:
+        """Wait (interruptibly, in short steps) for a stage to finish; False on timeout."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self.done[stage].wait(_POLL):
+            if end is not None and time.monotonic() >= end:
+                return False
+        return True
 
     def put(self, q: queue.Queue, item) -> bool:
         while not self.stop.is_set():
@@ -111,8 +132,12 @@ def decode(
                 if wait > 0:
                     time.sleep(wait)
             t = time.perf_counter()
+            run.reading_since = time.monotonic()
             got = reader.read()
+            run.reading_since = None
             dt = time.perf_counter() - t
+            if run.capture_stop.is_set() and run.live:
+                break  # stopped while reading; the stream may have been cut already
             if got is None:
                 break
             frame, pts = got
@@ -203,7 +228,6 @@ def encode(
 
 
 def wait(
-    threads: list[threading.Thread],
     run: Run,
     bar,
     live: bool,
@@ -213,23 +237,38 @@ def wait(
     """Wait for the stages, updating the bar; True if interrupted (Ctrl-C).
 
     For a live source the first Ctrl-C ends the capture and finishes the output normally
-    (a camera has no other end); a second one aborts.
+    (a camera or stream has no other end); a second one aborts. A read that still blocks
+    `STALL_S` after the capture was stopped (a stalled stream) is left behind: the frames
+    read so far are finished without it.
     """
-    while any(t.is_alive() for t in threads):
+    while True:
         try:
-            threads[-1].join(timeout=_POLL)
-            if bar is not None and run.written > bar.n:
-                bar.update(run.written - bar.n)
-            if window and run.latest_preview is not None:
-                cv2.imshow("jsnet-edge preview", run.latest_preview)
-                cv2.waitKey(1)
-            if run.errors:
-                run.stop.set()
+            while not run.finished("infer", "encode"):
+                run.done["encode"].wait(_POLL)
+                if bar is not None and run.written > bar.n:
+                    bar.update(run.written - bar.n)
+                if window and run.latest_preview is not None:
+                    cv2.imshow("jsnet-edge preview", run.latest_preview)
+                    cv2.waitKey(1)
+                if run.errors:
+                    run.stop.set()
+                if not run.cut and _read_stalled(run):
+                    run.cut = True  # the decoder is stuck in its read: end without it
+                    say(f"the stream sent nothing for {STALL_S:g} s; finishing without it")
+                    run.put(run.q_in, _END)
+            return False
         except KeyboardInterrupt:
             if live and not run.capture_stop.is_set():
                 run.capture_stop.set()
+                run.capture_stop_at = time.monotonic()
                 say("stopping the capture and finishing the output (Ctrl-C again to abort)")
                 continue
             run.stop.set()
             return True
-    return False
+
+
+def _read_stalled(run: Run) -> bool:
+    since, stopped = run.reading_since, run.capture_stop_at
+    if since is None or stopped is None or run.done["decode"].is_set():
+        return False
+    return time.monotonic() - max(since, stopped) > STALL_S
