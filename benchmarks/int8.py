@@ -6,6 +6,8 @@ For each model, side by side in one run on this machine:
   of training photographs): its own estimate (mean, 90% bound) against the loss measured
   on the test folder;
 - onnxruntime's `quantize_static` (QDQ, every layer, percentile ranges, same data);
+- `jsnet-edge calibrate --qat --data` (quantisation-aware fine-tuning, NNCF fake
+  quantisers, --qat STEPS) with its own estimate, when STEPS > 0;
 - NNCF's post-training quantisation (`nncf.quantize`, ONNX backend, same data) and, with
   --nncf-accuracy-control, its accuracy-controlled variant on the authors' x2
   (`nncf.quantize_with_accuracy_control`, max drop 0.1 dB), when NNCF is installed;
@@ -35,6 +37,7 @@ import numpy as np
 
 from jsnet_edge.calibration.data import calibration_pairs, find_photos, heldout_pairs, split_photos
 from jsnet_edge.calibration.estimate import estimate
+from jsnet_edge.calibration.qat import QATConfig, qat
 from jsnet_edge.calibration.quantize import CalibrationConfig, _pre_process, calibrate, score
 from jsnet_edge.degradations import Degradation
 from jsnet_edge.devices import machine_description
@@ -237,6 +240,24 @@ def run_model(name: str, args, work: Path) -> dict:
                 "n": report.estimate["n"],
             },
         )
+    if args.qat:
+        out = work / f"{name}-qat.onnx"
+        t = time.perf_counter()
+        qcfg = QATConfig(steps=args.qat, lr=args.qat_lr)
+        report = qat(net, out, CalibrationConfig(data=args.calib), qcfg, log=lambda s: None)
+        print(f"  calibrate --qat --data: {report.summary()} ({time.perf_counter() - t:.0f} s)")
+        files[f"calibrate --qat {args.qat} --data"] = (
+            out,
+            {
+                "mean": report.drop,
+                "held": report.held,
+                "held_to": report.held_to,
+                "bound": report.bound,
+                "n": report.estimate["n"],
+                "ptq start": report.qat["ptq"]["mean"],
+                "qat seconds": report.qat["seconds"],
+            },
+        )
     shipped = ZOO[name].int8_path if name in ZOO else None
     if shipped is not None and shipped.is_file():
         report = json.loads(read_onnx_metadata(shipped)["calibration"])
@@ -295,6 +316,10 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="only `calibrate` (with and without --data) and the shipped files, no peers",
     )
+    ap.add_argument(
+        "--qat", type=int, default=0, help="also `calibrate --qat` with this many steps"
+    )
+    ap.add_argument("--qat-lr", type=float, default=5e-4, help="its learning rate")
     args = ap.parse_args(argv)
     result = {
         "machine": machine_description("cpu"),

@@ -77,6 +77,23 @@ def test_int8_engines_from_our_calibrated_onnx(name, tmp_path):
     check_sidecar(built.path, "int8", net.task)
 
 
+def test_int8_engine_from_a_qat_graph(tmp_path):
+    """Quantisation-aware graphs for the TensorRT target (signed int8, zero points 0,
+    float biases) compile as they are."""
+    pytest.importorskip("nncf", reason="QAT needs the [qat] extra (the dev install has it)")
+    from jsnet_edge.calibration.qat import QATConfig, qat
+
+    net = resolve_model("denoise-rt")
+    onnx_path = tmp_path / "denoise-rt-qat.onnx"
+    cfg = CalibrationConfig(target="tensorrt", num_images=4, heldout=2, crop=64, max_drop=5.0)
+    report = qat(net, onnx_path, cfg, QATConfig(steps=4, batch=2, crop=32))
+    assert report.kept_float == [] and report.qat["steps"] == 4
+    stage = check_stage(net, onnx_path, "int8")
+    assert stage.loss_db <= stage.tolerance_db
+    built = build_engine(onnx_path, tmp_path / "denoise-rt-qat.engine", profile=PROFILE)
+    check_sidecar(built.path, "int8", net.task)
+
+
 def test_the_three_commands_of_the_issue(tmp_path):
     """Default options, as a user would type them, on a machine without a GPU."""
     for args in (

@@ -41,7 +41,6 @@ import torch
 from torch import nn
 
 from jsnet_edge.calibration.data import (
-    Pair,
     calibration_pairs,
     find_photos,
     heldout_pairs,
@@ -93,7 +92,7 @@ class QATConfig:
     steps: int = 1000
     batch: int = 8
     crop: int = 64
-    lr: float = 2e-5
+    lr: float = 5e-4
     teacher: str = "self"
     checkpoint_every: int = 100
 
@@ -149,15 +148,16 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
-def fake_quantized(folded: JSNet, calib: list[Pair], target: str) -> nn.Module:
-    """`folded` (mean shift folded, as exported) with NNCF fake quantisers, ranges from
-    `calib`. For TensorRT every activation quantiser is signed (zero point 0)."""
+def fake_quantized(module: nn.Module, inputs: list[np.ndarray], target: str) -> nn.Module:
+    """`module` (for a JSNet: mean shift folded, as exported) with NNCF fake quantisers,
+    ranges from `inputs` (NCHW, 0..255). For TensorRT every activation quantiser is signed
+    (zero point 0)."""
     nncf = _nncf()
     with _quiet(), _eager():
         qm = nncf.quantize(
-            folded,
-            nncf.Dataset([_tensor(p.input) for p in calib]),
-            subset_size=len(calib),
+            module,
+            nncf.Dataset([_tensor(x) for x in inputs]),
+            subset_size=len(inputs),
             preset=nncf.QuantizationPreset.PERFORMANCE,
         )
     if target == "tensorrt":
@@ -174,18 +174,45 @@ def _from_config(folded: JSNet, config: dict) -> nn.Module:
     return nncf.torch.load_from_config(folded, config)
 
 
-def qdq_proto(qm: nn.Module, model: JSNet):
-    """The fake-quantised network as ONNX with QuantizeLinear/DequantizeLinear pairs."""
+def qdq_export(qm: nn.Module, shape: tuple[int, ...], *, dynamic: bool = True):
+    """A fake-quantised module as ONNX with QuantizeLinear/DequantizeLinear pairs."""
     from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
 
     for q in qm.modules():
         if isinstance(q, BaseQuantizer):
             q.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
-    m = model.size_multiple
-    side = max(64, model.min_size)
-    side = -(-side // m) * m
     with torch.no_grad(), _eager():
-        return trace_onnx(qm, (1, model.colors, side, side))
+        return trace_onnx(qm, shape, dynamic=dynamic)
+
+
+def qdq_proto(qm: nn.Module, model: JSNet):
+    """The fake-quantised network `model` as a dynamic-shape Q/DQ graph."""
+    m = model.size_multiple
+    side = -(-max(64, model.min_size) // m) * m
+    return qdq_export(qm, (1, model.colors, side, side))
+
+
+class _Held(nn.Module):
+    """NNCF adds its hooks as a child module, which an `nn.Sequential` would then run as a
+    layer: blocks are quantised inside this holder."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+
+def int8_graph(module: nn.Module, shape: tuple[int, ...], target: str = "cpu"):
+    """Any NCHW module (a block of the search space, a whole network) as the int8 Q/DQ
+    graph QAT would give it: same placement and formats, ranges from random inputs. For
+    timing (`profile --precision int8`): latency depends on where the pairs are, not on
+    the ranges."""
+    rng = np.random.default_rng(0)
+    inputs = [rng.uniform(0, 255, shape).astype(np.float32) for _ in range(2)]
+    qm = fake_quantized(_Held(module.float().cpu().eval()), inputs, target)
+    return qdq_export(qm.eval(), shape)
 
 
 def keep_float(proto, int8_groups: list[str] | None):
@@ -387,7 +414,7 @@ def qat(
                 )
             qm = _from_config(folded, meta["nncf"])
         else:
-            qm = fake_quantized(folded, calib, cfg.target)
+            qm = fake_quantized(folded, [p.input for p in calib], cfg.target)
             ptq = measure(qdq_proto(qm, model), "ptq")
             say(f"NNCF post-training int8 (the start): {ptq.describe()}")
             meta = {

@@ -99,7 +99,7 @@ def calibrate(
             help="QAT target: self (the float model's output), clean (the photo) or both."
         ),
     ] = "self",
-    lr: Annotated[float, typer.Option(help="QAT: Adam learning rate (cosine-decayed).")] = 2e-5,
+    lr: Annotated[float, typer.Option(help="QAT: Adam learning rate (cosine-decayed).")] = 5e-4,
     resume: Annotated[
         bool, typer.Option("--resume", help="QAT: continue an interrupted run from its checkpoint.")
     ] = False,

@@ -23,7 +23,9 @@ SearchPrecisionOpt = Annotated[
     typer.Option(
         "--precision",
         help=(
-            "fp32, fp16 or bf16, as the backend supports (int8: search in fp32, then calibrate)."
+            "fp32, fp16, bf16 or int8, as the backend supports; int8 times each block and "
+            "network as the quantisation-aware Q/DQ graph `calibrate --qat` writes (the [qat] "
+            "extra)."
         ),
     ),
 ]

@@ -24,7 +24,7 @@ from torch import nn
 from jsnet_edge._version import __version__
 from jsnet_edge.devices import cpu_model, gpu_description, torch_threads, usable_cores
 from jsnet_edge.errors import MissingDependencyError, OptionError
-from jsnet_edge.export.onnx import export_module, export_onnx
+from jsnet_edge.export.onnx import export_module, export_onnx, fold_mean_shift, save_onnx
 from jsnet_edge.export.tensorrt import build_plan, import_tensorrt
 from jsnet_edge.models.network import JSNet
 from jsnet_edge.runtime.capabilities import check_capability, device_type, onnx_file_precision
@@ -34,21 +34,13 @@ from jsnet_edge.runtime.tensorrt_backend import TensorRTBackend
 from jsnet_edge.runtime.timing import Timing, TimingMethod, time_call
 from jsnet_edge.runtime.torch_backend import TorchBackend
 
-INT8_MESSAGE = (
-    "int8 cannot be profiled per block: which layers an int8 network keeps in float is "
-    "decided by `jsnet-edge calibrate` for the whole network, so block latencies would not add "
-    "up to it. Search in fp32 (or bf16/fp16), then calibrate the result and check it with "
-    "`jsnet-edge bench`"
-)
-
 
 def check_target(device: str, backend: str, precision: str) -> None:
     """Refuse, with the reason, a device/backend/precision that cannot be profiled: what
-    the runtime cannot run (the capability table), and int8 (see INT8_MESSAGE)."""
-    if precision == "int8":
-        raise OptionError(INT8_MESSAGE)
-    if precision not in ("fp32", "fp16", "bf16"):
-        raise OptionError(f"unknown precision {precision!r}; choose fp32, fp16 or bf16")
+    the runtime cannot run (the capability table). int8 is timed on the Q/DQ graph that
+    quantisation-aware fine-tuning would give the block or network (`int8_graph`)."""
+    if precision not in ("fp32", "fp16", "bf16", "int8"):
+        raise OptionError(f"unknown precision {precision!r}; choose fp32, fp16, bf16 or int8")
     check_capability(backend, device, precision)
 
 
@@ -141,12 +133,11 @@ class BlockRunner:
             self.backend = TorchBackend(module, device=device, precision=precision)
             return
         self._tmp = tempfile.TemporaryDirectory(prefix="jsnet-edge-profile-")
-        path = export_module(
-            module,
-            shape,
-            Path(self._tmp.name) / "block.onnx",
-            onnx_file_precision(backend, precision),
-        )
+        path = Path(self._tmp.name) / "block.onnx"
+        if precision == "int8":
+            _save_int8(module, shape, backend, path)
+        else:
+            export_module(module, shape, path, onnx_file_precision(backend, precision))
         if backend == "tensorrt":
             plan, _ = build_plan(path, (shape, shape, shape), compute_capabilities=_this_gpu())
             self.backend = TensorRTBackend.from_plan(plan, device=device, precision=precision)
@@ -161,6 +152,13 @@ class BlockRunner:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+
+def _save_int8(module: nn.Module, shape: tuple[int, ...], backend: str, path: Path) -> None:
+    from jsnet_edge.calibration.qat import int8_graph  # NNCF, only when int8 is asked for
+
+    proto = int8_graph(module, shape, "tensorrt" if backend == "tensorrt" else "cpu")
+    save_onnx(proto, path)
 
 
 def _this_gpu() -> tuple[str, ...] | None:
@@ -213,7 +211,18 @@ def time_network(
     x = np.random.default_rng(seed).uniform(0, 255, (1, colors, h, w)).astype(np.float32)
     keep: list = []
     try:
-        if backend == "tensorrt":
+        if precision == "int8":  # the whole network as QAT would give it
+            tmp = tempfile.TemporaryDirectory(prefix="jsnet-edge-measure-")
+            keep.append(tmp)
+            path = Path(tmp.name) / "net.onnx"
+            _save_int8(fold_mean_shift(net), (1, colors, h, w), backend, path)
+            if backend == "tensorrt":
+                shape = (1, colors, h, w)
+                plan, _ = build_plan(path, (shape,) * 3, compute_capabilities=_this_gpu())
+                runner = TensorRTBackend.from_plan(plan, device=device, precision=precision)
+            else:
+                runner = open_onnx(path, backend, device, precision, threads)
+        elif backend == "tensorrt":
             tmp = tempfile.TemporaryDirectory(prefix="jsnet-edge-measure-")
             keep.append(tmp)
             path = export_onnx(
