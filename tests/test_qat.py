@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from conftest import run_cli
-from jsnet_edge.calibration.qat import QATConfig, checkpoint_path, keep_float, qat
+from jsnet_edge.calibration.qat import QATConfig, checkpoint_path, qat
+from jsnet_edge.calibration.qdq import keep_float
 from jsnet_edge.calibration.quantize import CalibrationConfig
 from jsnet_edge.errors import OptionError
 from jsnet_edge.export.graph import read_onnx_metadata

@@ -26,10 +26,7 @@ Resumable: a checkpoint (safetensors; NNCF's quantiser layout as JSON) is writte
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
 import math
 import tempfile
 import time
@@ -47,32 +44,38 @@ from jsnet_edge.calibration.data import (
     split_photos,
 )
 from jsnet_edge.calibration.estimate import RULES, LossEstimate, estimate
+from jsnet_edge.calibration.fakequant import (
+    as_tensor,
+    eager,
+    fake_quantized,
+    from_config,
+    import_nncf,
+    qdq_proto,
+)
+from jsnet_edge.calibration.qdq import QDQ, conv_costs, int8_convs, keep_float
 from jsnet_edge.calibration.quantize import (
     CalibrationConfig,
     CalibrationReport,
     data_warnings,
     float_blocks,
     grow_int8,
-    outside,
     report_path,
     score,
 )
 from jsnet_edge.checkpoints import load_checkpoint, read_meta, save_checkpoint
 from jsnet_edge.degradations import Degradation
-from jsnet_edge.errors import MissingDependencyError, OptionError, TrainingError
+from jsnet_edge.errors import OptionError, TrainingError
 from jsnet_edge.export.onnx import (
     export_onnx,
     fold_mean_shift,
     model_metadata,
     save_onnx,
-    trace_onnx,
 )
 from jsnet_edge.models.network import JSNet
 from jsnet_edge.outputs import check_output, write_text
 
 FORMAT = "jsnet-edge.qat-checkpoint"
 TEACHERS = ("self", "clean", "both")
-_QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 
 @dataclass(frozen=True)
@@ -113,176 +116,12 @@ def checkpoint_path(out: str | Path) -> Path:
     return Path(out).with_suffix(".qat.safetensors")
 
 
-def _nncf():
-    """NNCF, imported lazily. Its fake quantisers would first compile a C++ extension (a
-    compiler, and a 60 s stall or timeout on small machines); its reference functions are
-    plain torch operations, as fast at these sizes, so we use them."""
-    try:
-        import nncf
-        from nncf.torch.quantization import extensions, reference
-    except ImportError:
-        raise MissingDependencyError(
-            "calibrate --qat needs NNCF: pip install 'jsnet-edge[qat]'"
-        ) from None
-    if extensions.QuantizedFunctionsCPU._loaded_namespace is None:
-        extensions.QuantizedFunctionsCPU._loaded_namespace = reference.ReferenceQuantizedFunctions
-    nncf.set_log_level(logging.ERROR)
-    return nncf
-
-
-@contextlib.contextmanager
-def _quiet():
-    """NNCF draws progress bars on stdout, which belongs to the command's result."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
-
-
-def _eager():
-    """NNCF's reference quantisers are `torch.compile`d; with a new shape or a Parameter
-    for an input they recompile up to dynamo's limit (minutes on two cores, and warnings),
-    for no gain at these sizes. Eager it is."""
-    return torch.compiler.set_stance("force_eager")
-
-
-def _tensor(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-
-
-def fake_quantized(module: nn.Module, inputs: list[np.ndarray], target: str) -> nn.Module:
-    """`module` (for a JSNet: mean shift folded, as exported) with NNCF fake quantisers,
-    ranges from `inputs` (NCHW, 0..255). For TensorRT every activation quantiser is signed
-    (zero point 0)."""
-    nncf = _nncf()
-    with _quiet(), _eager():
-        qm = nncf.quantize(
-            module,
-            nncf.Dataset([_tensor(x) for x in inputs]),
-            subset_size=len(inputs),
-            preset=nncf.QuantizationPreset.PERFORMANCE,
-        )
-    if target == "tensorrt":
-        from nncf.torch.quantization.layers import SymmetricQuantizer
-
-        for q in qm.modules():
-            if isinstance(q, SymmetricQuantizer) and not q.signed:
-                q.signed = True
-    return qm
-
-
-def _from_config(folded: JSNet, config: dict) -> nn.Module:
-    nncf = _nncf()
-    return nncf.torch.load_from_config(folded, config)
-
-
-def qdq_export(qm: nn.Module, shape: tuple[int, ...], *, dynamic: bool = True):
-    """A fake-quantised module as ONNX with QuantizeLinear/DequantizeLinear pairs."""
-    from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
-
-    for q in qm.modules():
-        if isinstance(q, BaseQuantizer):
-            q.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
-    with torch.no_grad(), _eager():
-        return trace_onnx(qm, shape, dynamic=dynamic)
-
-
-def qdq_proto(qm: nn.Module, model: JSNet):
-    """The fake-quantised network `model` as a dynamic-shape Q/DQ graph."""
-    m = model.size_multiple
-    side = -(-max(64, model.min_size) // m) * m
-    return qdq_export(qm, (1, model.colors, side, side))
-
-
-class _Held(nn.Module):
-    """NNCF adds its hooks as a child module, which an `nn.Sequential` would then run as a
-    layer: blocks are quantised inside this holder."""
-
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x)
-
-
-def int8_graph(module: nn.Module, shape: tuple[int, ...], target: str = "cpu"):
-    """Any NCHW module (a block of the search space, a whole network) as the int8 Q/DQ
-    graph QAT would give it: same placement and formats, ranges from random inputs. For
-    timing (`profile --precision int8`): latency depends on where the pairs are, not on
-    the ranges."""
-    rng = np.random.default_rng(0)
-    inputs = [rng.uniform(0, 255, shape).astype(np.float32) for _ in range(2)]
-    qm = fake_quantized(_Held(module.float().cpu().eval()), inputs, target)
-    return qdq_export(qm.eval(), shape)
-
-
-def keep_float(proto, int8_groups: list[str] | None):
-    """A copy of a Q/DQ graph where the nodes outside `int8_groups` (None: all int8) read
-    the float tensors their Q/DQ pairs quantised (weights and activations): the pair is
-    bypassed for them, and dropped where nothing else reads it."""
-    out = type(proto)()
-    out.CopyFrom(proto)
-    if int8_groups is None:
-        return out
-    g = out.graph
-    q_input = {n.output[0]: n.input[0] for n in g.node if n.op_type == "QuantizeLinear"}
-    float_of = {
-        n.output[0]: q_input[n.input[0]]
-        for n in g.node
-        if n.op_type == "DequantizeLinear" and n.input[0] in q_input
-    }
-    ops = [n.name for n in g.node if n.op_type not in _QDQ and n.op_type != "Constant"]
-    floats = set(outside(ops, int8_groups))
-    for n in g.node:
-        if n.name in floats:
-            for i, name in enumerate(n.input):
-                if name in float_of:
-                    n.input[i] = float_of[name]
-    _prune(g)
-    return out
-
-
-def _prune(g) -> None:
-    """Drop nodes whose outputs nothing reads (bypassed Q/DQ pairs and their scales)."""
-    while True:
-        used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-        dead = [n for n in g.node if not any(o in used for o in n.output)]
-        if not dead:
-            return
-        for n in dead:
-            g.node.remove(n)
-
-
-def _conv_costs(proto) -> dict[str, int]:
-    """Weight size of each convolution (its weight arrives through a DQ of a Q)."""
-    g = proto.graph
-    sizes = {i.name: int(np.prod(i.dims)) for i in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    costs = {}
-    for n in g.node:
-        if n.op_type != "Conv":
-            continue
-        w = n.input[1]
-        while w in producer and producer[w].op_type in _QDQ:
-            w = producer[w].input[0]
-        costs[n.name] = sizes.get(w, 0)
-    return costs
-
-
-def _int8_convs(proto) -> int:
-    producer = {o: n.op_type for n in proto.graph.node for o in n.output}
-    return sum(
-        producer.get(n.input[1]) == "DequantizeLinear"
-        for n in proto.graph.node
-        if n.op_type == "Conv"
-    )
-
-
 def _batch(photos, deg: Degradation, qcfg: QATConfig, step: int, seed: int):
     """The crops of step `step`: a function of the step, so a resumed run sees the same."""
     pairs = calibration_pairs(photos, deg, qcfg.batch, qcfg.crop, seed + 7919 * (step + 1))
-    x = _tensor(np.concatenate([p.input for p in pairs]))
+    x = as_tensor(np.concatenate([p.input for p in pairs]))
     clean = [p.target[:, :, None] if p.target.ndim == 2 else p.target for p in pairs]
-    y = _tensor(np.stack([c.transpose(2, 0, 1) for c in clean]))
+    y = as_tensor(np.stack([c.transpose(2, 0, 1) for c in clean]))
     return x, y
 
 
@@ -376,7 +215,7 @@ def qat(
             f"{ckpt} holds an unfinished QAT run: pass --resume to continue it, or "
             "--overwrite to start again"
         )
-    _nncf()
+    import_nncf()
     t0 = time.perf_counter()
     deg = Degradation(
         model.task,
@@ -412,14 +251,14 @@ def qat(
                     f"{ckpt} was made with other options ({meta.get('settings')}); pass the "
                     "same options to --resume, or --overwrite to start again"
                 )
-            qm = _from_config(folded, meta["nncf"])
+            qm = from_config(folded, meta["nncf"])
         else:
             qm = fake_quantized(folded, [p.input for p in calib], cfg.target)
             ptq = measure(qdq_proto(qm, model), "ptq")
             say(f"NNCF post-training int8 (the start): {ptq.describe()}")
             meta = {
                 "settings": settings,
-                "nncf": _nncf().torch.get_config(qm),
+                "nncf": import_nncf().torch.get_config(qm),
                 "ptq": ptq.to_dict(),
                 "step": 0,
             }
@@ -429,7 +268,7 @@ def qat(
             meta = load_checkpoint(ckpt, qm, optimizer, fmt=FORMAT)
             say(f"resuming QAT at step {meta['step']}/{qcfg.steps}")
         train_t0 = time.perf_counter()
-        with _eager():
+        with eager():
             _finetune(
                 qm,
                 teacher_net,
@@ -446,7 +285,7 @@ def qat(
         proto = qdq_proto(qm, model)
         naive = measure(proto, "all")
         say(f"after QAT, all layers int8: {naive.describe()}")
-        ops = [n.name for n in proto.graph.node if n.op_type not in _QDQ + ("Constant",)]
+        ops = [n.name for n in proto.graph.node if n.op_type not in QDQ + ("Constant",)]
         search = [{"float": "nothing", "mean": round(naive.mean, 4), "held": round(naive.held, 4)}]
         chosen: list[str] | None = None
         final = naive
@@ -459,7 +298,7 @@ def qat(
                 )
                 return est
 
-            chosen, final = grow_int8(ops, _conv_costs(proto), cfg.max_drop, trial, say)
+            chosen, final = grow_int8(ops, conv_costs(proto), cfg.max_drop, trial, say)
             final = measure(proto, "final", chosen)
         result = keep_float(proto, chosen)
         fp32_psnr = float(np.mean(list(reference.values())))
@@ -473,7 +312,7 @@ def qat(
             estimate=final.to_dict(),
             naive=naive.to_dict(),
             kept_float=float_blocks(ops, chosen),
-            quantized_convs=_int8_convs(result),
+            quantized_convs=int8_convs(result),
             total_convs=sum(n.op_type == "Conv" for n in result.graph.node),
             search=search,
             calibration_images=[p.name for p in calib_photos],
@@ -482,7 +321,7 @@ def qat(
             held_to=RULES[rule],
             seconds=round(time.perf_counter() - t0, 1),
             qat={
-                "library": f"nncf {_nncf().__version__}",
+                "library": f"nncf {import_nncf().__version__}",
                 "steps": qcfg.steps,
                 "batch": qcfg.batch,
                 "crop": qcfg.crop,

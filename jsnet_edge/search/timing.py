@@ -155,7 +155,7 @@ class BlockRunner:
 
 
 def _save_int8(module: nn.Module, shape: tuple[int, ...], backend: str, path: Path) -> None:
-    from jsnet_edge.calibration.qat import int8_graph  # NNCF, only when int8 is asked for
+    from jsnet_edge.calibration.fakequant import int8_graph  # NNCF, only when int8 is asked for
 
     proto = int8_graph(module, shape, "tensorrt" if backend == "tensorrt" else "cpu")
     save_onnx(proto, path)

@@ -1,0 +1,121 @@
+"""NNCF fake quantisers on our networks and blocks, and their export as Q/DQ ONNX.
+
+One place knows how NNCF is driven (placement preset, TensorRT signedness, export mode,
+eager execution), for `calibrate --qat` and for int8 latency tables alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+
+import numpy as np
+import torch
+from torch import nn
+
+from jsnet_edge.errors import MissingDependencyError
+from jsnet_edge.export.onnx import trace_onnx
+from jsnet_edge.models.network import JSNet
+
+
+def import_nncf():
+    """NNCF, imported lazily. Its fake quantisers would first compile a C++ extension (a
+    compiler, and a 60 s stall or timeout on small machines); its reference functions are
+    plain torch operations, as fast at these sizes, so we use them."""
+    try:
+        import nncf
+        from nncf.torch.quantization import extensions, reference
+    except ImportError:
+        raise MissingDependencyError(
+            "int8 training and timing need NNCF: pip install 'jsnet-edge[qat]'"
+        ) from None
+    if extensions.QuantizedFunctionsCPU._loaded_namespace is None:
+        extensions.QuantizedFunctionsCPU._loaded_namespace = reference.ReferenceQuantizedFunctions
+    nncf.set_log_level(logging.ERROR)
+    return nncf
+
+
+@contextlib.contextmanager
+def _quiet():
+    """NNCF draws progress bars on stdout, which belongs to the command's result."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def eager():
+    """NNCF's reference quantisers are `torch.compile`d; with a new shape or a Parameter
+    for an input they recompile up to dynamo's limit (minutes on two cores, and warnings),
+    for no gain at these sizes. Eager it is."""
+    return torch.compiler.set_stance("force_eager")
+
+
+def as_tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+def fake_quantized(module: nn.Module, inputs: list[np.ndarray], target: str) -> nn.Module:
+    """`module` (for a JSNet: mean shift folded, as exported) with NNCF fake quantisers,
+    ranges from `inputs` (NCHW, 0..255). For TensorRT every activation quantiser is signed
+    (zero point 0)."""
+    nncf = import_nncf()
+    with _quiet(), eager():
+        qm = nncf.quantize(
+            module,
+            nncf.Dataset([as_tensor(x) for x in inputs]),
+            subset_size=len(inputs),
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+        )
+    if target == "tensorrt":
+        from nncf.torch.quantization.layers import SymmetricQuantizer
+
+        for q in qm.modules():
+            if isinstance(q, SymmetricQuantizer) and not q.signed:
+                q.signed = True
+    return qm
+
+
+def from_config(folded: JSNet, config: dict) -> nn.Module:
+    nncf = import_nncf()
+    return nncf.torch.load_from_config(folded, config)
+
+
+def qdq_export(qm: nn.Module, shape: tuple[int, ...], *, dynamic: bool = True):
+    """A fake-quantised module as ONNX with QuantizeLinear/DequantizeLinear pairs."""
+    from nncf.torch.quantization.layers import BaseQuantizer, QuantizerExportMode
+
+    for q in qm.modules():
+        if isinstance(q, BaseQuantizer):
+            q.set_export_mode(QuantizerExportMode.ONNX_QUANTIZE_DEQUANTIZE_PAIRS)
+    with torch.no_grad(), eager():
+        return trace_onnx(qm, shape, dynamic=dynamic)
+
+
+def qdq_proto(qm: nn.Module, model: JSNet):
+    """The fake-quantised network `model` as a dynamic-shape Q/DQ graph."""
+    m = model.size_multiple
+    side = -(-max(64, model.min_size) // m) * m
+    return qdq_export(qm, (1, model.colors, side, side))
+
+
+class _Held(nn.Module):
+    """NNCF adds its hooks as a child module, which an `nn.Sequential` would then run as a
+    layer: blocks are quantised inside this holder."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x)
+
+
+def int8_graph(module: nn.Module, shape: tuple[int, ...], target: str = "cpu"):
+    """Any NCHW module (a block of the search space, a whole network) as the int8 Q/DQ
+    graph QAT would give it: same placement and formats, ranges from random inputs. For
+    timing (`profile --precision int8`): latency depends on where the pairs are, not on
+    the ranges."""
+    rng = np.random.default_rng(0)
+    inputs = [rng.uniform(0, 255, shape).astype(np.float32) for _ in range(2)]
+    qm = fake_quantized(_Held(module.float().cpu().eval()), inputs, target)
+    return qdq_export(qm.eval(), shape)
