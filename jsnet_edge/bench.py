@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import resource
+import signal
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -107,7 +108,9 @@ def _worker(
     warmup: int,
     threads: int | None,
 ) -> None:
-    """Runs in its own process; sends back a dict."""
+    """Runs in its own process; sends back a dict. Ctrl-C and SIGTERM are the parent's:
+    it stops this process (SIGTERM, no traceback) and says one line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
     try:
         if threads:  # a process of its own: its setting ends with it
             import torch
@@ -116,7 +119,10 @@ def _worker(
         with tempfile.TemporaryDirectory(prefix="jsnet-bench-") as tmp:
             conn.send(_measure(backend, precision, device, model, size, repeats, warmup, Path(tmp)))
     except Exception as e:  # reported in the table, never a crash of the whole run
-        conn.send({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"})
+        try:
+            conn.send({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"})
+        except OSError:  # the parent is gone (stopped): nobody to tell
+            pass
     finally:
         conn.close()
 
@@ -192,6 +198,12 @@ def bench(
             res = parent.recv()
         except EOFError:
             res = {"error": "the benchmark process died (out of memory?)"}
+        except BaseException:  # Ctrl-C, SIGTERM: the worker ends with us, quietly
+            proc.terminate()
+            proc.join()
+            raise
+        finally:
+            parent.close()
         proc.join()
         row = BenchRow(backend, precision, device, Path(path).name)
         if "error" in res:

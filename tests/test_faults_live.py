@@ -361,3 +361,35 @@ def test_one_openvino_restorer_serves_four_threads():
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(r, frames))
     assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
+
+
+# --- bench stopped: one line and the right code, no worker left behind --------------------
+
+
+def _children(pid: int) -> list[int]:
+    kids = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in kids.read_text().split()] if kids.exists() else []
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_bench_says_one_line(sig, code, model, tmp_path):  # noqa: F811
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jsnet_edge", "bench", str(model), "--input-size", "32x32"]
+        + ["--repeats", "100000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    wait_for(lambda: _children(proc.pid) or proc.poll() is not None, 60, "a bench worker")
+    time.sleep(3)
+    workers = _children(proc.pid)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole foreground group
+    else:
+        proc.send_signal(sig)  # docker stop, systemd: the main process only
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    wait_for(lambda: not any(Path(f"/proc/{w}").exists() for w in workers), 10, "the end")
