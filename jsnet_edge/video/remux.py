@@ -148,7 +148,13 @@ def _audio_stream(oc, ia, res: RemuxResult, transcode: bool):
             continue
         if codec.name not in oc.supported_codecs or (transcode and codec.name == name):
             continue
-        oa = oc.add_stream(target, rate=ia.codec_context.sample_rate or 48000)
+        rate = ia.codec_context.sample_rate or 48000
+        rates, resampled = codec.audio_rates, ""  # None: any rate
+        if rates and rate not in rates:  # libopus: 48 kHz and fractions of it only
+            new = min(rates, key=lambda r: (r < rate, abs(r - rate)))
+            resampled = f", resampled from {rate} Hz to {new} Hz"
+            rate = new  # the encoder resamples the decoded frames
+        oa = oc.add_stream(target, rate=rate)
         # A layout without a channel order ("2 channels", as pcm in mkv has) is refused by
         # encoders: name the usual one for the channel count.
         n = ia.codec_context.layout.nb_channels if ia.codec_context.layout else 2
@@ -158,7 +164,7 @@ def _audio_stream(oc, ia, res: RemuxResult, transcode: bool):
         res.audio_transcoded += 1
         res.notes.append(
             f"the input's {name} audio cannot go into {oc.format.name} "
-            f"as it is; re-encoded it as {target}"
+            f"as it is; re-encoded it as {target}{resampled}"
         )
         return oa, target
     res.notes.append(

@@ -1,0 +1,100 @@
+"""Video formats that do not fit the output (issue 28): what the output container or codec
+cannot hold is converted or dropped, and said in one line; the summary claims only what
+the written file holds (read back). Small real clips made with PyAV."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from test_faults import TINY
+
+from jsnet_edge.models import JSNet, save_model
+from jsnet_edge.restorer import Restorer
+from jsnet_edge.video import process
+
+
+@pytest.fixture(scope="module")
+def restorer(tmp_path_factory) -> Restorer:
+    path = save_model(JSNet(TINY, task="denoise"), tmp_path_factory.mktemp("m") / "dn.safetensors")
+    return Restorer(path, backend="torch")
+
+
+def make_clip(
+    path: Path,
+    *,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    audio_rate: int | None = None,
+    rotation: int = 0,
+    colour: dict | None = None,
+    second_video: bool = False,
+    frames: int = 4,
+    size: tuple[int, int] = (64, 48),
+) -> Path:
+    """A few frames of noise; optional audio (a tone), rotation tag, colour tags, a second
+    video stream; container metadata title=clip."""
+    rng = np.random.default_rng(0)
+    rate = Fraction(25)
+    with av.open(str(path), "w") as out:
+        out.metadata["title"] = "clip"
+        streams = []
+        for _ in range(2 if second_video else 1):
+            v = out.add_stream(codec, rate=rate)
+            v.width, v.height = size
+            v.pix_fmt = pix_fmt
+            v.codec_context.time_base = 1 / rate
+            for k, val in (colour or {}).items():
+                setattr(v.codec_context, k, val)
+            if rotation:
+                v.set_display_rotation(rotation)
+            streams.append(v)
+        a = out.add_stream("aac", rate=audio_rate) if audio_rate else None
+        if a is not None:
+            a.layout = "mono"
+        for i in range(frames):
+            img = rng.integers(0, 256, (size[1], size[0], 4), np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgba").reformat(format=pix_fmt)
+            f.pts, f.time_base = i, 1 / rate
+            for k, val in (colour or {}).items():
+                setattr(f, k, val)
+            for v in streams:
+                out.mux(v.encode(f))
+        for v in streams:
+            out.mux(v.encode(None))
+        if a is not None:
+            n = int(audio_rate * frames / 25)
+            sig = np.sin(np.arange(n) / 10).astype(np.float32)[None]
+            fr = av.AudioFrame.from_ndarray(sig, format="fltp", layout="mono")
+            fr.sample_rate, fr.pts = audio_rate, 0
+            out.mux(a.encode(fr))
+            out.mux(a.encode(None))
+    return path
+
+
+def held(path: Path) -> dict:
+    """What the written file holds, read back."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        first = next(c.decode(video=0))
+        return {
+            "audio": len(c.streams.audio),
+            "video": len(c.streams.video),
+            "title": c.metadata.get("title") or c.metadata.get("TITLE"),
+            "rotation": first.rotation,
+            "pix_fmt": v.codec_context.pix_fmt,
+            "frames": sum(1 for _ in c.decode(video=0)) + 1,
+        }
+
+
+def test_webm_resamples_44k_audio_for_opus(restorer, tmp_path):
+    src = make_clip(tmp_path / "in.mp4", audio_rate=44100, rotation=90)
+    stats = process(src, tmp_path / "out.webm", restorer)
+    assert "re-encoded it as libopus, resampled from 44100 Hz to 48000 Hz" in stats.summary()
+    got = held(tmp_path / "out.webm")
+    assert got["audio"] == 1 and got["title"] == "clip" and got["rotation"] == 90
+    assert stats.audio_streams == 1 and stats.metadata_copied
+    assert stats.rotation_handling == "tag copied"
