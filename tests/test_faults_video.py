@@ -36,11 +36,11 @@ def make_clip(
     size: tuple[int, int] = (64, 48),
 ) -> Path:
     """A few frames of noise; optional audio (a tone), rotation tag, colour tags, a second
-    video stream; container metadata title=clip."""
+    video stream; container tags title and description."""
     rng = np.random.default_rng(0)
     rate = Fraction(25)
     with av.open(str(path), "w") as out:
-        out.metadata["title"] = "clip"
+        out.metadata.update({"title": "clip", "description": "a test clip"})
         streams = []
         for _ in range(2 if second_video else 1):
             v = out.add_stream(codec, rate=rate)
@@ -98,3 +98,14 @@ def test_webm_resamples_44k_audio_for_opus(restorer, tmp_path):
     assert got["audio"] == 1 and got["title"] == "clip" and got["rotation"] == 90
     assert stats.audio_streams == 1 and stats.metadata_copied
     assert stats.rotation_handling == "tag copied"
+
+
+def test_avi_claims_only_what_it_holds(restorer, tmp_path):
+    src = make_clip(tmp_path / "in.mp4", audio_rate=44100, rotation=90)
+    stats = process(src, tmp_path / "out.avi", restorer)
+    got = held(tmp_path / "out.avi")
+    assert got["rotation"] == 0 and stats.rotation_handling == "lost"
+    assert "avi files cannot hold the rotation tag (90 degrees)" in stats.summary()
+    assert got["title"] == "clip" and stats.metadata_copied  # AVI keeps a title
+    assert "avi files cannot hold the input's tag(s) description" in stats.summary()
+    assert "rotation 90 (lost)" in stats.summary()

@@ -123,11 +123,36 @@ def _remux(
             for _, oa, enc in audio.values():
                 if enc is not None:
                     oc.mux(oa.encode(None))
+        wanted = dict(oc.metadata)
     finally:
         tv.close()
         if src is not None:
             src.close()
+    _read_back(out, wanted, res)
     return res
+
+
+def _read_back(out: Path, wanted: dict[str, str], res: RemuxResult) -> None:
+    """Claim only what the written file holds: containers drop what they cannot store
+    without a word (AVI keeps no rotation tag and few tags)."""
+    import av
+
+    with av.open(str(out)) as c:
+        held = {k.lower() for k in c.metadata}
+        rotation = 0
+        if res.rotation:
+            rotation = next(c.decode(video=0)).rotation
+        fmt = c.format.name
+    dropped = [k for k in wanted if k.lower() not in held]
+    if dropped:
+        res.metadata_copied = len(dropped) < len(wanted)
+        res.notes.append(f"{fmt} files cannot hold the input's tag(s) {', '.join(dropped)}")
+    if res.rotation and rotation != res.rotation:
+        res.notes.append(
+            f"{fmt} files cannot hold the rotation tag ({res.rotation} degrees): the output "
+            "plays unrotated (.mp4, .mov and .mkv keep it)"
+        )
+        res.rotation = 0
 
 
 def _audio_stream(oc, ia, res: RemuxResult, transcode: bool):
