@@ -109,3 +109,23 @@ def test_avi_claims_only_what_it_holds(restorer, tmp_path):
     assert got["title"] == "clip" and stats.metadata_copied  # AVI keeps a title
     assert "avi files cannot hold the input's tag(s) description" in stats.summary()
     assert "rotation 90 (lost)" in stats.summary()
+
+
+HDR10 = {"color_primaries": 9, "color_trc": 16, "colorspace": 9}  # bt2020, PQ
+
+
+@pytest.mark.parametrize("codec", ["libx264", "libx265"])
+def test_10_bit_hdr_keeps_its_colour_tags_and_says_8_bit(codec, restorer, tmp_path):
+    src = make_clip(tmp_path / "in.mp4", codec=codec, pix_fmt="yuv420p10le", colour=HDR10)
+    stats = process(src, tmp_path / "out.mp4", restorer)
+    text = stats.summary()
+    assert "the input's 10-bit video (yuv420p10le) was restored and written as 8-bit" in text
+    assert "colour tags" not in text, text
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        ctx = c.streams.video[0].codec_context
+        assert (ctx.color_primaries, ctx.color_trc, ctx.colorspace) == (9, 16, 9)
+    # MJPG in AVI (OpenCV) cannot declare them: said
+    stats = process(src, tmp_path / "out.avi", restorer)
+    assert "does not declare the input's colour tags (color_primaries=bt2020, color_trc=PQ" in (
+        stats.summary()
+    )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from jsnet_edge.video.source import colour_tags
+
 # Container tags that describe the file itself, not its content: the muxer writes its own.
 TECHNICAL_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder")
 
@@ -90,6 +92,7 @@ def _remux(
                 ov.set_display_rotation(rotation)
             audio: dict[int, tuple] = {}
             offset = 0.0
+            given = _video_info(src) if src is not None and src.streams.video else None
             if src is not None:
                 oc.metadata.update(
                     {k: v for k, v in src.metadata.items() if k not in TECHNICAL_TAGS}
@@ -128,17 +131,65 @@ def _remux(
         tv.close()
         if src is not None:
             src.close()
-    _read_back(out, wanted, res)
+    _read_back(out, wanted, given, res)
     return res
 
 
-def _read_back(out: Path, wanted: dict[str, str], res: RemuxResult) -> None:
+_COLOUR_NAMES = {
+    ("color_primaries", 1): "bt709",
+    ("color_primaries", 9): "bt2020",
+    ("color_trc", 1): "bt709",
+    ("color_trc", 16): "PQ",
+    ("color_trc", 18): "HLG",
+    ("colorspace", 1): "bt709",
+    ("colorspace", 9): "bt2020nc",
+}
+
+
+def _video_info(c) -> dict:
+    """What a file's video is: bit depth, colour tags."""
+    import av
+
+    v = c.streams.video[0]
+    fmt = av.VideoFormat(v.codec_context.pix_fmt or "yuv420p")
+    return {
+        "pix_fmt": fmt.name,
+        "depth": max(x.bits for x in fmt.components),
+        "colour": colour_tags(v.codec_context),
+    }
+
+
+def _conversions(given: dict, got: dict) -> list[str]:
+    """One line for each thing of the input's video that the output does not hold."""
+    notes = []
+    if given["depth"] > got["depth"]:
+        notes.append(
+            f"the input's {given['depth']}-bit video ({given['pix_fmt']}) was restored and "
+            f"written as {got['depth']}-bit ({got['pix_fmt']})"
+        )
+    lost = [
+        f"{k}={_COLOUR_NAMES.get((k, v), v)}"
+        for k, v in given["colour"].items()
+        if got["colour"].get(k) != v
+    ]
+    if lost:
+        notes.append(
+            f"the output does not declare the input's colour tags ({', '.join(lost)}): "
+            "players may show other colours"
+        )
+    return notes
+
+
+def _read_back(out: Path, wanted: dict[str, str], given: dict | None, res: RemuxResult) -> None:
     """Claim only what the written file holds: containers drop what they cannot store
-    without a word (AVI keeps no rotation tag and few tags)."""
+    without a word (AVI keeps no rotation tag and few tags), and the restored video is
+    8-bit."""
     import av
 
     with av.open(str(out)) as c:
         held = {k.lower() for k in c.metadata}
+        if given is not None:
+            res.notes += _conversions(given, _video_info(c))
         rotation = 0
         if res.rotation:
             rotation = next(c.decode(video=0)).rotation
