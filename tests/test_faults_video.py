@@ -129,3 +129,15 @@ def test_10_bit_hdr_keeps_its_colour_tags_and_says_8_bit(codec, restorer, tmp_pa
     assert "does not declare the input's colour tags (color_primaries=bt2020, color_trc=PQ" in (
         stats.summary()
     )
+
+
+@pytest.mark.parametrize("name,codec", [("in.mkv", "ffv1"), ("in.webm", "libvpx-vp9")])
+def test_alpha_and_a_second_video_stream_are_named(name, codec, restorer, tmp_path):
+    # VP9 keeps alpha beside the picture (FFmpeg's decoder shows yuv420p, alpha_mode=1)
+    src = make_clip(tmp_path / name, codec=codec, pix_fmt="yuva420p", second_video=True)
+    stats = process(src, tmp_path / "out.mkv", restorer)
+    text = stats.summary()
+    assert "alpha channel (transparency) was dropped: the output is opaque" in text
+    assert "the input has 2 video streams: only the first was restored" in text
+    got = held(tmp_path / "out.mkv")
+    assert got["video"] == 1 and got["frames"] == 4

@@ -147,14 +147,17 @@ _COLOUR_NAMES = {
 
 
 def _video_info(c) -> dict:
-    """What a file's video is: bit depth, colour tags."""
+    """What a file's video is: streams, bit depth, alpha, colour tags."""
     import av
 
     v = c.streams.video[0]
     fmt = av.VideoFormat(v.codec_context.pix_fmt or "yuv420p")
     return {
+        "streams": len(c.streams.video),
         "pix_fmt": fmt.name,
         "depth": max(x.bits for x in fmt.components),
+        # VP9/VP8 keep alpha beside the picture: FFmpeg's decoder shows yuv420p
+        "alpha": any(x.is_alpha for x in fmt.components) or v.metadata.get("alpha_mode") == "1",
         "colour": colour_tags(v.codec_context),
     }
 
@@ -177,13 +180,20 @@ def _conversions(given: dict, got: dict) -> list[str]:
             f"the output does not declare the input's colour tags ({', '.join(lost)}): "
             "players may show other colours"
         )
+    if given["alpha"] and not got["alpha"]:
+        notes.append("the input's alpha channel (transparency) was dropped: the output is opaque")
+    if given["streams"] > 1:
+        notes.append(
+            f"the input has {given['streams']} video streams: only the first was restored; "
+            f"the other {given['streams'] - 1} are not in the output"
+        )
     return notes
 
 
 def _read_back(out: Path, wanted: dict[str, str], given: dict | None, res: RemuxResult) -> None:
     """Claim only what the written file holds: containers drop what they cannot store
     without a word (AVI keeps no rotation tag and few tags), and the restored video is
-    8-bit."""
+    8-bit, opaque, one stream."""
     import av
 
     with av.open(str(out)) as c:
