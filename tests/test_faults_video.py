@@ -141,3 +141,22 @@ def test_alpha_and_a_second_video_stream_are_named(name, codec, restorer, tmp_pa
     assert "the input has 2 video streams: only the first was restored" in text
     got = held(tmp_path / "out.mkv")
     assert got["video"] == 1 and got["frames"] == 4
+
+
+def test_an_animated_webp_says_only_its_first_frame_is_restored(tmp_path):
+    import cv2
+
+    from conftest import run_cli
+
+    anim = cv2.Animation()
+    anim.frames = [np.full((32, 48, 3), i * 60, np.uint8) for i in range(3)]
+    anim.durations = [100, 100, 100]
+    assert cv2.imwriteanimation(str(tmp_path / "in.webp"), anim)
+    model = save_model(JSNet(TINY, task="denoise"), tmp_path / "dn.safetensors")
+    run = run_cli("image", tmp_path / "in.webp", "-o", tmp_path / "out.webp", "--model", model)
+    notes = [line for line in run.stderr.splitlines() if "animated" in line]
+    assert notes == [
+        f"note: {tmp_path / 'in.webp'} is an animated WebP of 3 frames: only its first "
+        "frame is read"
+    ], run.stderr
+    assert cv2.imread(str(tmp_path / "out.webp")).shape == (32, 48, 3)
