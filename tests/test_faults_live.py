@@ -393,3 +393,29 @@ def test_a_stopped_bench_says_one_line(sig, code, model, tmp_path):  # noqa: F81
     assert "Traceback" not in stderr and "Error" not in stderr, stderr
     assert len(stderr.strip().splitlines()) == 1, stderr
     wait_for(lambda: not any(Path(f"/proc/{w}").exists() for w in workers), 10, "the end")
+
+
+def test_a_ray_address_where_nothing_listens_fails_at_once(model, tmp_path):  # noqa: F811
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((16, 16, 3), np.uint8))
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    t = time.monotonic()
+    run = run_cli(
+        "image",
+        tmp_path / "a.png",
+        "-o",
+        tmp_path / "out",
+        "--model",
+        model,
+        "--ray",
+        address,
+        check=False,
+    )
+    assert run.returncode == 1 and time.monotonic() - t < 60, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"error: cannot join the Ray cluster at '{address}': nothing answers at {address} "
+        "(Connection refused); start one there with `ray start --head`, or give --ray local"
+    ]
