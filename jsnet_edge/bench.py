@@ -8,10 +8,12 @@ on photographs degraded for the task (the package's photographs by default).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import resource
 import signal
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -172,6 +174,20 @@ def _measure(
     }
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while a worker starts: an ignored signal stays ignored across exec,
+    so the worker ignores Ctrl-C even while it imports (the parent stops it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def bench(
     model: str,
     configs: list[tuple[str, str, str]],
@@ -192,7 +208,8 @@ def bench(
             target=_worker,
             args=(child, backend, precision, device, path, size, repeats, warmup, threads),
         )
-        proc.start()
+        with _sigint_ignored():  # inherited: the worker ignores Ctrl-C from its first moment
+            proc.start()
         child.close()
         try:
             res = parent.recv()
