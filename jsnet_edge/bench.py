@@ -8,9 +8,12 @@ on photographs degraded for the task (the package's photographs by default).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import resource
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,7 +110,9 @@ def _worker(
     warmup: int,
     threads: int | None,
 ) -> None:
-    """Runs in its own process; sends back a dict."""
+    """Runs in its own process; sends back a dict. Ctrl-C and SIGTERM are the parent's:
+    it stops this process (SIGTERM, no traceback) and says one line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
     try:
         if threads:  # a process of its own: its setting ends with it
             import torch
@@ -116,7 +121,10 @@ def _worker(
         with tempfile.TemporaryDirectory(prefix="jsnet-bench-") as tmp:
             conn.send(_measure(backend, precision, device, model, size, repeats, warmup, Path(tmp)))
     except Exception as e:  # reported in the table, never a crash of the whole run
-        conn.send({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"})
+        try:
+            conn.send({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"})
+        except OSError:  # the parent is gone (stopped): nobody to tell
+            pass
     finally:
         conn.close()
 
@@ -166,6 +174,20 @@ def _measure(
     }
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while a worker starts: an ignored signal stays ignored across exec,
+    so the worker ignores Ctrl-C even while it imports (the parent stops it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def bench(
     model: str,
     configs: list[tuple[str, str, str]],
@@ -186,12 +208,19 @@ def bench(
             target=_worker,
             args=(child, backend, precision, device, path, size, repeats, warmup, threads),
         )
-        proc.start()
+        with _sigint_ignored():  # inherited: the worker ignores Ctrl-C from its first moment
+            proc.start()
         child.close()
         try:
             res = parent.recv()
         except EOFError:
             res = {"error": "the benchmark process died (out of memory?)"}
+        except BaseException:  # Ctrl-C, SIGTERM: the worker ends with us, quietly
+            proc.terminate()
+            proc.join()
+            raise
+        finally:
+            parent.close()
         proc.join()
         row = BenchRow(backend, precision, device, Path(path).name)
         if "error" in res:

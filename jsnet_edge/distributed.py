@@ -14,6 +14,7 @@ and precision (bit for bit for images).
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from collections import Counter
@@ -225,6 +226,8 @@ def connect(address: str, workers: int | None, threads: int = 1):
     if ray.is_initialized():
         return ray
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if address not in ("local", "auto"):
+        probe(address)
     if address == "local":
         ray.init(num_cpus=workers * threads if workers else None, **kwargs)
     else:
@@ -233,6 +236,24 @@ def connect(address: str, workers: int | None, threads: int = 1):
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise OptionError(f"cannot join the Ray cluster at {address!r}: {e}") from None
     return ray
+
+
+def probe(address: str, timeout: float = 5.0) -> None:
+    """Refuse at once an address where nothing listens: ray.init would retry for
+    minutes, with a warning every few seconds."""
+    client = address.startswith("ray://")
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():  # no port: Ray's own (client 10001, GCS 6379)
+        host, port = hostport, "10001" if client else "6379"
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise OptionError(
+            f"cannot join the Ray cluster at {address!r}: nothing answers at {host}:{port} "
+            f"({e.strerror or e}); start one there with `ray start --head`, or give "
+            "--ray local"
+        ) from None
 
 
 def restore_archive(
@@ -251,6 +272,8 @@ def restore_archive(
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
+    if ray_address not in (None, "local", "auto"):
+        probe(ray_address)  # before the plan and the progress bar: a wrong address is told
     sources = expand_inputs(inputs, cfg.kind)
     plan = plan_outputs(sources, out_dir, cfg.kind, cfg.video.codec)
     summary = Summary()

@@ -51,3 +51,8 @@ class TargetNotMetError(JSNetEdgeError):
 class DownloadError(JSNetEdgeError):
     """A download that failed (offline, refused, cut short, or not the file expected), with
     what to download by hand and where to put it."""
+
+
+class DroppedContentWarning(UserWarning):
+    """Part of an input that the output does not hold (the later frames of an animated
+    image ...): the command line shows it as one `note:` line."""

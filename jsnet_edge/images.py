@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from jsnet_edge.errors import ImageError
+from jsnet_edge.errors import DroppedContentWarning, ImageError
 from jsnet_edge.outputs import atomic_output, check_output
 
 # What OpenCV reads and writes in every build we support.
@@ -48,6 +49,18 @@ def _max_pixels() -> int:
         return int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))
     except ValueError:
         return 1 << 30
+
+
+def webp_frames(data: np.ndarray) -> int:
+    """The frames of a WebP file (ANMF chunks of an animated one; 1 for a still)."""
+    raw, pos, n = data.data, 12, 0  # a view: a large still is not copied
+    if raw[:4] != b"RIFF" or raw[8:12] != b"WEBP":
+        return 1
+    while pos + 8 <= len(raw):
+        size = int.from_bytes(raw[pos + 4 : pos + 8], "little")
+        n += raw[pos : pos + 4] == b"ANMF"
+        pos += 8 + size + (size & 1)
+    return max(n, 1)
 
 
 def load_image(path: str | Path, *, color_order: str = "rgb") -> np.ndarray:
@@ -88,7 +101,14 @@ def load_image(path: str | Path, *, color_order: str = "rgb") -> np.ndarray:
                 f"{path} claims more than {_max_pixels() / 1e6:,.0f} megapixels (a damaged or "
                 "hostile file); if it is real, raise OPENCV_IO_MAX_IMAGE_PIXELS"
             ) from None
+    frames = webp_frames(data) if path.suffix.lower() == ".webp" else 1
     del data
+    if frames > 1:
+        warnings.warn(
+            f"{path} is an animated WebP of {frames} frames: only its first frame is read",
+            DroppedContentWarning,
+            stacklevel=2,
+        )
     if img is None or img.size == 0:
         raise ImageError(
             f"{path} is corrupt or not a {path.suffix.lstrip('.').upper()} image OpenCV can decode"

@@ -361,3 +361,61 @@ def test_one_openvino_restorer_serves_four_threads():
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(r, frames))
     assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
+
+
+# --- bench stopped: one line and the right code, no worker left behind --------------------
+
+
+def _children(pid: int) -> list[int]:
+    kids = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in kids.read_text().split()] if kids.exists() else []
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_bench_says_one_line(sig, code, model, tmp_path):  # noqa: F811
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jsnet_edge", "bench", str(model), "--input-size", "32x32"]
+        + ["--repeats", "100000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    wait_for(lambda: _children(proc.pid) or proc.poll() is not None, 60, "a bench worker")
+    time.sleep(0.3)  # the worker is still starting (importing torch)
+    workers = _children(proc.pid)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole foreground group
+    else:
+        proc.send_signal(sig)  # docker stop, systemd: the main process only
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    wait_for(lambda: not any(Path(f"/proc/{w}").exists() for w in workers), 10, "the end")
+
+
+def test_a_ray_address_where_nothing_listens_fails_at_once(model, tmp_path):  # noqa: F811
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((16, 16, 3), np.uint8))
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    t = time.monotonic()
+    run = run_cli(
+        "image",
+        tmp_path / "a.png",
+        "-o",
+        tmp_path / "out",
+        "--model",
+        model,
+        "--ray",
+        address,
+        check=False,
+    )
+    assert run.returncode == 1 and time.monotonic() - t < 60, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"error: cannot join the Ray cluster at '{address}': nothing answers at {address} "
+        "(Connection refused); start one there with `ray start --head`, or give --ray local"
+    ]

@@ -75,8 +75,9 @@ def _quiet_native_logs() -> None:
 def _note_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Our own warnings (a damaged cache healed, ...) as one `note:` line."""
     from jsnet_edge.cache import CacheHealedWarning
+    from jsnet_edge.errors import DroppedContentWarning
 
-    if issubclass(category, CacheHealedWarning):
+    if issubclass(category, (CacheHealedWarning, DroppedContentWarning)):
         typer.echo(f"note: {message}", err=True)
     else:
         _show_warning(message, category, filename, lineno, file, line)

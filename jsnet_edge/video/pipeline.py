@@ -463,6 +463,8 @@ def _finish(job: _Job, run: stages.Run, config: VideoConfig) -> None:
             stats.audio_streams = res.audio_copied + res.audio_transcoded
             stats.audio_reencoded = res.audio_transcoded
             stats.metadata_copied = res.metadata_copied and source.path is not None
+            if source.rotation and not res.rotation:
+                stats.rotation_handling = "lost"
             for n in res.notes:
                 job.note(n)
     dst = job.dst if stats.complete else partial_name(job.dst, taken_ok=config.overwrite)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from jsnet_edge.video.source import colour_tags
+
 # Container tags that describe the file itself, not its content: the muxer writes its own.
 TECHNICAL_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder")
 
@@ -90,6 +92,7 @@ def _remux(
                 ov.set_display_rotation(rotation)
             audio: dict[int, tuple] = {}
             offset = 0.0
+            given = _video_info(src) if src is not None and src.streams.video else None
             if src is not None:
                 oc.metadata.update(
                     {k: v for k, v in src.metadata.items() if k not in TECHNICAL_TAGS}
@@ -123,11 +126,94 @@ def _remux(
             for _, oa, enc in audio.values():
                 if enc is not None:
                     oc.mux(oa.encode(None))
+        wanted = dict(oc.metadata)
     finally:
         tv.close()
         if src is not None:
             src.close()
+    _read_back(out, wanted, given, res)
     return res
+
+
+_COLOUR_NAMES = {
+    ("color_primaries", 1): "bt709",
+    ("color_primaries", 9): "bt2020",
+    ("color_trc", 1): "bt709",
+    ("color_trc", 16): "PQ",
+    ("color_trc", 18): "HLG",
+    ("colorspace", 1): "bt709",
+    ("colorspace", 9): "bt2020nc",
+}
+
+
+def _video_info(c) -> dict:
+    """What a file's video is: streams, bit depth, alpha, colour tags."""
+    import av
+
+    v = c.streams.video[0]
+    fmt = av.VideoFormat(v.codec_context.pix_fmt or "yuv420p")
+    return {
+        "streams": len(c.streams.video),
+        "pix_fmt": fmt.name,
+        "depth": max(x.bits for x in fmt.components),
+        # VP9/VP8 keep alpha beside the picture: FFmpeg's decoder shows yuv420p
+        "alpha": any(x.is_alpha for x in fmt.components) or v.metadata.get("alpha_mode") == "1",
+        "colour": colour_tags(v.codec_context),
+    }
+
+
+def _conversions(given: dict, got: dict) -> list[str]:
+    """One line for each thing of the input's video that the output does not hold."""
+    notes = []
+    if given["depth"] > got["depth"]:
+        notes.append(
+            f"the input's {given['depth']}-bit video ({given['pix_fmt']}) was restored and "
+            f"written as {got['depth']}-bit ({got['pix_fmt']})"
+        )
+    lost = [
+        f"{k}={_COLOUR_NAMES.get((k, v), v)}"
+        for k, v in given["colour"].items()
+        if got["colour"].get(k) != v
+    ]
+    if lost:
+        notes.append(
+            f"the output does not declare the input's colour tags ({', '.join(lost)}): "
+            "players may show other colours"
+        )
+    if given["alpha"] and not got["alpha"]:
+        notes.append("the input's alpha channel (transparency) was dropped: the output is opaque")
+    if given["streams"] > 1:
+        notes.append(
+            f"the input has {given['streams']} video streams: only the first was restored; "
+            f"the other {given['streams'] - 1} are not in the output"
+        )
+    return notes
+
+
+def _read_back(out: Path, wanted: dict[str, str], given: dict | None, res: RemuxResult) -> None:
+    """Claim only what the written file holds: containers drop what they cannot store
+    without a word (AVI keeps no rotation tag and few tags), and the restored video is
+    8-bit, opaque, one stream."""
+    import av
+
+    with av.open(str(out)) as c:
+        held = {k.lower() for k in c.metadata}
+        if given is not None:
+            res.notes += _conversions(given, _video_info(c))
+        rotation = 0
+        if res.rotation:
+            rotation = next(c.decode(video=0)).rotation
+        fmt = c.format.name
+    dropped = [k for k in wanted if k.lower() not in held]
+    if dropped:
+        res.metadata_copied = len(dropped) < len(wanted)
+        res.notes.append(f"{fmt} files cannot hold the input's tag(s) {', '.join(dropped)}")
+    if res.rotation and rotation != res.rotation:
+        res.notes.append(
+            f"{fmt} files cannot hold the rotation tag ({res.rotation} degrees): the output "
+            "plays unrotated (.mp4, .mov and .mkv keep it)"
+        )
+        res.rotation = 0
 
 
 def _audio_stream(oc, ia, res: RemuxResult, transcode: bool):
@@ -148,7 +234,13 @@ def _audio_stream(oc, ia, res: RemuxResult, transcode: bool):
             continue
         if codec.name not in oc.supported_codecs or (transcode and codec.name == name):
             continue
-        oa = oc.add_stream(target, rate=ia.codec_context.sample_rate or 48000)
+        rate = ia.codec_context.sample_rate or 48000
+        rates, resampled = codec.audio_rates, ""  # None: any rate
+        if rates and rate not in rates:  # libopus: 48 kHz and fractions of it only
+            new = min(rates, key=lambda r: (r < rate, abs(r - rate)))
+            resampled = f", resampled from {rate} Hz to {new} Hz"
+            rate = new  # the encoder resamples the decoded frames
+        oa = oc.add_stream(target, rate=rate)
         # A layout without a channel order ("2 channels", as pcm in mkv has) is refused by
         # encoders: name the usual one for the channel count.
         n = ia.codec_context.layout.nb_channels if ia.codec_context.layout else 2
@@ -158,7 +250,7 @@ def _audio_stream(oc, ia, res: RemuxResult, transcode: bool):
         res.audio_transcoded += 1
         res.notes.append(
             f"the input's {name} audio cannot go into {oc.format.name} "
-            f"as it is; re-encoded it as {target}"
+            f"as it is; re-encoded it as {target}{resampled}"
         )
         return oa, target
     res.notes.append(

@@ -104,6 +104,7 @@ class Source:
     rotation: int  # display rotation, degrees counter-clockwise (PyAV convention)
     live: bool
     notes: list[str] = field(default_factory=list)
+    colour: dict[str, int] = field(default_factory=dict)  # the video's colour tags (PyAV)
 
 
 def parse_source(src: str | int | Path) -> tuple[str, int | str | Path]:
@@ -204,7 +205,16 @@ def _open_av_file(path: Path) -> Source:
         rotation=rotation,
         live=False,
         notes=notes,
+        colour=colour_tags(v.codec_context),
     )
+
+
+def colour_tags(ctx) -> dict[str, int]:
+    """The colour primaries, transfer and matrix a video stream declares (HDR10: bt2020,
+    PQ), to declare on the restored video; unspecified (2) and RGB (0) are left out."""
+    tags = {k: int(getattr(ctx, k, 2) or 0) for k in ("color_primaries", "color_trc")}
+    tags["colorspace"] = int(ctx.colorspace or 0)
+    return {k: v for k, v in tags.items() if v not in (0, 2)}
 
 
 def open_file(path: Path, opencv: bool = True) -> cv2.VideoCapture | None:

@@ -171,6 +171,7 @@ class AvWriter:
         crf: int | None,
         time_base: Fraction | None = None,
         chroma: str = "444",
+        colour: dict[str, int] | None = None,
     ) -> None:
         import av
 
@@ -196,6 +197,11 @@ class AvWriter:
             usable = [w for w in wanted if w in formats] or ([formats[0]] if formats else wanted)
             self.stream.pix_fmt = usable[0]
             self.stream.codec_context.time_base = time_base or Fraction(1) / rate
+            # The input's colour tags (bt2020/PQ ...) are declared, and RGB becomes YUV
+            # with its matrix, so that players show the colours the input had.
+            self.colour = dict(colour or {}) if codec not in LOSSLESS else {}
+            for k, v in self.colour.items():
+                setattr(self.stream.codec_context, k, v)
         except (av.FFmpegError, ValueError) as e:
             self.container.close()
             raise VideoError(f"cannot set up the encoder {codec}: {e}") from None
@@ -205,6 +211,8 @@ class AvWriter:
 
     def write(self, frame: np.ndarray, pts: int | None = None) -> None:
         f = self.av.VideoFrame.from_ndarray(frame, format="bgr24")
+        for k, v in self.colour.items():
+            setattr(f, k, v)
         if pts is None:
             pts = self.index
         else:
@@ -229,5 +237,12 @@ def open_writer(
     if choice.library == "opencv":
         return CvWriter(path, choice.name, source.fps, size)
     return AvWriter(
-        path, choice.name, source.rate, size, choice.crf, source.time_base, choice.chroma
+        path,
+        choice.name,
+        source.rate,
+        size,
+        choice.crf,
+        source.time_base,
+        choice.chroma,
+        source.colour,
     )
