@@ -222,7 +222,7 @@ def run_model(name: str, args, work: Path) -> dict:
     files: dict[str, tuple[Path, dict | None]] = {}
     runs = (
         ()
-        if args.shipped_only
+        if args.shipped_only or args.qat_only
         else (("calibrate (no --data)", None), ("calibrate --data", args.calib))
     )
     for tag, data in runs:
@@ -243,8 +243,14 @@ def run_model(name: str, args, work: Path) -> dict:
     if args.qat:
         out = work / f"{name}-qat.onnx"
         t = time.perf_counter()
-        qcfg = QATConfig(steps=args.qat, lr=args.qat_lr)
-        report = qat(net, out, CalibrationConfig(data=args.calib), qcfg, log=lambda s: None)
+        qcfg = QATConfig(steps=args.qat, lr=args.qat_lr, batch=args.qat_batch, crop=args.qat_crop)
+        report = qat(
+            net,
+            out,
+            CalibrationConfig(data=args.calib),
+            qcfg,
+            log=lambda m: print(f"    {m}", file=sys.stderr, flush=True),
+        )
         print(f"  calibrate --qat --data: {report.summary()} ({time.perf_counter() - t:.0f} s)")
         files[f"calibrate --qat {args.qat} --data"] = (
             out,
@@ -265,7 +271,7 @@ def run_model(name: str, args, work: Path) -> dict:
             shipped,
             {"mean": report["drop"], "held": report.get("held", report["bound"]), "n": 0},
         )
-    if args.shipped_only or args.calibrate_only:
+    if args.shipped_only or args.calibrate_only or args.qat_only:
         return {"task": net.task, "input": list(size), **row0, "methods": rows_for(files)}
     photos = find_photos(args.calib, net.colors)
     calib_photos, held_photos = split_photos(photos)
@@ -319,6 +325,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--qat", type=int, default=0, help="also `calibrate --qat` with this many steps"
     )
+    ap.add_argument(
+        "--qat-only", action="store_true", help="only the --qat row (and fp32/bf16), no peers"
+    )
+    ap.add_argument("--qat-batch", type=int, default=8, help="QAT crops per step")
+    ap.add_argument("--qat-crop", type=int, default=64, help="QAT crop side (input pixels)")
     ap.add_argument("--qat-lr", type=float, default=5e-4, help="its learning rate")
     args = ap.parse_args(argv)
     result = {

@@ -29,7 +29,10 @@ def save_checkpoint(
 ) -> None:
     # Cloned: quantised networks share one quantiser between the inputs of a concat, and
     # safetensors refuses tensors that share memory.
-    tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    tensors = {
+        f"model.{k}": v.detach().cpu().clone(memory_format=torch.contiguous_format)
+        for k, v in model.state_dict().items()
+    }
     opt = optimizer.state_dict()
     for idx, state in opt["state"].items():
         for name, value in state.items():

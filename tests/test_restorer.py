@@ -159,3 +159,28 @@ def test_the_default_is_the_fastest_backend_and_precision(tiny_sr, photo):
     assert (ref.backend.name, ref.backend.precision) == ("torch", "fp32")
     a, b = ref(img).astype(np.float64), fast(img).astype(np.float64)
     assert psnr(a, b, mode="rgb") > 30
+
+
+def test_auto_takes_a_shipped_int8_file_only_when_measured_faster():
+    """precision="auto" on a zoo model with an INT8 file held within 0.1 dB (`jpeg`) times
+    the float graph against the INT8 one once, keeps the choice, and runs the winner."""
+    import json
+
+    from jsnet_edge.cache import cache_dir
+    from jsnet_edge.runtime.capabilities import has_module
+    from jsnet_edge.runtime.factory import AUTO_INT8_DROP, int8_within
+    from jsnet_edge.zoo import ZOO
+
+    if not has_module("openvino"):
+        pytest.skip("auto picks int8 among OpenVINO runs; openvino is not installed")
+    assert int8_within(ZOO["jpeg"].int8_path, AUTO_INT8_DROP)
+    assert not int8_within(None, AUTO_INT8_DROP)
+    r = Restorer("jpeg")
+    records = list(cache_dir("auto").glob("*-or-int8.json"))
+    assert len(records) == 1
+    rec = json.loads(records[0].read_text())
+    assert "int8" in rec["ms"] and len(rec["ms"]) == 2  # the float graph against int8
+    assert r.backend.precision == rec["choice"]
+    again = Restorer("jpeg")  # the choice is read back, not measured again
+    assert again.backend.precision == r.backend.precision
+    assert json.loads(records[0].read_text()) == rec

@@ -77,6 +77,7 @@ class ModelSource:
     model_file: Path | None = None  # the .safetensors file a JSNet comes from
     onnx: Path | None = None
     engine: Path | None = None
+    int8: Path | None = None  # a zoo model's shipped INT8 file, for precision="auto"
 
     def load_net(self) -> JSNet:
         if self.net is None:
@@ -166,7 +167,9 @@ def load_source(model, precision: str | None = None) -> ModelSource:
         return ModelSource(info, engine=Path(model))
     path = model_file_of(model)
     if path is not None:
-        return ModelSource(info_of_file(path), model_file=path)
+        int8 = ZOO[model].int8_path if str(model) in ZOO else None
+        int8 = int8 if int8 is not None and int8.is_file() else None
+        return ModelSource(info_of_file(path), model_file=path, int8=int8)
     from jsnet_edge.models.resolve import resolve_model  # raises the clear error
 
     net = resolve_model(model)
