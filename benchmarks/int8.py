@@ -179,7 +179,9 @@ def int8_convs(path: Path) -> str:
 def run_model(name: str, args, work: Path) -> dict:
     net = model_for(name)
     deg = Degradation(net.task)
-    test = heldout_pairs(find_photos(args.test, net.colors), deg, 192, seed=5000)
+    test = heldout_pairs(
+        find_photos(args.test, net.colors), deg, 192, seed=5000, multiple=net.size_multiple
+    )
     fp32 = export_onnx(net, work / f"{name}-fp32.onnx")
     reference = score(fp32, test, net.scale)
     size = (320, 180) if net.scale > 1 else (640, 360)
@@ -275,11 +277,11 @@ def run_model(name: str, args, work: Path) -> dict:
         return {"task": net.task, "input": list(size), **row0, "methods": rows_for(files)}
     photos = find_photos(args.calib, net.colors)
     calib_photos, held_photos = split_photos(photos)
-    calib = calibration_pairs(calib_photos, deg, 32, 128, 0)
+    calib = calibration_pairs(calib_photos, deg, 32, 128, 0, net.size_multiple)
     pre = work / f"{name}-pre.onnx"
     _pre_process(fp32, pre)
     files["onnxruntime quantize_static"] = (ort_static(pre, work / f"{name}-ort.onnx", calib), None)
-    val = heldout_pairs(held_photos, deg, 192, 1000)
+    val = heldout_pairs(held_photos, deg, 192, 1000, net.size_multiple)
     ac = args.nncf_accuracy_control and name == "authors-x2"
     for tag, path in nncf_files(fp32, work, calib, val, net.scale, ac).items():
         files[tag] = (path, None)

@@ -137,9 +137,10 @@ def _as_input(degraded: np.ndarray) -> np.ndarray:
 
 
 def calibration_pairs(
-    photos: list[Photo], deg: Degradation, count: int, crop: int, seed: int
+    photos: list[Photo], deg: Degradation, count: int, crop: int, seed: int, multiple: int = 1
 ) -> list[Pair]:
-    """`count` random degraded crops (input side `crop`) spread over `photos`."""
+    """`count` random degraded crops (input side `crop`, a multiple of `multiple`: what
+    an unshuffled network needs) spread over `photos`."""
     rng = np.random.default_rng(seed)
     side = crop * deg.scale
     usable = [p for p in photos if min(p.image.shape[:2]) >= max(16, side // 2)]
@@ -149,17 +150,28 @@ def calibration_pairs(
     for i in range(count):
         photo = usable[i % len(usable)]
         h, w = photo.image.shape[:2]
-        s = min(side, h, w)
+        s = _fit(min(side, h, w), deg.scale * multiple)
         y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
         target, degraded = degrade(photo.image[y : y + s, x : x + s], deg, seed=seed + i)
         pairs.append(Pair(_as_input(degraded), target, photo.name))
     return pairs
 
 
-def heldout_pairs(photos: list[Photo], deg: Degradation, crop: int, seed: int) -> list[Pair]:
-    """One centre crop (input side `crop`) of each held-out photograph."""
+def _fit(side: int, step: int) -> int:
+    return max(step, side - side % step)
+
+
+def heldout_pairs(
+    photos: list[Photo], deg: Degradation, crop: int, seed: int, multiple: int = 1
+) -> list[Pair]:
+    """One centre crop (input side `crop`, sides multiples of `multiple`) of each held-out
+    photograph."""
     pairs = []
+    step = deg.scale * multiple
     for i, photo in enumerate(photos):
-        target, degraded = degrade(center_crop(photo.image, crop * deg.scale), deg, seed + i)
+        img = center_crop(photo.image, crop * deg.scale)
+        h, w = img.shape[:2]
+        img = img[: _fit(h, step), : _fit(w, step)]
+        target, degraded = degrade(img, deg, seed + i)
         pairs.append(Pair(_as_input(degraded), target, photo.name))
     return pairs

@@ -116,9 +116,10 @@ def checkpoint_path(out: str | Path) -> Path:
     return Path(out).with_suffix(".qat.safetensors")
 
 
-def _batch(photos, deg: Degradation, qcfg: QATConfig, step: int, seed: int):
+def _batch(photos, deg: Degradation, qcfg: QATConfig, step: int, seed: int, multiple: int):
     """The crops of step `step`: a function of the step, so a resumed run sees the same."""
-    pairs = calibration_pairs(photos, deg, qcfg.batch, qcfg.crop, seed + 7919 * (step + 1))
+    seed = seed + 7919 * (step + 1)
+    pairs = calibration_pairs(photos, deg, qcfg.batch, qcfg.crop, seed, multiple)
     x = as_tensor(np.concatenate([p.input for p in pairs]))
     clean = [p.target[:, :, None] if p.target.ndim == 2 else p.target for p in pairs]
     y = as_tensor(np.stack([c.transpose(2, 0, 1) for c in clean]))
@@ -143,7 +144,7 @@ def _finetune(qm, teacher_net, photos, deg, cfg, qcfg, ckpt, start, optimizer, m
         while step < qcfg.steps:
             for g in optimizer.param_groups:
                 g["lr"] = _lr(step, qcfg)
-            x, y = _batch(photos, deg, qcfg, step, cfg.seed)
+            x, y = _batch(photos, deg, qcfg, step, cfg.seed, teacher_net.size_multiple)
             pred = qm(x)
             loss = 0.0
             if qcfg.teacher in ("self", "both"):
@@ -228,8 +229,10 @@ def qat(
     notes = data_warnings(cfg, photos, held_photos)
     for w in notes:
         say(f"note: {w}")
-    calib = calibration_pairs(calib_photos, deg, cfg.num_images, cfg.crop, cfg.seed)
-    held = heldout_pairs(held_photos, deg, cfg.heldout_crop, cfg.seed + 1000)
+    calib = calibration_pairs(
+        calib_photos, deg, cfg.num_images, cfg.crop, cfg.seed, model.size_multiple
+    )
+    held = heldout_pairs(held_photos, deg, cfg.heldout_crop, cfg.seed + 1000, model.size_multiple)
     folded = fold_mean_shift(model)
     teacher_net = fold_mean_shift(model).eval().requires_grad_(False)
     settings = {"calibration": _jsonable(asdict(cfg)), "qat": asdict(qcfg)}
@@ -298,8 +301,17 @@ def qat(
                 )
                 return est
 
-            chosen, final = grow_int8(ops, conv_costs(proto), cfg.max_drop, trial, say)
+            chosen, _ = grow_int8(ops, conv_costs(proto), cfg.max_drop, trial, say)
             final = measure(proto, "final", chosen)
+            if final.held > naive.held:
+                # Fine-tuned weights are co-adapted to their quantisers: in float they are
+                # not the float model's weights, and a network mostly in float can lose
+                # more than the whole one in int8. Then the whole int8 network it is.
+                say(
+                    f"mixed precision after QAT is worse ({final.mean:.3f} dB) than all int8: "
+                    "keeping every layer in int8"
+                )
+                chosen, final = None, naive
         result = keep_float(proto, chosen)
         fp32_psnr = float(np.mean(list(reference.values())))
         report = CalibrationReport(

@@ -341,8 +341,10 @@ def calibrate(
     warnings = data_warnings(cfg, photos, held_photos)
     for w in warnings:
         say(f"note: {w}")
-    calib = calibration_pairs(calib_photos, deg, cfg.num_images, cfg.crop, cfg.seed)
-    held = heldout_pairs(held_photos, deg, cfg.heldout_crop, cfg.seed + 1000)
+    calib = calibration_pairs(
+        calib_photos, deg, cfg.num_images, cfg.crop, cfg.seed, model.size_multiple
+    )
+    held = heldout_pairs(held_photos, deg, cfg.heldout_crop, cfg.seed + 1000, model.size_multiple)
     with tempfile.TemporaryDirectory(prefix="jsnet-calib-") as tmp:
         work = Path(tmp)
         fp32 = export_onnx(model, work / "fp32.onnx")
