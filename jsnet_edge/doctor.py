@@ -36,7 +36,7 @@ RUNTIMES: dict[str, str | None] = {
     "tensorrt_rtx": "pip install 'jsnet-edge[tensorrt-rtx]'",
     "av": "pip install 'jsnet-edge[video]'",
     "ray": "pip install 'jsnet-edge[ray]'",
-    "nncf": "pip install nncf",
+    "nncf": "pip install 'jsnet-edge[qat]'",
 }
 # What the CPU flags in /proc/cpuinfo mean for these networks.
 CPU_FEATURES: dict[str, tuple[str, ...]] = {

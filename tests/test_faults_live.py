@@ -1,4 +1,4 @@
-"""More faults (issue 28): signals on live streams and long runs, hostile files, damaged
+"""More faults: signals on live streams and long runs, hostile files, damaged
 caches, environment errors. Same rules as test_faults.py: real signals, real streams on
 127.0.0.1, one clear line, the right exit code, nothing lost or half-written."""
 

@@ -1,4 +1,4 @@
-"""Video formats that do not fit the output (issue 28): what the output container or codec
+"""Video formats that do not fit the output: what the output container or codec
 cannot hold is converted or dropped, and said in one line; the summary claims only what
 the written file holds (read back). Small real clips made with PyAV."""
 

@@ -94,7 +94,7 @@ def test_int8_engine_from_a_qat_graph(tmp_path):
     check_sidecar(built.path, "int8", net.task)
 
 
-def test_the_three_commands_of_the_issue(tmp_path):
+def test_the_three_build_engine_commands(tmp_path):
     """Default options, as a user would type them, on a machine without a GPU."""
     for args in (
         ("sr-x2-rt", "-o", tmp_path / "a.engine", "--fp16"),

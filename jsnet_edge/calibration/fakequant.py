@@ -30,8 +30,9 @@ def import_nncf():
         raise MissingDependencyError(
             "int8 training and timing need NNCF: pip install 'jsnet-edge[qat]'"
         ) from None
-    if extensions.QuantizedFunctionsCPU._loaded_namespace is None:
-        extensions.QuantizedFunctionsCPU._loaded_namespace = reference.ReferenceQuantizedFunctions
+    loader = getattr(extensions, "QuantizedFunctionsCPU", None)
+    if loader is not None and getattr(loader, "_loaded_namespace", "absent") is None:
+        loader._loaded_namespace = reference.ReferenceQuantizedFunctions
     nncf.set_log_level(logging.ERROR)
     return nncf
 
@@ -47,7 +48,8 @@ def eager():
     """NNCF's reference quantisers are `torch.compile`d; with a new shape or a Parameter
     for an input they recompile up to dynamo's limit (minutes on two cores, and warnings),
     for no gain at these sizes. Eager it is."""
-    return torch.compiler.set_stance("force_eager")
+    set_stance = getattr(torch.compiler, "set_stance", None)  # torch >= 2.6
+    return set_stance("force_eager") if set_stance else contextlib.nullcontext()
 
 
 def as_tensor(a: np.ndarray) -> torch.Tensor:

@@ -40,6 +40,8 @@ _ENVIRONMENT_ERRNOS = (
     errno.EFBIG,
     errno.EIO,
 )
+# Only writing can cause these: the message names the output and the fix.
+_WRITE_ONLY_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENAMETOOLONG, errno.EFBIG)
 
 _show_warning = warnings.showwarning
 
@@ -104,7 +106,11 @@ def main() -> None:
         from jsnet_edge.outputs import write_error_message
 
         where = Path(e.filename) if isinstance(e.filename, str) else Path("the output")
-        typer.echo(f"error: {write_error_message(where, e)}", err=True)
+        if e.errno in _WRITE_ONLY_ERRNOS:
+            message = write_error_message(where, e)
+        else:  # permission or I/O errors may come from an input as well as an output
+            message = f"cannot access {where}: {e.strerror or e}"
+        typer.echo(f"error: {message}", err=True)
         sys.exit(1)
     except Exception as e:  # a bug, not a user error: one line, traceback on request
         _internal_error(e)

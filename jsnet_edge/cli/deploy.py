@@ -119,6 +119,8 @@ def calibrate(
         max_drop=max_drop,
         target=target,
     )
+    if not (qat or resume) and (steps, teacher, lr) != (1000, "self", 5e-4):
+        raise OptionError("--steps, --teacher and --lr set the fine-tuning of --qat: add --qat")
     net = resolve_model(model)
     if qat or resume:
         from jsnet_edge.calibration.qat import QATConfig

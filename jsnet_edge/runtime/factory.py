@@ -54,7 +54,8 @@ def auto_backend(source: ModelSource, device: str, precision: str | None) -> str
 def resolve_precision(source: ModelSource, backend: str, device: str, precision: str | None) -> str:
     """The precision a run uses: `None` is the file's own (fp32 for a model); "auto" is
     the fastest that costs no measurable quality (bf16 on OpenVINO where the CPU has it:
-    <= 0.05 dB, tested), else the same as None."""
+    <= 0.05 dB, tested), else the same as None. (`open_backend` may then take a zoo
+    model's shipped INT8 file instead: see `int8_within`.)"""
     own = source.info.precision
     if precision == "auto":
         if backend == "openvino" and own in (None, "fp32") and runs_bf16():
@@ -183,6 +184,7 @@ def int8_within(path: Path | None, max_drop: float) -> bool:
         return False
     try:
         report = json.loads(read_onnx_metadata(path).get("calibration", "null"))
-        return float(report.get("held", report.get("bound", report["drop"]))) <= max_drop
+        held = report.get("held", report.get("bound", report.get("drop")))
+        return held is not None and float(held) <= max_drop
     except (ValueError, KeyError, TypeError, AttributeError, OSError):
         return False

@@ -167,7 +167,7 @@ def load_source(model, precision: str | None = None) -> ModelSource:
         return ModelSource(info, engine=Path(model))
     path = model_file_of(model)
     if path is not None:
-        int8 = ZOO[model].int8_path if str(model) in ZOO else None
+        int8 = ZOO[str(model)].int8_path if str(model) in ZOO else None
         int8 = int8 if int8 is not None and int8.is_file() else None
         return ModelSource(info_of_file(path), model_file=path, int8=int8)
     from jsnet_edge.models.resolve import resolve_model  # raises the clear error

@@ -202,7 +202,8 @@ def _read_back(out: Path, wanted: dict[str, str], given: dict | None, res: Remux
             res.notes += _conversions(given, _video_info(c))
         rotation = 0
         if res.rotation:
-            rotation = next(c.decode(video=0)).rotation
+            first = next(c.decode(video=0), None)
+            rotation = getattr(first, "rotation", 0) if first is not None else 0
         fmt = c.format.name
     dropped = [k for k in wanted if k.lower() not in held]
     if dropped:
