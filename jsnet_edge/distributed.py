@@ -336,6 +336,19 @@ def _run(todo, cfg: ArchiveConfig, ray_address: str | None, workers: int | None,
     count = max(1, min(count, len(todo)))
     summary.workers = count
     options = {"num_gpus": 1} if gpus else {"num_cpus": threads}
+    # A worker that dies (killed, out of memory, its node lost) is restarted and the file
+    # it held is tried again, as often as this; the rest of the archive goes on meanwhile.
+    options.update(max_restarts=RESTARTS, max_task_retries=RESTARTS)
     actor = ray.remote(**options)(_Worker)
-    pool = ActorPool([actor.remote(cfg) for _ in range(count)])
-    yield from pool.map_unordered(lambda a, job: a.restore.remote(str(job[0]), str(job[1])), todo)
+    actors = [actor.remote(cfg) for _ in range(count)]
+    pool = ActorPool(actors)
+    try:
+        yield from pool.map_unordered(
+            lambda a, job: a.restore.remote(str(job[0]), str(job[1])), todo
+        )
+    finally:  # stopped (Ctrl-C, SIGTERM) or done: the workers go, not a core dump at exit
+        for a in actors:
+            ray.kill(a, no_restart=True)
+
+
+RESTARTS = 3

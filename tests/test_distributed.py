@@ -144,3 +144,32 @@ def test_the_command_line_reports_and_fails_for_a_broken_file(archive, tmp_path)
     assert "3 done, 0 skipped (already there), 1 failed" in proc.stdout
     assert "broken.png" in proc.stderr and "1 of 4 files failed" in proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["astronaut.png", "chelsea.png", "coffee.png"]
+
+
+def test_a_killed_worker_is_restarted_and_its_file_tried_again(archive, cluster, tmp_path):
+    """SIGKILL of one Ray worker mid-archive: the actor restarts, the file it held is
+    restored by a retry, and the archive finishes with nothing lost."""
+    import os
+    import signal
+
+    import psutil
+
+    cfg = ArchiveConfig(kind="image", model=str(archive["model"]), backend="onnxruntime")
+    killed = []
+
+    def kill_one(result: dict) -> None:
+        if killed:
+            return
+        for p in psutil.process_iter(["cmdline"]):
+            if any("ray::_Worker" in part for part in (p.info["cmdline"] or [])):
+                os.kill(p.pid, signal.SIGKILL)
+                killed.append(p.pid)
+                return
+
+    out = tmp_path / "out"
+    summary = restore_archive(
+        [archive["photos"]], out, cfg, ray_address="local", workers=2, on_result=kill_one
+    )
+    assert killed, "no Ray worker process was found to kill"
+    assert set(summary.failed) == {str(archive["photos"] / "broken.png")}
+    assert len(summary.done) == 3 and len(list(out.glob("*.png"))) == 3
