@@ -14,8 +14,11 @@ and precision (bit for bit for images).
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -228,14 +231,29 @@ def connect(address: str, workers: int | None, threads: int = 1):
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     if address not in ("local", "auto"):
         probe(address)
-    if address == "local":
-        ray.init(num_cpus=workers * threads if workers else None, **kwargs)
-    else:
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise OptionError(f"cannot join the Ray cluster at {address!r}: {e}") from None
+    with _own_sigterm():
+        if address == "local":
+            ray.init(num_cpus=workers * threads if workers else None, **kwargs)
+        else:
+            try:
+                ray.init(address=address, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise OptionError(f"cannot join the Ray cluster at {address!r}: {e}") from None
     return ray
+
+
+@contextlib.contextmanager
+def _own_sigterm():
+    """ray.init installs its own SIGTERM handler in the driver, which aborts the process
+    with a stack dump (exit 134); the command's handler (stop cleanly, exit 143) is put
+    back."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def probe(address: str, timeout: float = 5.0) -> None:

@@ -173,3 +173,36 @@ def test_a_killed_worker_is_restarted_and_its_file_tried_again(archive, cluster,
     assert killed, "no Ray worker process was found to kill"
     assert set(summary.failed) == {str(archive["photos"] / "broken.png")}
     assert len(summary.done) == 3 and len(list(out.glob("*.png"))) == 3
+
+
+def test_sigterm_stops_a_local_cluster_run_in_one_line(archive, tmp_path):
+    """SIGTERM to `image --ray local` (docker stop, a scheduler): exit 143 and one line,
+    not Ray's core dump."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    many = tmp_path / "many"
+    many.mkdir()
+    src = archive["photos"] / "astronaut.png"
+    for i in range(40):
+        (many / f"im{i:03d}.png").write_bytes(src.read_bytes())
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jsnet_edge", "image", str(many), "-o", str(out)]
+        + ["--model", str(archive["model"]), "--backend", "onnxruntime", "--ray", "local"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.is_dir() and any(out.glob("*.png"))):
+        time.sleep(0.2)
+    assert out.is_dir() and any(out.glob("*.png")), "the archive never started"
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=90)
+    lines = [line for line in err.splitlines() if line.strip() and "%|" not in line]
+    assert proc.returncode == 143, err[-2000:]
+    assert "terminated" in err and "Traceback" not in err and "core dumped" not in err
+    assert len([line for line in lines if not line.startswith("note:")]) <= 2, err[-2000:]
