@@ -22,7 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from jsnet_edge.errors import JSNetEdgeError, MissingDependencyError, OptionError
@@ -216,6 +216,10 @@ class _Worker:
     def restore(self, src: str, dst: str) -> dict:
         return restore_one(self.restorer, self.cfg, Path(src), Path(dst))
 
+    def chosen(self) -> tuple[str, str]:
+        """The backend and precision this worker's Restorer runs (what "auto" picked)."""
+        return self.restorer.backend.name, self.restorer.backend.precision
+
 
 def connect(address: str, workers: int | None, threads: int = 1):
     """ray.init for `address`: "local" starts a cluster on this machine (with `workers` x
@@ -358,7 +362,14 @@ def _run(todo, cfg: ArchiveConfig, ray_address: str | None, workers: int | None,
     # it held is tried again, as often as this; the rest of the archive goes on meanwhile.
     options.update(max_restarts=RESTARTS, max_task_retries=RESTARTS)
     actor = ray.remote(**options)(_Worker)
-    actors = [actor.remote(cfg) for _ in range(count)]
+    first = actor.remote(cfg)
+    if cfg.backend == "auto" or cfg.precision == "auto":
+        # Every worker runs what the first one picked: workers measuring at the same
+        # moment on shared cores could pick differently, and one archive would then mix
+        # precisions (outputs must match a single-machine run bit for bit).
+        backend, precision = ray.get(first.chosen.remote())
+        cfg = replace(cfg, backend=backend, precision=precision)
+    actors = [first] + [actor.remote(cfg) for _ in range(count - 1)]
     pool = ActorPool(actors)
     try:
         yield from pool.map_unordered(
