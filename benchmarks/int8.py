@@ -254,7 +254,7 @@ def run_model(name: str, args, work: Path) -> dict:
             log=lambda m: print(f"    {m}", file=sys.stderr, flush=True),
         )
         print(f"  calibrate --qat --data: {report.summary()} ({time.perf_counter() - t:.0f} s)")
-        files[f"calibrate --qat {args.qat} --data"] = (
+        files[f"calibrate --qat --steps {args.qat} --loss {args.qat_loss} --data"] = (
             out,
             {
                 "mean": report.drop,
@@ -332,6 +332,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--qat-batch", type=int, default=8, help="QAT crops per step")
     ap.add_argument("--qat-crop", type=int, default=64, help="QAT crop side (input pixels)")
+    ap.add_argument("--qat-loss", default="l1", help="QAT loss: l1 or db")
     ap.add_argument("--qat-lr", type=float, default=5e-4, help="its learning rate")
     args = ap.parse_args(argv)
     result = {

@@ -30,7 +30,7 @@ from jsnet_edge.runtime.capabilities import has_module
 pytest.importorskip("nncf", reason="QAT needs the [qat] extra (NNCF); the dev install has it")
 
 TINY = Genotype.from_string("C8-L2-N1:srb:cea")
-QUICK = QATConfig(steps=12, batch=2, crop=32, checkpoint_every=6, lr=1e-4)
+QUICK = QATConfig(steps=12, batch=2, crop=32, checkpoint_every=6, lr=1e-4, loss="db")
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +148,5 @@ def test_qat_options_are_checked():
         QATConfig(teacher="nobody")
     with pytest.raises(OptionError, match="crops"):
         QATConfig(crop=4)
+    with pytest.raises(OptionError, match="--loss"):
+        QATConfig(loss="l7")

@@ -77,6 +77,7 @@ from jsnet_edge.outputs import check_output, write_text
 
 FORMAT = "jsnet-edge.qat-checkpoint"
 TEACHERS = ("self", "clean", "both")
+LOSSES = ("l1", "db")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ class QATConfig:
         crop: side of the training crops, in network-input pixels.
         lr: Adam learning rate of weights and quantiser scales, cosine-decayed.
         teacher: "self" (the float model's output), "clean" (the clean photo) or "both".
+        loss: "l1", or "db": the PSNR loss itself, per crop, 10 log10(1 + MSE(int8, float)
+            / (MSE(float, clean) + 1)): smooth, high-PSNR crops, where int8 noise costs
+            the most dB, weigh as much as textured ones (with L1 they hardly count).
         checkpoint_every: steps between checkpoints.
     """
 
@@ -98,6 +102,7 @@ class QATConfig:
     crop: int = 64
     lr: float = 5e-4
     teacher: str = "self"
+    loss: str = "l1"
     checkpoint_every: int = 100
 
     def __post_init__(self) -> None:
@@ -105,6 +110,8 @@ class QATConfig:
             raise OptionError(
                 f"--teacher must be one of {', '.join(TEACHERS)}, not {self.teacher!r}"
             )
+        if self.loss not in LOSSES:
+            raise OptionError(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.steps < 0 or self.batch < 1 or self.checkpoint_every < 1:
             raise OptionError("--steps must be >= 0, the batch and checkpoint interval >= 1")
         if self.crop < 16:
@@ -135,6 +142,14 @@ def _lr(step: int, qcfg: QATConfig) -> float:
     return qcfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def _loss(pred, target, ref, clean, kind: str) -> torch.Tensor:
+    if kind == "l1":
+        return (pred - target).abs().mean()
+    err = (pred - target).pow(2).mean(dim=(1, 2, 3))
+    base = (ref - clean).pow(2).mean(dim=(1, 2, 3))  # the float model's own error
+    return (10 * torch.log10(1 + err / (base + 1))).mean()
+
+
 def _finetune(qm, teacher_net, photos, deg, cfg, qcfg, ckpt, start, optimizer, meta, say):
     """The loop from `start` to `qcfg.steps`; checkpoints on schedule and on Ctrl-C."""
     params = [p for p in qm.parameters() if p.requires_grad]
@@ -147,13 +162,12 @@ def _finetune(qm, teacher_net, photos, deg, cfg, qcfg, ckpt, start, optimizer, m
                 g["lr"] = _lr(step, qcfg)
             x, y = _batch(photos, deg, qcfg, step, cfg.seed, teacher_net.size_multiple)
             pred = qm(x)
+            with torch.no_grad():
+                ref = teacher_net(x)
             loss = 0.0
-            if qcfg.teacher in ("self", "both"):
-                with torch.no_grad():
-                    ref = teacher_net(x)
-                loss = loss + (pred - ref).abs().mean()
-            if qcfg.teacher in ("clean", "both"):
-                loss = loss + (pred - y).abs().mean()
+            for target, used in ((ref, ("self", "both")), (y, ("clean", "both"))):
+                if qcfg.teacher in used:
+                    loss = loss + _loss(pred, target, ref, y, qcfg.loss)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"QAT diverged at step {step} (loss {loss.item()}); run again with a "
@@ -340,6 +354,7 @@ def qat(
                 "crop": qcfg.crop,
                 "lr": qcfg.lr,
                 "teacher": qcfg.teacher,
+                "loss": qcfg.loss,
                 "final_loss": meta.get("loss"),
                 "ptq": meta.get("ptq"),
                 "seconds": round(time.perf_counter() - train_t0, 1),

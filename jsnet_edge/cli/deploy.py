@@ -100,6 +100,12 @@ def calibrate(
         ),
     ] = "self",
     lr: Annotated[float, typer.Option(help="QAT: Adam learning rate (cosine-decayed).")] = 5e-4,
+    loss: Annotated[
+        str,
+        typer.Option(
+            help="QAT loss: l1, or db (the PSNR loss per crop: smooth crops count as much)."
+        ),
+    ] = "l1",
     resume: Annotated[
         bool, typer.Option("--resume", help="QAT: continue an interrupted run from its checkpoint.")
     ] = False,
@@ -119,14 +125,16 @@ def calibrate(
         max_drop=max_drop,
         target=target,
     )
-    if not (qat or resume) and (steps, teacher, lr) != (1000, "self", 5e-4):
-        raise OptionError("--steps, --teacher and --lr set the fine-tuning of --qat: add --qat")
+    if not (qat or resume) and (steps, teacher, lr, loss) != (1000, "self", 5e-4, "l1"):
+        raise OptionError(
+            "--steps, --teacher, --lr and --loss set the fine-tuning of --qat: add --qat"
+        )
     net = resolve_model(model)
     if qat or resume:
         from jsnet_edge.calibration.qat import QATConfig
         from jsnet_edge.calibration.qat import qat as run_qat
 
-        qcfg = QATConfig(steps=steps, teacher=teacher, lr=lr)
+        qcfg = QATConfig(steps=steps, teacher=teacher, lr=lr, loss=loss)
         report = run_qat(net, output, cfg, qcfg, overwrite=overwrite, resume=resume, log=err)
     else:
         report = run_calibration(net, output, cfg, overwrite=overwrite, log=err)
