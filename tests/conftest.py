@@ -52,6 +52,16 @@ def gray_photo() -> np.ndarray:
     return data.camera()
 
 
+def default_sigint() -> None:
+    """`preexec_fn` for a child that a test will Ctrl-C: SIGINT back to its default, as a
+    terminal's foreground job has it, even where the test runner was started with SIGINT
+    ignored (a background job of a non-interactive shell, as CI may run it): Python then
+    never installs its KeyboardInterrupt handler."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real `jsnet-edge` entry point (through the module, same code path)."""
     proc = subprocess.run(

@@ -16,7 +16,7 @@ import av
 import pytest
 from test_faults import clip, model  # noqa: F401 (fixtures)
 
-from conftest import run_cli
+from conftest import default_sigint, run_cli
 
 # A live MPEG-TS stream on a TCP socket, as `ffmpeg -re -stream_loop -1 -i IN -c copy -f
 # mpegts tcp://...?listen=1` serves it: FFmpeg's own listener (through PyAV), packets copied
@@ -64,6 +64,7 @@ def cli(*args) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
 
 
@@ -380,15 +381,21 @@ def test_a_stopped_bench_says_one_line(sig, code, model, tmp_path):  # noqa: F81
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=default_sigint,
     )
-    wait_for(lambda: _children(proc.pid) or proc.poll() is not None, 60, "a bench worker")
-    time.sleep(0.3)  # the worker is still starting (importing torch)
-    workers = _children(proc.pid)
-    if sig == signal.SIGINT:
-        os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole foreground group
-    else:
-        proc.send_signal(sig)  # docker stop, systemd: the main process only
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        wait_for(lambda: _children(proc.pid) or proc.poll() is not None, 60, "a bench worker")
+        time.sleep(0.3)  # the worker is still starting (importing torch)
+        workers = _children(proc.pid)
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole foreground group
+        else:
+            proc.send_signal(sig)  # docker stop, systemd: the main process only
+        _, stderr = proc.communicate(timeout=60)
+    finally:  # a failed check must not leave a benchmark running for the rest of the suite
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr and "Error" not in stderr, stderr
     assert len(stderr.strip().splitlines()) == 1, stderr

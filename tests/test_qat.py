@@ -16,7 +16,7 @@ import onnx
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import default_sigint, run_cli
 from jsnet_edge.calibration.qat import QATConfig, checkpoint_path, qat
 from jsnet_edge.calibration.qdq import keep_float
 from jsnet_edge.calibration.quantize import CalibrationConfig
@@ -123,6 +123,7 @@ def test_qat_stopped_by_sigint_resumes(tiny_denoiser, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=default_sigint,
     )
     ckpt = checkpoint_path(out)
     deadline = time.monotonic() + 240

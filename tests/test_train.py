@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from conftest import run_cli
+from conftest import default_sigint, run_cli
 from jsnet_edge.degradations import Degradation
 from jsnet_edge.errors import OptionError
 from jsnet_edge.models import load_model
@@ -65,10 +65,6 @@ def test_a_few_steps_lower_the_loss_and_write_a_card(photo_dir, tmp_path):
     card = result.card.read_text()
     assert "denoise" in card and "Gaussian noise, sigma 25" in card and "val_psnr" not in card
     assert f"{result.val_psnr:.2f} dB" in card
-
-
-def default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize(
