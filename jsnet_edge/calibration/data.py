@@ -13,8 +13,10 @@ easier than the images people restore, and would make any estimate optimistic or
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,6 +24,10 @@ import numpy as np
 from jsnet_edge.degradations import Degradation, degrade
 from jsnet_edge.errors import ImageError, OptionError
 from jsnet_edge.images import center_crop, list_images, load_image, prepare_clean, sample_images
+
+if TYPE_CHECKING:
+    from jsnet_edge.calibration.quantize import CalibrationConfig
+    from jsnet_edge.models.network import JSNet
 
 MAX_SHORT_SIDE = 512
 HELDOUT_TARGET = 8  # held-out photographs wanted when a folder has enough
@@ -175,3 +181,58 @@ def heldout_pairs(
         target, degraded = degrade(img, deg, seed + i)
         pairs.append(Pair(_as_input(degraded), target, photo.name))
     return pairs
+
+
+def data_warnings(cfg: CalibrationConfig, photos: list, held: list) -> list[str]:
+    notes = []
+    if cfg.data is None:
+        notes.append(
+            f"no --data: calibrated and measured on {len(photos)} generic photographs (the "
+            "bundled ones and scikit-image's), --max-drop held to the worst of them; "
+            "calibrating on your own content (--data DIR) predicts the loss on it better"
+        )
+    if len(photos) == 1:
+        notes.append(
+            "only one photograph: calibrated and measured on crops of it, so the estimate "
+            "says little about other images; give a folder of 16 or more photographs"
+        )
+    elif len(held) < cfg.heldout:
+        notes.append(
+            f"only {len(held)} held-out photographs ({len(photos)} given): the estimate is "
+            f"rough; give {2 * cfg.heldout} or more photographs"
+        )
+    return notes
+
+
+@dataclass
+class CalibrationData:
+    """What `calibrate` and `calibrate --qat` calibrate and measure on."""
+
+    deg: Degradation
+    rule: str  # how max_drop is held (estimate.RULES)
+    notes: list[str]
+    photos: tuple[list, list]  # calibration photographs, held-out photographs
+    calib: list[Pair]
+    held: list[Pair]
+
+
+def prepare_data(
+    model: JSNet, cfg: CalibrationConfig, say: Callable[[str], None]
+) -> CalibrationData:
+    """The degradation, the photographs split by image, their crops, and the notes said
+    about them: one definition for post-training calibration and QAT."""
+    deg = Degradation(
+        model.task,
+        cfg.sigma if model.task == "denoise" else None,
+        cfg.quality if model.task == "jpeg" else None,
+    )
+    photos = find_photos(cfg.data, model.colors)
+    calib_photos, held_photos = split_photos(photos, cfg.heldout)
+    notes = data_warnings(cfg, photos, held_photos)
+    for w in notes:
+        say(f"note: {w}")
+    m = model.size_multiple
+    calib = calibration_pairs(calib_photos, deg, cfg.num_images, cfg.crop, cfg.seed, m)
+    held = heldout_pairs(held_photos, deg, cfg.heldout_crop, cfg.seed + 1000, m)
+    rule = "bound" if cfg.data is not None else "worst"
+    return CalibrationData(deg, rule, notes, (calib_photos, held_photos), calib, held)

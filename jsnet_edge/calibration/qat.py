@@ -40,9 +40,6 @@ from torch import nn
 
 from jsnet_edge.calibration.data import (
     calibration_pairs,
-    find_photos,
-    heldout_pairs,
-    split_photos,
 )
 from jsnet_edge.calibration.estimate import RULES, LossEstimate, estimate
 from jsnet_edge.calibration.fakequant import (
@@ -57,9 +54,9 @@ from jsnet_edge.calibration.qdq import QDQ, conv_costs, int8_convs, keep_float
 from jsnet_edge.calibration.quantize import (
     CalibrationConfig,
     CalibrationReport,
-    data_warnings,
     float_blocks,
     grow_int8,
+    prepare_data,
     report_path,
     score,
 )
@@ -233,21 +230,9 @@ def qat(
         )
     import_nncf()
     t0 = time.perf_counter()
-    deg = Degradation(
-        model.task,
-        cfg.sigma if model.task == "denoise" else None,
-        cfg.quality if model.task == "jpeg" else None,
-    )
-    rule = "bound" if cfg.data is not None else "worst"
-    photos = find_photos(cfg.data, model.colors)
-    calib_photos, held_photos = split_photos(photos, cfg.heldout)
-    notes = data_warnings(cfg, photos, held_photos)
-    for w in notes:
-        say(f"note: {w}")
-    calib = calibration_pairs(
-        calib_photos, deg, cfg.num_images, cfg.crop, cfg.seed, model.size_multiple
-    )
-    held = heldout_pairs(held_photos, deg, cfg.heldout_crop, cfg.seed + 1000, model.size_multiple)
+    data = prepare_data(model, cfg, say)
+    deg, rule, notes, (calib_photos, held_photos) = data.deg, data.rule, data.notes, data.photos
+    calib, held = data.calib, data.held
     folded = fold_mean_shift(model)
     teacher_net = fold_mean_shift(model).eval().requires_grad_(False)
     settings = {"calibration": _jsonable(asdict(cfg)), "qat": asdict(qcfg)}

@@ -32,13 +32,9 @@ import numpy as np
 from jsnet_edge.calibration.data import (
     HELDOUT_TARGET,
     Pair,
-    calibration_pairs,
-    find_photos,
-    heldout_pairs,
-    split_photos,
+    prepare_data,
 )
 from jsnet_edge.calibration.estimate import RULES, LossEstimate, estimate
-from jsnet_edge.degradations import Degradation
 from jsnet_edge.errors import MissingDependencyError, ModelError, OptionError
 from jsnet_edge.export.onnx import export_onnx, model_metadata, save_onnx
 from jsnet_edge.metrics import score as score_image
@@ -330,21 +326,9 @@ def calibrate(
     check_output(out, overwrite=overwrite)
     check_output(report_path(out), overwrite=overwrite, inputs=[out], what="report")
     t0 = time.perf_counter()
-    deg = Degradation(
-        model.task,
-        cfg.sigma if model.task == "denoise" else None,
-        cfg.quality if model.task == "jpeg" else None,
-    )
-    rule = "bound" if cfg.data is not None else "worst"
-    photos = find_photos(cfg.data, model.colors)
-    calib_photos, held_photos = split_photos(photos, cfg.heldout)
-    warnings = data_warnings(cfg, photos, held_photos)
-    for w in warnings:
-        say(f"note: {w}")
-    calib = calibration_pairs(
-        calib_photos, deg, cfg.num_images, cfg.crop, cfg.seed, model.size_multiple
-    )
-    held = heldout_pairs(held_photos, deg, cfg.heldout_crop, cfg.seed + 1000, model.size_multiple)
+    data = prepare_data(model, cfg, say)
+    rule, warnings, (calib_photos, held_photos) = data.rule, data.notes, data.photos
+    calib, held = data.calib, data.held
     with tempfile.TemporaryDirectory(prefix="jsnet-calib-") as tmp:
         work = Path(tmp)
         fp32 = export_onnx(model, work / "fp32.onnx")
@@ -403,27 +387,6 @@ def calibrate(
         save_onnx(proto, out, overwrite=overwrite)
     write_text(report_path(out), report.to_json(), overwrite=overwrite)
     return report
-
-
-def data_warnings(cfg: CalibrationConfig, photos: list, held: list) -> list[str]:
-    notes = []
-    if cfg.data is None:
-        notes.append(
-            f"no --data: calibrated and measured on {len(photos)} generic photographs (the "
-            "bundled ones and scikit-image's), --max-drop held to the worst of them; "
-            "calibrating on your own content (--data DIR) predicts the loss on it better"
-        )
-    if len(photos) == 1:
-        notes.append(
-            "only one photograph: calibrated and measured on crops of it, so the estimate "
-            "says little about other images; give a folder of 16 or more photographs"
-        )
-    elif len(held) < cfg.heldout:
-        notes.append(
-            f"only {len(held)} held-out photographs ({len(photos)} given): the estimate is "
-            f"rough; give {2 * cfg.heldout} or more photographs"
-        )
-    return notes
 
 
 def _in_group(node: str, group: str) -> bool:
