@@ -93,11 +93,11 @@ def video(
         str,
         typer.Option(
             help=(
-                "Colour resolution of h264/hevc/av1/vp9 outputs: 444 keeps the restored colour "
-                "(default); 420 for browsers, phones and hardware players."
+                "Colour resolution of h264/hevc/av1/vp9 outputs: 420 (default) plays everywhere, "
+                "as cameras record; 444 keeps the restored colour for software players."
             )
         ),
-    ] = "444",
+    ] = "420",
     preview: Annotated[
         str | None,
         typer.Option(

@@ -23,9 +23,10 @@ class VideoConfig:
             PyAV; a name (h264, hevc, av1, vp9, ffv1 for lossless, mp4v for old players),
             an FFmpeg encoder (libx264 ...) or an OpenCV fourcc (`video.writers.CODECS`).
         crf: quality of CRF encoders (libx264: 0 lossless .. 51; default 18).
-        chroma: colour resolution of lossy PyAV outputs: "444" (full, the default: the
-            restored colour is kept) or "420" (quarter, for browsers, phones and hardware
-            players that decode only 4:2:0).
+        chroma: colour resolution of lossy PyAV outputs: "420" (quarter, the default: the
+            layout cameras record and every browser, phone, TV and hardware decoder plays)
+            or "444" (full: keeps the restored colour, for software players such as
+            Chromium, VLC and ffmpeg; hardware decoders refuse it).
         preview: a file for a side-by-side video (input | restored), or "window" to show
             one where OpenCV has a GUI.
         stats_path: write the summary as JSON there.
@@ -42,7 +43,7 @@ class VideoConfig:
     batch: int = 1
     codec: str | None = None
     crf: int | None = None
-    chroma: str = "444"
+    chroma: str = "420"
     preview: str | Path | None = None
     stats_path: str | Path | None = None
     realtime: bool = False

@@ -89,11 +89,11 @@ class CodecChoice:
     name: str  # fourcc (OpenCV) or encoder name (PyAV)
     library: str  # "opencv" or "pyav"
     crf: int | None
-    chroma: str = "444"  # lossy PyAV encoders: "444" (full colour) or "420"
+    chroma: str = "420"  # lossy PyAV encoders: "420" (plays everywhere) or "444" (full colour)
 
 
 def choose_codec(
-    path: Path, codec: str | None, crf: int | None, chroma: str = "444"
+    path: Path, codec: str | None, crf: int | None, chroma: str = "420"
 ) -> CodecChoice:
     """The encoder for an output file. `codec`: h264 (the default for .mp4/.mov/.mkv with
     PyAV), hevc, av1, vp9, ffv1 (lossless RGB, .mkv/.avi), any FFmpeg encoder name (PyAV),
@@ -170,7 +170,7 @@ class AvWriter:
         size: tuple[int, int],
         crf: int | None,
         time_base: Fraction | None = None,
-        chroma: str = "444",
+        chroma: str = "420",
         colour: dict[str, int] | None = None,
     ) -> None:
         import av
@@ -185,9 +185,10 @@ class AvWriter:
             self.stream = self.container.add_stream(codec, rate=rate, options=options)
             self.stream.width, self.stream.height = size
             formats = [f.name for f in (self.stream.codec.video_formats or [])]
-            # Restored frames are RGB at full resolution: 4:4:4 keeps their colour, as
-            # ffmpeg's libx264 chooses for RGB frames; 4:2:0 alone cost 0.9-2.1 dB of RGB
-            # PSNR on the benchmark's clips (docs: --chroma 420 for players that need it).
+            # 4:2:0 by default: what cameras record (the input's chroma had a quarter of
+            # the resolution already) and the only layout hardware decoders of phones, TVs
+            # and laptops play. 4:4:4 keeps the restored colour for software players (RGB
+            # PSNR 0.9-2.1 dB higher on the benchmark's clips; luma is the same).
             if codec in LOSSLESS:
                 wanted = ["bgr0"]  # the frames' RGB, exactly
             elif chroma == "444":
