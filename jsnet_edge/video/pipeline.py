@@ -178,17 +178,24 @@ def process(
         _finish(job, run, config)
     finally:
         run.stop.set()
-        if not run.started or run.wait_done("encode", timeout=5):
-            for wr in job.writers:  # never under a running encoder (it may be mid-frame)
+        try:
+            if not run.started or run.wait_done("encode", timeout=5):
+                for wr in job.writers:  # never under a running encoder (it may be mid-frame)
+                    try:
+                        wr.close()
+                    except Exception:  # noqa: BLE001 - already failing; the first error wins
+                        pass
+        finally:
+            # Even when a second Ctrl-C cuts the wait above, or the encoder is stuck: no
+            # hidden temporary file is left beside the output (an open one is unlinked
+            # too; its space returns when the process ends).
+            for t in job.temps:
                 try:
-                    wr.close()
-                except Exception:  # noqa: BLE001 - already failing; the first error wins
+                    t.unlink(missing_ok=True)
+                except OSError:
                     pass
-        for t in job.temps:
-            if t.exists():
-                t.unlink()
-        if not run.started:
-            job.source.reader.release()  # else the decode thread releases it
+            if not run.started:
+                job.source.reader.release()  # else the decode thread releases it
     stats = job.stats
     stats.wall_s = time.perf_counter() - t_start
     stats.pipeline_fps = stats.frames_restored / stats.wall_s if stats.wall_s > 0 else 0.0
@@ -242,6 +249,8 @@ def _open(
     stats.rotation_handling = (
         "none" if not source.rotation else "tag copied" if av_ok else "applied to pixels"
     )
+    if source.depth > 8 and choice.keeps_10_bit and hasattr(source.reader, "deep"):
+        source.reader.deep = True  # 16-bit frames through the restorer, 10-bit out
     t = time.perf_counter()
     got = source.reader.read()
     first_dt = time.perf_counter() - t

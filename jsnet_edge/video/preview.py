@@ -20,7 +20,10 @@ def preview_size(w: int, h: int, rotation: int) -> tuple[int, int]:
 
 
 def side_by_side(frame: np.ndarray, out: np.ndarray, rotation: int, label: str) -> np.ndarray:
-    """Input (bicubic to the output size) | restored, labelled, turned upright."""
+    """Input (bicubic to the output size) | restored, labelled, turned upright; 8-bit
+    (16-bit frames of a 10-bit video are shown at their top 8 bits)."""
+    if out.dtype == np.uint16:
+        frame, out = (frame >> 8).astype(np.uint8), (out >> 8).astype(np.uint8)
     h, w = out.shape[:2]
     left = frame
     if left.shape[:2] != (h, w):

@@ -62,6 +62,9 @@ class AvReader:
         self.stream = self.container.streams.video[0]
         self.time_base = self.stream.time_base
         self.failures = 0
+        # Frames come as 8-bit BGR, or as 16-bit BGR (`deep`, set before the first read
+        # where the output keeps more than 8 bits) so that 10-bit video stays 10-bit.
+        self.deep = False
         self._frames = self._decode()
 
     def _decode(self):
@@ -81,7 +84,7 @@ class AvReader:
         frame = next(self._frames, None)
         if frame is None:
             return None
-        return frame.to_ndarray(format="bgr24"), frame.pts
+        return frame.to_ndarray(format="bgr48le" if self.deep else "bgr24"), frame.pts
 
     def release(self) -> None:
         self._frames.close()
@@ -105,6 +108,7 @@ class Source:
     live: bool
     notes: list[str] = field(default_factory=list)
     colour: dict[str, int] = field(default_factory=dict)  # the video's colour tags (PyAV)
+    depth: int = 8  # bits per sample of the decoded video (PyAV; 8 where unknown)
 
 
 def parse_source(src: str | int | Path) -> tuple[str, int | str | Path]:
@@ -206,7 +210,18 @@ def _open_av_file(path: Path) -> Source:
         live=False,
         notes=notes,
         colour=colour_tags(v.codec_context),
+        depth=pix_fmt_depth(v.codec_context.pix_fmt),
     )
+
+
+def pix_fmt_depth(pix_fmt: str | None) -> int:
+    """Bits per sample of an FFmpeg pixel format (yuv420p10le: 10); 8 where unknown."""
+    import av
+
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt or "yuv420p").components)
+    except (ValueError, av.FFmpegError):
+        return 8
 
 
 def colour_tags(ctx) -> dict[str, int]:

@@ -35,6 +35,9 @@ CODECS: dict[str, str] = {
     "ffv1": "ffv1",
 }
 LOSSLESS = ("ffv1",)  # RGB kept exactly: for judging a restorer, not for players
+# Encoders whose 10-bit output players take (HEVC Main 10, AV1, VP9 profile 2): 10-bit
+# input stays 10-bit there. H.264 High 10 is left out: browsers and hardware refuse it.
+DEEP_ENCODERS = ("libx265", "libsvtav1", "libvpx-vp9")
 # PyAV encoders that take a constant-rate-factor quality, and our default for each.
 CRF_CODECS: dict[str, int] = {"libx264": 18, "libx265": 20, "libvpx-vp9": 31, "libsvtav1": 30}
 # Containers each PyAV encoder goes in (the others refuse it, or players do).
@@ -90,6 +93,10 @@ class CodecChoice:
     library: str  # "opencv" or "pyav"
     crf: int | None
     chroma: str = "420"  # lossy PyAV encoders: "420" (plays everywhere) or "444" (full colour)
+
+    @property
+    def keeps_10_bit(self) -> bool:
+        return self.library == "pyav" and self.name in DEEP_ENCODERS
 
 
 def choose_codec(
@@ -172,6 +179,7 @@ class AvWriter:
         time_base: Fraction | None = None,
         chroma: str = "420",
         colour: dict[str, int] | None = None,
+        deep: bool = False,
     ) -> None:
         import av
 
@@ -181,6 +189,8 @@ class AvWriter:
         options = {"crf": str(crf)} if crf is not None else {}
         if codec == "libx264":
             options["preset"] = x264_preset(size)
+        if codec == "libx265":  # else x265 prints its whole configuration on stderr
+            options["x265-params"] = "log-level=error"
         try:
             self.stream = self.container.add_stream(codec, rate=rate, options=options)
             self.stream.width, self.stream.height = size
@@ -195,6 +205,8 @@ class AvWriter:
                 wanted = ["yuv444p", "yuv420p"]  # some encoders (SVT-AV1) have 4:2:0 only
             else:
                 wanted = ["yuv420p"]
+            if deep:  # 16-bit frames of a 10-bit input: 10 bits out where the encoder can
+                wanted = [w + "10le" for w in wanted if w.startswith("yuv")] + wanted
             usable = [w for w in wanted if w in formats] or ([formats[0]] if formats else wanted)
             self.stream.pix_fmt = usable[0]
             self.stream.codec_context.time_base = time_base or Fraction(1) / rate
@@ -211,7 +223,8 @@ class AvWriter:
         self.last_pts = -1
 
     def write(self, frame: np.ndarray, pts: int | None = None) -> None:
-        f = self.av.VideoFrame.from_ndarray(frame, format="bgr24")
+        fmt = "bgr48le" if frame.dtype == np.uint16 else "bgr24"
+        f = self.av.VideoFrame.from_ndarray(frame, format=fmt)
         for k, v in self.colour.items():
             setattr(f, k, v)
         if pts is None:
@@ -246,4 +259,5 @@ def open_writer(
         source.time_base,
         choice.chroma,
         source.colour,
+        deep=choice.keeps_10_bit and source.depth > 8,
     )
