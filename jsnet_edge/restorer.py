@@ -14,7 +14,9 @@ import numpy as np
 from jsnet_edge.devices import available_memory
 from jsnet_edge.errors import ImageError, OptionError
 from jsnet_edge.models.authors import AUTHORS
-from jsnet_edge.runtime.factory import open_backend
+from jsnet_edge.models.frame_layout import FrameLayout
+from jsnet_edge.runtime.backend import Backend
+from jsnet_edge.runtime.factory import open_backend, open_frames_backend
 from jsnet_edge.runtime.source import load_source
 from jsnet_edge.tiling import (
     WHOLE_FRAME_TILE,
@@ -98,6 +100,8 @@ class Restorer:
         )
         self.requested_backend = backend
         self.requested_precision = precision
+        self._threads = threads
+        self._frames: dict[FrameLayout, Backend | None] = {}
         limits = self.backend.limits  # engines have a shape profile: tiles stay inside it
         if limits is not None:
             self.tile = min(self.tile, limits.width, limits.height)
@@ -137,6 +141,20 @@ class Restorer:
     def stream(self, frames, batch: int = 1):
         """Restore an iterable of frames lazily (a generator), e.g. a video's frames."""
         return stream(self, frames, batch=batch)
+
+    def frames_backend(self, layout: FrameLayout) -> Backend | None:
+        """This restorer's network, backend and precision on video frames in their own
+        4:2:0 layout (I420: `jsnet_edge.models.frames`), for pipelines that decode and
+        encode YUV: (1, 1, 3H/2, W) float32 frames in and out, no RGB conversion outside
+        the graph. Exported once per frame size (cached). None where this model or backend
+        cannot (an .onnx/int8/engine file, torch, gray models, sizes the network refuses):
+        use the RGB path."""
+        if layout not in self._frames:
+            b = self.backend
+            self._frames[layout] = open_frames_backend(
+                self._source, b.name, b.device, b.precision, layout, self._keep, self._threads
+            )
+        return self._frames[layout]
 
     def restore_array(self, x: np.ndarray) -> np.ndarray:
         """The network on an NCHW float32 array (0..255, model channels), with tiling."""

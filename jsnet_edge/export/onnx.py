@@ -23,6 +23,8 @@ from jsnet_edge._version import __version__
 from jsnet_edge.devices import available_memory
 from jsnet_edge.errors import OptionError
 from jsnet_edge.export.graph import INPUT, OPSET, OUTPUT
+from jsnet_edge.models.frame_layout import FrameLayout
+from jsnet_edge.models.frames import I420Frames
 from jsnet_edge.models.network import JSNet
 from jsnet_edge.outputs import atomic_output, check_output
 
@@ -65,8 +67,12 @@ def fold_mean_shift(model: JSNet) -> JSNet:
     return m
 
 
-def model_metadata(model: JSNet, precision: str) -> dict[str, str]:
+def model_metadata(
+    model: JSNet, precision: str, layout: FrameLayout | None = None
+) -> dict[str, str]:
+    frames = {} if layout is None else {"frames": layout.key}
     return {
+        **frames,
         "jsnet_edge.format": "1",
         "jsnet_edge.version": __version__,
         "task": model.task,
@@ -175,6 +181,7 @@ def export_onnx(
     input_size: tuple[int, int] | None = None,
     overwrite: bool = True,
     check: bool = True,
+    frames: FrameLayout | None = None,
 ) -> Path:
     """Write `model` as ONNX (opset 17), mean shift folded, identity in the metadata.
 
@@ -183,11 +190,17 @@ def export_onnx(
         input_size: (W, H) for a static graph; by default batch, height and width are
             dynamic.
         check: run `onnx.checker` on the result.
+        frames: a static graph on video frames in their own I420 layout, of that size
+            and colour matrix (`jsnet_edge.models.frames`), instead of RGB.
     """
     import onnx
 
     check_file_precision(precision)
     path = check_output(path, overwrite=overwrite)
+    if frames is not None:
+        if model.colors != 3:
+            raise OptionError("I420 video graphs are for colour networks")
+        input_size = (frames.width, frames.height)
     w, h = input_size or (64, 48)
     h, w = max(h, model.min_size), max(w, model.min_size)
     m = model.size_multiple
@@ -197,11 +210,14 @@ def export_onnx(
             f"(its body runs unshuffled by {m}), got {w}x{h}"
         )
     _check_trace_memory(model, w, h)
-    proto = trace_onnx(fold_mean_shift(model), (1, model.colors, h, w), dynamic=not input_size)
+    if frames is None:
+        proto = trace_onnx(fold_mean_shift(model), (1, model.colors, h, w), dynamic=not input_size)
+    else:
+        proto = trace_onnx(I420Frames(fold_mean_shift(model), frames), frames.shape, dynamic=False)
     if precision == "fp16":
         proto = to_fp16(proto)
     del proto.metadata_props[:]
-    for k, v in model_metadata(model, precision).items():
+    for k, v in model_metadata(model, precision, frames).items():
         proto.metadata_props.add(key=k, value=v)
     proto.producer_name = "jsnet-edge"
     proto.producer_version = __version__

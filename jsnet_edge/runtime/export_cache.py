@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jsnet_edge._version import __version__
 from jsnet_edge.cache import healed, optional_cache_dir
+from jsnet_edge.models.frame_layout import FrameLayout
 from jsnet_edge.outputs import write_text
 from jsnet_edge.runtime.source import ModelSource
 from jsnet_edge.zoo import ZOO
@@ -23,16 +24,20 @@ def file_key(path: Path, full: bool = False) -> str:
     return h.hexdigest() if full else h.hexdigest()[:24]
 
 
-def exported(source: ModelSource, precision: str, keep: list) -> Path:
-    """The ONNX of `source`'s network in `precision` (fp32 or fp16): from the cache when
-    this exact model file was exported before, else exported now (into the cache, or a
-    temporary folder kept alive by `keep` when the model has no file or the cache is off)."""
+def exported(
+    source: ModelSource, precision: str, keep: list, frames: FrameLayout | None = None
+) -> Path:
+    """The ONNX of `source`'s network in `precision` (fp32 or fp16), on RGB or, with
+    `frames`, on I420 video frames of that layout: from the cache when this exact model
+    file was exported before, else exported now (into the cache, or a temporary folder
+    kept alive by `keep` when the model has no file or the cache is off)."""
     shipped = _shipped(source.model_file)
-    if shipped is not None and precision == "fp32":
+    if shipped is not None and precision == "fp32" and frames is None:
         return shipped
     folder = optional_cache_dir("onnx") if source.model_file is not None else None
+    variant = "" if frames is None else f"-{frames.key}"
     if folder is not None:
-        path = folder / f"{file_key(source.model_file)}-{__version__}-{precision}.onnx"
+        path = folder / f"{file_key(source.model_file)}-{__version__}-{precision}{variant}.onnx"
         if path.is_file():
             problem = _damaged(path)
             if problem is None:
@@ -40,7 +45,7 @@ def exported(source: ModelSource, precision: str, keep: list) -> Path:
             healed("graph", path, problem)
         from jsnet_edge.export.onnx import export_onnx
 
-        export_onnx(source.load_net(), path, precision=precision)
+        export_onnx(source.load_net(), path, precision=precision, frames=frames)
         _seal(path)
         return path
     else:
@@ -49,7 +54,7 @@ def exported(source: ModelSource, precision: str, keep: list) -> Path:
         path = Path(tmp.name) / "model.onnx"
     from jsnet_edge.export.onnx import export_onnx  # torch: only when there is no cached graph
 
-    return export_onnx(source.load_net(), path, precision=precision)
+    return export_onnx(source.load_net(), path, precision=precision, frames=frames)
 
 
 def _seal_path(path: Path) -> Path:

@@ -103,8 +103,12 @@ class OpenVinoBackend:
         self._lock = threading.Lock()
         self._local = threading.local()
         self.dtype = np.float32
-        side = _probe_side(self.model)
-        self._compile((1, self.model.input(0).get_partial_shape()[1].get_length(), side, side))
+        shape = self.model.input(0).get_partial_shape()
+        if shape.is_static:  # a graph of one size (video frames): compiled for it now
+            self._compile(tuple(d.get_length() for d in shape))
+        else:
+            side = _probe_side(self.model)
+            self._compile((1, shape[1].get_length(), side, side))
 
     def _compile(self, shape: tuple[int, ...]):
         with self._lock:

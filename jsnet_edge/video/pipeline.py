@@ -24,6 +24,7 @@ import numpy as np
 
 from jsnet_edge.devices import process_age
 from jsnet_edge.errors import OptionError, OutputWriteError
+from jsnet_edge.models.frame_layout import FrameLayout
 from jsnet_edge.outputs import check_output, commit, same_file, write_error_message, write_json
 from jsnet_edge.restorer import Restorer
 from jsnet_edge.video import stages
@@ -33,6 +34,7 @@ from jsnet_edge.video.preview import has_gui, preview_size
 from jsnet_edge.video.remux import remux
 from jsnet_edge.video.source import (
     AV_MISSING,
+    AvReader,
     Source,
     count_video_packets,
     have_av,
@@ -42,6 +44,7 @@ from jsnet_edge.video.source import (
 )
 from jsnet_edge.video.stats import VideoStats
 from jsnet_edge.video.writers import (
+    LOSSLESS,
     CodecChoice,
     choose_codec,
     open_writer,
@@ -116,6 +119,7 @@ class _Job:
     writers: list = field(default_factory=list)
     video_tmp: Path | None = None
     preview_tmp: Path | None = None
+    i420: stages.I420Path | None = None  # the network on the decoder's 4:2:0 frames
 
     def note(self, msg: str) -> None:
         self.notes.append(msg)
@@ -249,8 +253,13 @@ def _open(
     stats.rotation_handling = (
         "none" if not source.rotation else "tag copied" if av_ok else "applied to pixels"
     )
-    if source.depth > 8 and choice.keeps_10_bit and hasattr(source.reader, "deep"):
-        source.reader.deep = True  # 16-bit frames through the restorer, 10-bit out
+    i420 = _i420_path(source, choice, config, restorer)
+    if i420 is not None:
+        source.reader.format = "yuv420p"  # the decoder's planes, straight to the network
+        stats.frame_format = "yuv420p"
+    elif source.depth > 8 and choice.keeps_10_bit and isinstance(source.reader, AvReader):
+        source.reader.format = "bgr48le"  # 16-bit frames through the restorer, 10-bit out
+        stats.frame_format = "bgr48le"
     t = time.perf_counter()
     got = source.reader.read()
     first_dt = time.perf_counter() - t
@@ -261,7 +270,17 @@ def _open(
         )
     first, first_pts = got
     job = _Job(
-        source, dst, choice, av_ok, stats, first, first_pts, first_dt, say, list(source.notes)
+        source,
+        dst,
+        choice,
+        av_ok,
+        stats,
+        first,
+        first_pts,
+        first_dt,
+        say,
+        list(source.notes),
+        i420=i420,
     )
     if not av_ok:
         job.note(
@@ -272,6 +291,8 @@ def _open(
     elif kind != "file":
         job.note(f"{source.name} is a live/network source: the output has video only")
     h, w = first.shape[:2]
+    if first.ndim == 2:  # I420: 3H/2 rows of planes
+        h = h * 2 // 3
     s = restorer.scale
     out_w, out_h = w * s, h * s
     if out_w % 2 or out_h % 2:  # 4:2:0 encoders need even sizes
@@ -284,6 +305,28 @@ def _open(
         out_w, out_h = out_w - out_w % 2, out_h - out_h % 2
     stats.input_size, stats.output_size = (w, h), (out_w, out_h)
     return job
+
+
+def _i420_path(
+    source: Source, choice: CodecChoice, config: VideoConfig, restorer: Restorer
+) -> stages.I420Path | None:
+    """The restorer's network on the decoder's own 4:2:0 frames where nothing needs RGB:
+    an 8-bit limited-range 4:2:0 file in, a lossy 4:2:0 output, no preview. Frames then go
+    from decoder to network to encoder with no conversion outside the graph (the network
+    sees RGB inside it; `jsnet_edge.models.frames`). None: the RGB path."""
+    reader = source.reader
+    if not isinstance(reader, AvReader) or source.pix_fmt != "yuv420p" or source.full_range:
+        return None
+    if choice.library != "pyav" or choice.name in LOSSLESS or choice.chroma != "420":
+        return None
+    if config.preview is not None:
+        return None
+    w, h = reader.stream.width, reader.stream.height
+    if not w or not h or w % 2 or h % 2:
+        return None
+    matrix = "bt709" if source.colour.get("colorspace") == 1 else "bt601"  # as FFmpeg reads
+    backend = restorer.frames_backend(FrameLayout(w, h, matrix))
+    return None if backend is None else stages.I420Path(backend, (3 * h // 2, w), restorer.scale)
 
 
 def _run(
@@ -315,7 +358,7 @@ def _run(
         ),
         threading.Thread(
             target=run.guard,
-            args=("infer", stages.infer, run, restorer),
+            args=("infer", stages.infer, run, restorer, job.i420),
             name="jsnet-infer",
             daemon=True,
         ),

@@ -62,9 +62,10 @@ class AvReader:
         self.stream = self.container.streams.video[0]
         self.time_base = self.stream.time_base
         self.failures = 0
-        # Frames come as 8-bit BGR, or as 16-bit BGR (`deep`, set before the first read
-        # where the output keeps more than 8 bits) so that 10-bit video stays 10-bit.
-        self.deep = False
+        # Frames come as 8-bit BGR; the pipeline may ask, before the first read, for
+        # 16-bit BGR ("bgr48le": 10-bit video stays 10-bit) or for the decoder's own
+        # 4:2:0 planes ("yuv420p", I420: no conversion at all, for networks that read it).
+        self.format = "bgr24"
         self._frames = self._decode()
 
     def _decode(self):
@@ -84,7 +85,7 @@ class AvReader:
         frame = next(self._frames, None)
         if frame is None:
             return None
-        return frame.to_ndarray(format="bgr48le" if self.deep else "bgr24"), frame.pts
+        return frame.to_ndarray(format=self.format), frame.pts
 
     def release(self) -> None:
         self._frames.close()
@@ -109,6 +110,8 @@ class Source:
     notes: list[str] = field(default_factory=list)
     colour: dict[str, int] = field(default_factory=dict)  # the video's colour tags (PyAV)
     depth: int = 8  # bits per sample of the decoded video (PyAV; 8 where unknown)
+    pix_fmt: str | None = None  # the decoder's pixel format (PyAV), e.g. yuv420p
+    full_range: bool = False  # samples on 0..255 (JPEG range) rather than 16..235
 
 
 def parse_source(src: str | int | Path) -> tuple[str, int | str | Path]:
@@ -211,6 +214,8 @@ def _open_av_file(path: Path) -> Source:
         notes=notes,
         colour=colour_tags(v.codec_context),
         depth=pix_fmt_depth(v.codec_context.pix_fmt),
+        pix_fmt=v.codec_context.pix_fmt,
+        full_range=int(getattr(v.codec_context, "color_range", 0) or 0) == 2,
     )
 
 

@@ -10,11 +10,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from jsnet_edge.restorer import Restorer, restore_frames
+from jsnet_edge.runtime.backend import Backend
 from jsnet_edge.video.preview import side_by_side
 from jsnet_edge.video.source import Source
 from jsnet_edge.video.stats import STAGES
@@ -160,7 +162,32 @@ def _put_newest(run: Run, item) -> None:
                 pass
 
 
-def infer(run: Run, restorer: Restorer) -> None:
+@dataclass(frozen=True)
+class I420Path:
+    """The network on the decoder's own frames: an I420 graph and the frame shape it takes
+    (3H/2 x W, FFmpeg's planar layout)."""
+
+    backend: Backend
+    shape: tuple[int, int]
+    scale: int
+
+    def __call__(self, restorer: Restorer, frames: list[np.ndarray]) -> list[np.ndarray]:
+        """Restored I420 frames (uint8). A frame of another size (a stream that changed
+        size mid-way) goes the RGB way and is resized to the output's size, as the RGB
+        path does."""
+        outs = []
+        for f in frames:
+            if f.shape == self.shape:
+                outs.append(self.backend(f.astype(np.float32)[None, None])[0, 0].astype(np.uint8))
+                continue
+            bgr = restorer(cv2.cvtColor(f, cv2.COLOR_YUV2BGR_I420))
+            w, h = self.shape[1] * self.scale, self.shape[0] * 2 // 3 * self.scale
+            bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
+            outs.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
+        return outs
+
+
+def infer(run: Run, restorer: Restorer, i420: I420Path | None = None) -> None:
     try:
         done = False
         while not done:
@@ -181,7 +208,10 @@ def infer(run: Run, restorer: Restorer) -> None:
                     break
                 items.append(nxt)
             t = time.perf_counter()
-            outs = restore_frames(restorer, [it[1] for it in items], color_order="bgr")
+            if i420 is not None:
+                outs = i420(restorer, [it[1] for it in items])
+            else:
+                outs = restore_frames(restorer, [it[1] for it in items], color_order="bgr")
             dt = (time.perf_counter() - t) / len(items)
             run.lat["infer"] += [dt] * len(items)
             for (idx, frame, t_dec), out in zip(items, outs, strict=True):
@@ -202,7 +232,7 @@ def encode(
         if item is None or item is _END:
             return
         idx, frame, out, t_dec = item
-        if out.shape[:2] != (h, w):
+        if out.ndim == 3 and out.shape[:2] != (h, w):  # (I420 frames are made to size)
             oh, ow = out.shape[:2]
             if 0 <= oh - h <= 1 and 0 <= ow - w <= 1:  # odd size: crop to even
                 out = np.ascontiguousarray(out[:h, :w])

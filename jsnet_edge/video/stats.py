@@ -37,6 +37,9 @@ class VideoStats:
     device: str = ""
     task: str = ""
     batch: int = 1
+    # frames as the network got them: bgr24 (RGB path), bgr48le (10-bit kept), or yuv420p
+    # (the decoder's planes straight into an I420 graph: no RGB conversion outside it)
+    frame_format: str = "bgr24"
     preview: str | None = None
     partial: str | None = None  # where --keep-partial kept an interrupted run's frames
     complete: bool = True
@@ -76,7 +79,7 @@ class VideoStats:
             lines.append(f"first restored frame after {self.first_frame_s:.2f} s")
         lines.append(
             f"backend: {self.backend} on {self.device}, {self.precision}, "
-            f"task {self.task}, batch {self.batch}"
+            f"task {self.task}, batch {self.batch}, frames {self.frame_format}"
         )
         lines.append(f"{'latency ms':<12}{'p50':>8}{'p99':>8}")
         for stage in STAGES:

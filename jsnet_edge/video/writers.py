@@ -223,7 +223,8 @@ class AvWriter:
         self.last_pts = -1
 
     def write(self, frame: np.ndarray, pts: int | None = None) -> None:
-        fmt = "bgr48le" if frame.dtype == np.uint16 else "bgr24"
+        # I420 planes (2-D) from the YUV path, 16-bit BGR of a 10-bit video, or BGR
+        fmt = "yuv420p" if frame.ndim == 2 else "bgr48le" if frame.dtype == np.uint16 else "bgr24"
         f = self.av.VideoFrame.from_ndarray(frame, format=fmt)
         for k, v in self.colour.items():
             setattr(f, k, v)
