@@ -13,15 +13,18 @@ import av
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from skimage import data
 
 from conftest import run_cli
+from jsnet_edge.errors import OptionError
 from jsnet_edge.models import Genotype, JSNet, save_model
 from jsnet_edge.models.frame_layout import FrameLayout
-from jsnet_edge.models.frames import I420Frames
+from jsnet_edge.models.frames import OFFSET, I420Frames, yuv_matrix
 from jsnet_edge.restorer import Restorer
 
 TINY = Genotype.from_string("C8-L1-N2-S2:skip,rb,rb:skip,skip,skip")  # denoise-rt's shape
+TINY_S4 = Genotype.from_string("C8-L1-N2-S4:skip,rb,rb:skip,skip,skip")
 
 
 def i420(rgb: np.ndarray) -> np.ndarray:
@@ -49,27 +52,39 @@ def models(tmp_path_factory):
     }
 
 
-def test_the_graph_reads_colour_as_ffmpeg_does_and_keeps_untouched_samples(photo):
-    frame = torch.from_numpy(i420(photo)).float()[None, None]
-    seen = {}
-
-    class Look(torch.nn.Module):  # the identity, keeping what the network was given
-        scale = 1
-
-        def forward(self, x):
-            seen["rgb"] = x
-            return x
-
-    out = I420Frames(Look(), FrameLayout(256, 192))(frame)
-    # an unchanged picture keeps every sample exactly (no chroma blur from the round trip)
-    assert torch.equal(out, frame)
-    rgb = seen["rgb"][0].permute(1, 2, 0).numpy()
-    ffmpeg = av.VideoFrame.from_ndarray(i420(photo), format="yuv420p").to_ndarray(format="rgb24")
-    # the network sees the RGB FFmpeg would give it (chroma upsampled bilinearly here)
-    assert np.abs(rgb - ffmpeg.astype(np.float32)).mean() < 2.5
-    assert (
-        np.abs(rgb - photo.astype(np.float32)).mean() < np.abs(ffmpeg - photo.astype(float)).mean()
-    )
+@pytest.mark.parametrize("genotype", [TINY.to_string(), TINY_S4.to_string()])
+def test_the_i420_network_is_the_rgb_network_on_4_2_0_frames(genotype):
+    """Exactly the RGB network on the frame's RGB (chroma repeated over 2x2 blocks), its
+    correction taken back to YUV with chroma averaged over 2x2 blocks: the colour
+    matrices fold into the head and tail; nothing else changes."""
+    torch.manual_seed(0)
+    net = JSNet(Genotype.from_string(genotype), task="denoise").double().eval()
+    with torch.no_grad():
+        net.tail[0].weight.normal_(0, 0.05)
+        net.tail[0].bias.normal_(0, 1)
+    h, w = 96, 128
+    x = torch.rand(1, 1, 3 * h // 2, w, dtype=torch.float64) * 200 + 20
+    y, uv = x[:, :, :h], x[:, :, h:].reshape(1, 2, h // 2, w // 2)
+    m = yuv_matrix("bt601")
+    off = torch.tensor(OFFSET, dtype=torch.float64).view(1, 3, 1, 1)
+    full = torch.cat([y, F.interpolate(uv, scale_factor=2, mode="nearest")], 1)
+    rgb = F.conv2d(full - off, torch.linalg.inv(m).view(3, 3, 1, 1))
+    with torch.no_grad():
+        d = F.conv2d(net(rgb) - rgb, m.view(3, 3, 1, 1))
+        want = torch.cat(
+            [y + d[:, :1], (uv + F.avg_pool2d(d[:, 1:], 2)).reshape(1, 1, h // 2, w)], 2
+        )
+        got = I420Frames(net, FrameLayout(w, h)).double()(x)
+    diff = (got - want.clamp(0, 255).round()).abs()  # (weights stored in float32: a sample
+    assert diff.max() <= 1 and (diff > 0).double().mean() < 1e-3  # may round the other way)
+    # the I420 graph reads 3/2 channels per body pixel where the RGB one reads 3 s^2
+    assert I420Frames(net, FrameLayout(w, h)).head.in_channels * 2 == net.head.in_channels
+    # an untrained x1 network is the identity: every sample comes back exactly
+    ident = JSNet(Genotype.from_string(genotype), task="denoise").eval()
+    with torch.no_grad():
+        assert torch.equal(I420Frames(ident, FrameLayout(w, h))(x.float()), x.float().round())
+    with pytest.raises(OptionError, match="colour x1"):
+        I420Frames(JSNet(TINY, task="sr-x2"), FrameLayout(w, h))
 
 
 @pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
@@ -86,7 +101,8 @@ def test_the_exported_i420_graph_matches_the_rgb_network(backend, models, photo)
     ref = i420(r(rgb))
     assert np.abs(got[:192] - ref[:192].astype(np.float32)).mean() < 2.0
     assert not np.array_equal(got, given)  # it did restore
-    # any even size, also where a chroma plane ends mid-row of FFmpeg's array (H/2 odd)
+    # any even size the body takes, also where a chroma plane ends mid-row of FFmpeg's
+    # array (H/2 odd)
     odd_rows = r.frames_backend(FrameLayout(130, 98))
     small = i420(np.ascontiguousarray(photo[:98, :130]))
     assert np.array_equal(odd_rows(small.astype(np.float32)[None, None])[0, 0].shape, small.shape)
@@ -145,7 +161,7 @@ def test_video_goes_4_2_0_in_and_out_keeping_frames_and_timestamps(models, photo
     assert not any(np.array_equal(a, b) for a, b in zip(got["rgb"][2], given, strict=True))
 
 
-def test_super_resolution_and_fallbacks(models, photo, tmp_path):
+def test_super_resolution_and_previews_take_the_rgb_path(models, photo, tmp_path):
     src = tmp_path / "in.mkv"
     write_vfr_clip(src, photo, [0, 40, 80, 120])
     out, stats = tmp_path / "x2.mp4", tmp_path / "x2.json"
@@ -153,10 +169,11 @@ def test_super_resolution_and_fallbacks(models, photo, tmp_path):
     run_cli(*cmd, "-o", out, "--stats", stats)
     s = json.loads(stats.read_text())
     times, frames, pix_fmt, size = read_back(out)
-    assert s["frame_format"] == "yuv420p" and size == (512, 384) and len(frames) == 4
-    assert frames[0].shape == (576, 512) and pix_fmt == "yuv420p"
+    assert s["frame_format"] == "bgr24" and size == (512, 384) and len(frames) == 4
+    assert pix_fmt == "yuv420p" and times == [0, 40, 80, 120]
     # a side-by-side preview needs RGB frames: the RGB path, said in the stats
     out2, stats2 = tmp_path / "pv.mp4", tmp_path / "pv.json"
+    cmd = ["video", src, "--model", models["dn"], "--backend", "openvino", "--no-progress"]
     run_cli(*cmd, "-o", out2, "--stats", stats2, "--preview", tmp_path / "side.mp4")
     assert json.loads(stats2.read_text())["frame_format"] == "bgr24"
-    assert read_back(out2)[3] == (512, 384)
+    assert read_back(out2)[3] == (256, 192)

@@ -198,8 +198,6 @@ def export_onnx(
     check_file_precision(precision)
     path = check_output(path, overwrite=overwrite)
     if frames is not None:
-        if model.colors != 3:
-            raise OptionError("I420 video graphs are for colour networks")
         input_size = (frames.width, frames.height)
     w, h = input_size or (64, 48)
     h, w = max(h, model.min_size), max(w, model.min_size)
@@ -213,7 +211,8 @@ def export_onnx(
     if frames is None:
         proto = trace_onnx(fold_mean_shift(model), (1, model.colors, h, w), dynamic=not input_size)
     else:
-        proto = trace_onnx(I420Frames(fold_mean_shift(model), frames), frames.shape, dynamic=False)
+        # the mean shift and the colour matrices fold into the I420 head and tail
+        proto = trace_onnx(I420Frames(model, frames), frames.shape, dynamic=False)
     if precision == "fp16":
         proto = to_fp16(proto)
     del proto.metadata_props[:]

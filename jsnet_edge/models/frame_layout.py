@@ -34,3 +34,19 @@ class FrameLayout:
     def shape(self) -> tuple[int, int, int, int]:
         """The graph's input: one frame."""
         return (1, 1, 3 * self.height // 2, self.width)
+
+
+def i420_problem(
+    unshuffle: int, colors: int, scale: int, min_size: int, layout: FrameLayout
+) -> str | None:
+    """Why a network (its unshuffle factor, colours, scale, smallest input) cannot run on
+    I420 frames of `layout` (`jsnet_edge.models.frames`), or None."""
+    if colors != 3 or scale != 1:
+        return "I420 graphs are made from colour x1 networks (denoise, jpeg)"
+    if unshuffle % 2:
+        return "I420 graphs need a body unshuffled by an even factor (the real-time models)"
+    if layout.width % unshuffle or layout.height % unshuffle:
+        return f"frames of {layout.width}x{layout.height} are not multiples of {unshuffle}"
+    if min(layout.width, layout.height) < min_size:
+        return f"frames of {layout.width}x{layout.height} are below the network's smallest input"
+    return None

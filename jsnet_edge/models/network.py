@@ -112,14 +112,20 @@ class JSNet(nn.Module):
             x = F.pad(x, (0, -w0 % s, 0, -h0 % s), mode="replicate")
             return self.forward(x)[..., : h0 * self.scale, : w0 * self.scale]
         h = self.head(self.unshuffle(self.sub_mean(x)))
+        y = self.tail(self.trunk(h))
+        return restore_output(x, y, self.scale, self.anchored, self.add_mean)
+
+    def trunk(self, h: torch.Tensor) -> torch.Tensor:
+        """Everything between the head and the tail: the cells, their fusion (with the
+        head's features added back) and the cross-scale fusion. Networks that read other
+        inputs (video frames in I420) reuse it with their own head and tail."""
         outs = []
         c = h
         for cell in self.cells:
             c = cell(c)
             outs.append(c)
         f = self.fusion(torch.cat(outs, 1)) + h
-        y = self.tail(self.csfm(f))
-        return restore_output(x, y, self.scale, self.anchored, self.add_mean)
+        return self.csfm(f)
 
     def extra_repr(self) -> str:
         return f"task={self.task}, colors={self.colors}, genotype={self.genotype.to_string()}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jsnet_edge.errors import ModelError, OptionError
 from jsnet_edge.export.graph import read_onnx_metadata
-from jsnet_edge.models.frame_layout import FrameLayout
+from jsnet_edge.models.frame_layout import FrameLayout, i420_problem
 from jsnet_edge.runtime.autotune import fastest, model_key
 from jsnet_edge.runtime.backend import PRECISIONS, Backend
 from jsnet_edge.runtime.capabilities import (
@@ -185,18 +185,17 @@ def open_frames_backend(
 ) -> Backend | None:
     """The network on video frames in their own I420 layout (`jsnet_edge.models.frames`),
     on the backend and precision a Restorer already chose; None where that cannot be:
-    the network is not a colour model we can export (an .onnx, int8 or engine file), or
-    the backend runs no exported graph (torch, TensorRT engines)."""
+    the network is not a colour x1 model with an even unshuffle that we can export (an
+    .onnx, int8 or engine file), or the backend runs no exported graph (torch, TensorRT
+    engines)."""
     if backend not in ("openvino", "onnxruntime") or precision not in ("fp32", "bf16"):
         return None
-    if source.info.colors != 3 or (source.net is None and source.model_file is None):
+    info = source.info
+    if source.net is None and source.model_file is None:
         return None
-    m = source.info.multiple
-    if (
-        layout.width % m
-        or layout.height % m
-        or min(layout.width, layout.height) < source.info.min_size
-    ):
+    if i420_problem(
+        info.multiple, info.colors, info.scale, info.min_size, layout
+    ):  # multiple: the unshuffle
         return None
     path = exported(source, onnx_file_precision(backend, precision), keep, frames=layout)
     return open_onnx(path, backend, device, precision, threads)
