@@ -101,7 +101,7 @@ class Restorer:
         self.requested_backend = backend
         self.requested_precision = precision
         self._threads = threads
-        self._frames: dict[FrameLayout, Backend | None] = {}
+        self._frames: dict[tuple[FrameLayout, int], Backend | None] = {}
         limits = self.backend.limits  # engines have a shape profile: tiles stay inside it
         if limits is not None:
             self.tile = min(self.tile, limits.width, limits.height)
@@ -142,19 +142,28 @@ class Restorer:
         """Restore an iterable of frames lazily (a generator), e.g. a video's frames."""
         return stream(self, frames, batch=batch)
 
-    def frames_backend(self, layout: FrameLayout) -> Backend | None:
+    def frames_backend(self, layout: FrameLayout, streams: int = 1) -> Backend | None:
         """This restorer's network, backend and precision on video frames in their own
         4:2:0 layout (I420: `jsnet_edge.models.frames`), for pipelines that decode and
         encode YUV: (1, 1, 3H/2, W) float32 frames in and out, no RGB conversion outside
         the graph. Exported once per frame size (cached). None where this model or backend
-        cannot (an .onnx/int8/engine file, torch, gray models, sizes the network refuses):
-        use the RGB path."""
-        if layout not in self._frames:
+        cannot (an .onnx/int8/engine file, torch, SR or gray models, sizes the network
+        refuses): use the RGB path. `streams`: calls it should run side by side (from as
+        many threads)."""
+        key = (layout, streams)
+        if key not in self._frames:
             b = self.backend
-            self._frames[layout] = open_frames_backend(
-                self._source, b.name, b.device, b.precision, layout, self._keep, self._threads
+            self._frames[key] = open_frames_backend(
+                self._source,
+                b.name,
+                b.device,
+                b.precision,
+                layout,
+                self._keep,
+                self._threads,
+                streams,
             )
-        return self._frames[layout]
+        return self._frames[key]
 
     def restore_array(self, x: np.ndarray) -> np.ndarray:
         """The network on an NCHW float32 array (0..255, model channels), with tiling."""

@@ -84,13 +84,25 @@ def resolve_precision(source: ModelSource, backend: str, device: str, precision:
 
 
 def open_onnx(
-    path: Path, backend: str, device: str, precision: str, threads: int | None = None
+    path: Path,
+    backend: str,
+    device: str,
+    precision: str,
+    threads: int | None = None,
+    streams: int = 1,
 ) -> Backend:
-    """An ONNX file on onnxruntime or OpenVINO (with a thread count, for timing)."""
+    """An ONNX file on onnxruntime or OpenVINO (with a thread count, for timing).
+
+    streams: how many calls the backend should run side by side (from as many threads),
+        each on its share of the cores, rather than one call on all of them."""
     if backend == "onnxruntime":
+        if streams > 1 and threads is None:  # each caller's thread does its own work
+            threads = 1
         return OnnxRuntimeBackend(path, precision=precision, device=device, threads=threads)
     if backend == "openvino":
-        return OpenVinoBackend(path, precision=precision, device=device, threads=threads)
+        return OpenVinoBackend(
+            path, precision=precision, device=device, threads=threads, streams=streams
+        )
     raise OptionError(f"an ONNX file runs on onnxruntime or openvino, not {backend}")
 
 
@@ -182,6 +194,7 @@ def open_frames_backend(
     layout: FrameLayout,
     keep: list,
     threads: int | None = None,
+    streams: int = 1,
 ) -> Backend | None:
     """The network on video frames in their own I420 layout (`jsnet_edge.models.frames`),
     on the backend and precision a Restorer already chose; None where that cannot be:
@@ -198,7 +211,7 @@ def open_frames_backend(
     ):  # multiple: the unshuffle
         return None
     path = exported(source, onnx_file_precision(backend, precision), keep, frames=layout)
-    return open_onnx(path, backend, device, precision, threads)
+    return open_onnx(path, backend, device, precision, threads, streams)
 
 
 # precision="auto" takes a shipped INT8 file only within this loss (dB, the file's report).

