@@ -164,6 +164,10 @@ def score(path: Path, clip: Clip) -> dict[str, float]:
     }
 
 
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).strip("_")
+
+
 def timed(cmd: list[str], env=None) -> float:
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -248,10 +252,17 @@ def main(argv: list[str] | None = None) -> dict:
         "optionally LABEL=MODEL and :slow (only --slow-frames frames)",
     )
     ap.add_argument("--filters", default=",".join(FFMPEG_FILTERS))
+    ap.add_argument(
+        "--nlmeans", default="4,6,8,10,12,15", help="nlmeans strengths s to try (the best is kept)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
+    ap.add_argument(
+        "--keep", type=Path, help="keep the clips and outputs in this folder (for pictures)"
+    )
     args = ap.parse_args(argv)
+    FFMPEG_FILTERS["nlmeans"] = [f"nlmeans=s={v}" for v in args.nlmeans.split(",")]
     if shutil.which("ffmpeg") is None:
         raise SystemExit("ffmpeg is not installed: apt-get install ffmpeg")
     photos = list_images(args.test)
@@ -275,6 +286,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            tmp = args.keep
         for size_text in args.sizes.split(","):
             size = tuple(int(v) for v in size_text.split("x"))
             for key in args.clips.split(","):
@@ -295,13 +309,13 @@ def main(argv: list[str] | None = None) -> dict:
                     if model == "task" and not slow:  # full colour, for software players
                         runs.append((f"{key} (--chroma 444)", ["--chroma", "444"], "mp4"))
                     for row_key, extra, ext in runs:
-                        out = tmp / f"{name}-{len(rows)}.{ext}"
+                        out = tmp / f"{name}-{slug(row_key)}.{ext}"
                         secs = run_ours(clip, model, out, extra)
                         rows[row_key] = {**score(out, clip), "fps": n / secs, "frames": n}
                         show(row_key, rows[row_key])
                 for family in args.filters.split(","):
                     for flt in FFMPEG_FILTERS[family]:
-                        out = tmp / f"{name}-{family}.mkv"
+                        out = tmp / f"{name}-{slug(flt)}.mkv"
                         # A probe on --slow-frames first: a filter slower than 5 fps
                         # (nlmeans) is judged on those frames, the others on all.
                         n = min(args.slow_frames, args.frames)
