@@ -23,6 +23,7 @@ ffmpeg comes from the system: `apt-get install ffmpeg` (Debian/Ubuntu).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -144,11 +145,25 @@ def _plane_psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
+def read_i420(path: Path) -> list[np.ndarray]:
+    """Each frame as I420: a 4:2:0 file's own planes; any other (RGB, 4:4:4) converted
+    from its RGB exactly as the clean reference is (`to_i420`), whatever range or matrix
+    its tags claim (ffmpeg tags its RGB output full-range, which FFmpeg's scaler would
+    otherwise carry into full-range YUV)."""
+    import av
+
+    with av.open(str(path)) as c:
+        return [
+            f.to_ndarray() if f.format.name == "yuv420p" else to_i420(f.to_ndarray(format="rgb24"))
+            for f in c.decode(video=0)
+        ]
+
+
 def score(path: Path, clip: Clip) -> dict[str, float]:
     """PSNR against the clean frames, three ways: RGB (what `--chroma 444` keeps), luma
     (where the eye looks), and YUV 4:2:0 (every sample of the I420 frame) against the
     clean frames stored as 4:2:0, as a camera would: the layout users watch."""
-    rgb, yuv = read_frames(path), read_frames(path, "yuv420p")
+    rgb, yuv = read_frames(path), read_i420(path)
     n = min(len(rgb), len(clip.clean))
     h = clip.clean.shape[1]
     r, y, v = [], [], []
@@ -261,6 +276,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--keep", type=Path, help="keep the clips and outputs in this folder (for pictures)"
     )
+    ap.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score again the outputs kept in --keep by an earlier run with this --json "
+        "(speeds kept): for a change of the scoring alone",
+    )
     args = ap.parse_args(argv)
     FFMPEG_FILTERS["nlmeans"] = [f"nlmeans=s={v}" for v in args.nlmeans.split(",")]
     if shutil.which("ffmpeg") is None:
@@ -268,12 +289,9 @@ def main(argv: list[str] | None = None) -> dict:
     photos = list_images(args.test)
     if not photos:
         raise SystemExit(f"no photographs in {args.test}: bash benchmarks/data/test-photos.sh")
-    spec = {  # noise, storage, moving objects
-        "a": ("gaussian", "lossless", False),
-        "b": ("gaussian", "18", False),
-        "c": ("camera", "23", False),
-        "m": ("gaussian", "18", True),
-    }
+    if args.rescore:
+        return rescore(args)
+    spec = SPEC
     result = {"frames": args.frames, "threads": args.threads, "clips": {}}
 
     def show(label: str, row: dict) -> None:
@@ -336,6 +354,50 @@ def main(argv: list[str] | None = None) -> dict:
                     write_json(args.json, result)
     if args.plot:
         plot(result, args.plot)
+    return result
+
+
+SPEC = {  # clip: noise, storage, moving objects
+    "a": ("gaussian", "lossless", False),
+    "b": ("gaussian", "18", False),
+    "c": ("camera", "23", False),
+    "m": ("gaussian", "18", True),
+}
+
+
+def rescore(args) -> dict:
+    result = json.loads(args.json.read_text())
+    photos = {p.name: p for p in list_images(args.test)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, entry in result["clips"].items():
+            key, size_text = name.split("-")
+            size = tuple(int(v) for v in size_text.split("x"))
+            noise, store, moving = SPEC[key]
+            clip = make_clip(
+                Path(tmp),
+                name,
+                photos[entry["photo"]],
+                size,
+                result["frames"],
+                noise,
+                store,
+                moving,
+            )
+            for label, row in entry["rows"].items():
+                if row["fps"] is None:
+                    row.update(score(clip.path, clip))
+                    continue
+                stem = label.removeprefix("ffmpeg ") if label.startswith("ffmpeg") else label
+                found = list(args.keep.glob(f"{name}-{slug(stem)}.*"))
+                if len(found) != 1:
+                    raise SystemExit(f"no single kept output for {name} {label}: {found}")
+                row.update(score(found[0], clip))
+                print(
+                    f"{name} {label}: {row['psnr']:.2f} RGB {row['psnr_y']:.2f} Y "
+                    f"{row['psnr_yuv420']:.2f} YUV420",
+                    flush=True,
+                )
+    write_json(args.json, result)
     return result
 
 
