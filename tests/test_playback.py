@@ -29,9 +29,13 @@ PLAY = """async (url) => {
   const v = document.createElement('video');
   v.muted = true;
   document.body.appendChild(v);
-  const failed = () => new Error('media error ' + (v.error ? v.error.code + ' ' + v.error.message : ''));
+  const failed = () =>
+    new Error('media error ' + (v.error ? v.error.code + ' ' + v.error.message : ''));
   const frames = [];
-  const onFrame = (now, meta) => { frames.push(meta.mediaTime); v.requestVideoFrameCallback(onFrame); };
+  const onFrame = (now, meta) => {
+    frames.push(meta.mediaTime);
+    v.requestVideoFrameCallback(onFrame);
+  };
   v.requestVideoFrameCallback(onFrame);
   const ended = new Promise((ok, bad) => { v.onended = ok; v.onerror = () => bad(failed()); });
   v.src = url;

@@ -143,8 +143,11 @@ def test_denoise_keeps_frames_rate_audio_metadata_and_improves_psnr(clips, tmp_p
     run_cli("video", src, "-o", lossless, "--task", "denoise", "--codec", "ffv1")
     with av.open(str(lossless)) as c:
         assert c.streams.video[0].codec_context.name == "ffv1"
+
     def luma_psnr(frames: list[np.ndarray]) -> float:  # BGR frames: luma of RGB
-        return float(np.mean([psnr(f[..., ::-1], c[..., ::-1]) for f, c in zip(frames, clean)]))
+        return float(
+            np.mean([psnr(f[..., ::-1], c[..., ::-1]) for f, c in zip(frames, clean, strict=True)])
+        )
 
     exact, luma = luma_psnr(read_frames(lossless)), luma_psnr(restored)
     # The default output loses nothing that matters to H.264 at CRF 18: its frames never

@@ -24,17 +24,16 @@ import numpy as np
 
 from jsnet_edge.devices import process_age
 from jsnet_edge.errors import OptionError, OutputWriteError
-from jsnet_edge.models.frame_layout import FrameLayout
 from jsnet_edge.outputs import check_output, commit, same_file, write_error_message, write_json
 from jsnet_edge.restorer import Restorer
 from jsnet_edge.video import stages
 from jsnet_edge.video.config import VideoConfig
 from jsnet_edge.video.errors import IncompleteVideoError, VideoError
+from jsnet_edge.video.formats import INFLIGHT, choose_frames
 from jsnet_edge.video.preview import has_gui, preview_size
 from jsnet_edge.video.remux import remux
 from jsnet_edge.video.source import (
     AV_MISSING,
-    AvReader,
     Source,
     count_video_packets,
     have_av,
@@ -44,7 +43,6 @@ from jsnet_edge.video.source import (
 )
 from jsnet_edge.video.stats import VideoStats
 from jsnet_edge.video.writers import (
-    LOSSLESS,
     CodecChoice,
     choose_codec,
     open_writer,
@@ -52,10 +50,6 @@ from jsnet_edge.video.writers import (
     temp_beside,
 )
 
-# Frames restored at once on the I420 path, each by a 1-thread stream of the runtime: on
-# two cores 1.3x the frames a second of one 2-thread call (720p, OpenVINO bf16), and the
-# decoder and encoder threads fit between them.
-INFLIGHT = 2
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO, errno.EFBIG)
 
 
@@ -257,13 +251,7 @@ def _open(
     stats.rotation_handling = (
         "none" if not source.rotation else "tag copied" if av_ok else "applied to pixels"
     )
-    i420 = _i420_path(source, choice, config, restorer)
-    if i420 is not None:
-        source.reader.format = "yuv420p"  # the decoder's planes, straight to the network
-        stats.frame_format = "yuv420p"
-    elif source.depth > 8 and choice.keeps_10_bit and isinstance(source.reader, AvReader):
-        source.reader.format = "bgr48le"  # 16-bit frames through the restorer, 10-bit out
-        stats.frame_format = "bgr48le"
+    i420, stats.frame_format = choose_frames(source, choice, config, restorer)
     t = time.perf_counter()
     got = source.reader.read()
     first_dt = time.perf_counter() - t
@@ -309,28 +297,6 @@ def _open(
         out_w, out_h = out_w - out_w % 2, out_h - out_h % 2
     stats.input_size, stats.output_size = (w, h), (out_w, out_h)
     return job
-
-
-def _i420_path(
-    source: Source, choice: CodecChoice, config: VideoConfig, restorer: Restorer
-) -> stages.I420Path | None:
-    """The restorer's network on the decoder's own 4:2:0 frames where nothing needs RGB:
-    an 8-bit limited-range 4:2:0 file in, a lossy 4:2:0 output, no preview. Frames then go
-    from decoder to network to encoder with no conversion outside the graph (the network
-    sees RGB inside it; `jsnet_edge.models.frames`). None: the RGB path."""
-    reader = source.reader
-    if not isinstance(reader, AvReader) or source.pix_fmt != "yuv420p" or source.full_range:
-        return None
-    if choice.library != "pyav" or choice.name in LOSSLESS or choice.chroma != "420":
-        return None
-    if config.preview is not None:
-        return None
-    w, h = reader.stream.width, reader.stream.height
-    if not w or not h or w % 2 or h % 2:
-        return None
-    matrix = "bt709" if source.colour.get("colorspace") == 1 else "bt601"  # as FFmpeg reads
-    backend = restorer.frames_backend(FrameLayout(w, h, matrix), streams=INFLIGHT)
-    return None if backend is None else stages.I420Path(backend, (3 * h // 2, w), restorer.scale)
 
 
 def _run(
