@@ -206,9 +206,8 @@ def open_frames_backend(
     info = source.info
     if source.net is None and source.model_file is None:
         return None
-    if i420_problem(
-        info.multiple, info.colors, info.scale, info.min_size, layout
-    ):  # multiple: the unshuffle
+    # (the sides' multiple is the genotype's unshuffle factor)
+    if i420_problem(info.multiple, info.colors, info.scale, info.min_size, layout):
         return None
     path = exported(source, onnx_file_precision(backend, precision), keep, frames=layout)
     return open_onnx(path, backend, device, precision, threads, streams)
