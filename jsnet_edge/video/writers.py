@@ -199,8 +199,8 @@ class AvWriter:
             formats = [f.name for f in (self.stream.codec.video_formats or [])]
             # 4:2:0 by default: what cameras record (the input's chroma had a quarter of
             # the resolution already) and the only layout hardware decoders of phones, TVs
-            # and laptops play. 4:4:4 keeps the restored colour for software players (RGB
-            # PSNR 0.9-2.1 dB higher on the benchmark's clips; luma is the same).
+            # and laptops play. 4:4:4 keeps the restored colour at full resolution, for
+            # software players (docs/benchmarks.md compares the two).
             if codec in LOSSLESS:
                 wanted = ["bgr0"]  # the frames' RGB, exactly
             elif chroma == "444":
