@@ -240,7 +240,10 @@ def infer(run: Run, restorer: Restorer, i420: I420Path | None = None, inflight: 
                     done = True
                     break
                 items.append(nxt)
-            if pool is None:
+            if pool is None or not run.restored and not pending:
+                # The first batch runs alone: runtimes set themselves up on their first call,
+                # and two first calls at once deadlocked in OpenVINO 2026.4 (pybind11's
+                # one-time numpy setup, taken by one thread while the other held the GIL).
                 if not hand_on(items, *restore(items)):
                     return
             else:
