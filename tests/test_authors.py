@@ -4,27 +4,18 @@ by sha256, converted, and kept in a temporary user cache."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import socket
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import OFFICIAL, official_checkpoint, run_cli
+from conftest import OFFICIAL, QuietHandler, official_checkpoint, run_cli, serve
 from jsnet_edge.errors import DownloadError
 from jsnet_edge.models.authors import AUTHORS, URL_VARIABLE, authors_folder, fetch
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # no request log in the test output
-        pass
-
-
-class _CutShort(_Quiet):
+class _CutShort(QuietHandler):
     """Announces the whole file, sends half of it and hangs up."""
 
     def do_GET(self) -> None:
@@ -35,20 +26,6 @@ class _CutShort(_Quiet):
         self.wfile.write(data[: len(data) // 2])
         self.wfile.flush()
         self.close_connection = True
-
-
-@contextmanager
-def serve(folder: Path, handler=_Quiet):
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def nothing_listening() -> str:

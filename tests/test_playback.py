@@ -8,17 +8,14 @@ JSNET_EDGE_REQUIRE_BROWSER=1, so that CI fails rather than skips without it."""
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import av
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, serve
 from jsnet_edge.video.sample import make_sample_clip
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -76,16 +73,8 @@ def chromium():
 @pytest.fixture()
 def served(tmp_path):
     """An HTTP server on 127.0.0.1 serving `tmp_path`; yields its base URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve(tmp_path) as url:
+        yield url
 
 
 def test_the_default_output_plays_every_frame_in_chromium(chromium, served, tmp_path: Path):
