@@ -166,16 +166,24 @@ def score(path: Path, clip: Clip) -> dict[str, float]:
     rgb, yuv = read_frames(path), read_i420(path)
     n = min(len(rgb), len(clip.clean))
     h = clip.clean.shape[1]
-    r, y, v = [], [], []
+    r, y, v, t = [], [], [], []
+    last = None
     for i in range(n):
         ref = to_i420(clip.clean[i])
         r.append(psnr(rgb[i], clip.clean[i], mode="rgb"))
         y.append(_plane_psnr(yuv[i][:h], ref[:h]))
         v.append(_plane_psnr(yuv[i], ref))
+        luma = (yuv[i][:h].astype(np.float64), ref[:h].astype(np.float64))
+        if last is not None:  # how each frame changes from the one before, against the clean
+            t.append(_plane_psnr(luma[0] - last[0] + 128, luma[1] - last[1] + 128))
+        last = luma
     return {
         "psnr": float(np.mean(r)),
         "psnr_y": float(np.mean(y)),
         "psnr_yuv420": float(np.mean(v)),
+        # temporal consistency: PSNR of the frame-to-frame change of luma against the clean
+        # video's (flicker and ghosting both lower it; a still error does not)
+        "tpsnr_y": float(np.mean(t)) if t else float("nan"),
     }
 
 
@@ -298,7 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
         fps = "" if row["fps"] is None else f"{row['fps']:6.1f} fps"
         print(
             f"  {label:<44} {row['psnr']:6.2f} dB RGB {row['psnr_y']:6.2f} Y "
-            f"{row['psnr_yuv420']:6.2f} YUV420 {fps}",
+            f"{row['psnr_yuv420']:6.2f} YUV420 {row.get('tpsnr_y', float('nan')):6.2f} tY {fps}",
             flush=True,
         )
 
@@ -331,7 +339,7 @@ def main(argv: list[str] | None = None) -> dict:
                         secs = run_ours(clip, model, out, extra)
                         rows[row_key] = {**score(out, clip), "fps": n / secs, "frames": n}
                         show(row_key, rows[row_key])
-                for family in args.filters.split(","):
+                for family in filter(None, args.filters.split(",")):
                     for flt in FFMPEG_FILTERS[family]:
                         out = tmp / f"{name}-{slug(flt)}.mkv"
                         # A probe on --slow-frames first: a filter slower than 5 fps

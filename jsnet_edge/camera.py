@@ -45,6 +45,12 @@ def yuv420_roundtrip(img: np.ndarray) -> np.ndarray:
 def h264_roundtrip(frames: list[np.ndarray], crf: int, preset: str = "veryfast") -> np.ndarray:
     """Encode RGB uint8 frames (same size, even sides) as H.264 4:2:0 at `crf` in memory and
     return the last decoded frame (RGB uint8): a P-frame of a real encode."""
+    return h264_clip(frames, crf, preset)[-1]
+
+
+def h264_clip(frames: list[np.ndarray], crf: int, preset: str = "veryfast") -> list[np.ndarray]:
+    """Encode RGB uint8 frames (same size, even sides) as H.264 4:2:0 at `crf` in memory and
+    return every decoded frame (RGB uint8): an I-frame, then P-frames."""
     try:
         import av
     except ImportError:
@@ -64,11 +70,8 @@ def h264_roundtrip(frames: list[np.ndarray], crf: int, preset: str = "veryfast")
             out.mux(s.encode(vf))
         out.mux(s.encode(None))
     buf.seek(0)
-    last = None
     with av.open(buf, "r", format="h264") as inp:
-        for frame in inp.decode(video=0):
-            last = frame
-    return last.to_ndarray(format="rgb24")
+        return [frame.to_ndarray(format="rgb24") for frame in inp.decode(video=0)]
 
 
 def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
@@ -83,38 +86,57 @@ def camera_degrade(clean: np.ndarray, sigma: tuple[float, float], rng: np.random
     """One camera-like degradation of a clean uint8 image (HxW or HxWx3), drawn at random:
     sensor noise (Poisson-Gaussian, gain 0.25..4 grey levels per electron with read noise
     1..8; or, one time in four, Gaussian with sigma in `sigma`), then one time in two
-    H.264 4:2:0 at CRF 15..30 (a P-frame), one in four JPEG at quality 50..95, else stored
-    losslessly (with 4:2:0 chroma half the time). Returns uint8, as a decoder gives it."""
-    gray = clean.ndim == 2 or clean.shape[2] == 1
-    rgb = np.repeat(clean.reshape(clean.shape[0], clean.shape[1], 1), 3, 2) if gray else clean
+    H.264 4:2:0 at CRF 15..30 (a P-frame: the image is encoded as three frames of a still
+    scene, each with fresh noise, and the last is kept), one in four JPEG at quality 50..95,
+    else stored losslessly (with 4:2:0 chroma half the time). Returns uint8, as a decoder
+    gives it."""
+    return camera_degrade_clip([clean] * 3, sigma, rng)[-1]
+
+
+def camera_degrade_clip(
+    clean: list[np.ndarray], sigma: tuple[float, float], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """`camera_degrade` of a clip (clean uint8 frames of one size), as one camera records
+    it: one noise model and strength and one way of storing for the whole clip, fresh noise
+    in every frame, and H.264 over the clip (an I-frame, then P-frames)."""
+    first = clean[0]
+    gray = first.ndim == 2 or first.shape[2] == 1
+    h, w = first.shape[:2]
+
+    def rgb(c: np.ndarray) -> np.ndarray:
+        return np.repeat(c.reshape(h, w, 1), 3, 2) if gray else c
+
     if rng.random() < 0.25:
         s = float(rng.uniform(*sigma))
 
-        def noisy():
-            return add_gaussian_noise(rgb, s, rng=rng, clip=True)
+        def noisy(c):
+            return add_gaussian_noise(rgb(c), s, rng=rng, clip=True)
     else:
         gain = float(np.exp(rng.uniform(np.log(0.25), np.log(4.0))))
         read = float(rng.uniform(1.0, 8.0))
 
-        def noisy():
-            return add_poisson_gaussian_noise(rgb, gain, read, rng=rng)
+        def noisy(c):
+            return add_poisson_gaussian_noise(rgb(c), gain, read, rng=rng)
 
     store = rng.random()
     if store < 0.5:
-        h, w = rgb.shape[:2]
         ph, pw = h % 2, w % 2
         frames = []
-        for _ in range(3):  # the same scene, fresh noise: the last is a P-frame
-            f = (noisy() + 0.5).astype(np.uint8)
+        for c in clean:
+            f = (noisy(c) + 0.5).astype(np.uint8)
             frames.append(np.pad(f, ((0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else f)
-        out = h264_roundtrip(frames, int(rng.integers(15, 31)))[:h, :w]
+        outs = [f[:h, :w] for f in h264_clip(frames, int(rng.integers(15, 31)))]
     elif store < 0.75:
-        out = jpeg_roundtrip((noisy() + 0.5).astype(np.uint8), int(rng.integers(50, 96)))
+        q = int(rng.integers(50, 96))
+        outs = [jpeg_roundtrip((noisy(c) + 0.5).astype(np.uint8), q) for c in clean]
     else:
-        x = noisy()
-        if rng.random() < 0.5:
-            x = np.clip(yuv420_roundtrip(x), 0, 255)
-        out = (x + 0.5).astype(np.uint8)
+        chroma = rng.random() < 0.5
+        outs = []
+        for c in clean:
+            x = noisy(c)
+            if chroma:
+                x = np.clip(yuv420_roundtrip(x), 0, 255)
+            outs.append((x + 0.5).astype(np.uint8))
     if gray:
-        out = out[:, :, :1] if clean.ndim == 3 else out[:, :, 0]
-    return out
+        outs = [o[:, :, :1] if first.ndim == 3 else o[:, :, 0] for o in outs]
+    return outs

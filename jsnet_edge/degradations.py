@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from jsnet_edge.camera import camera_degrade
+from jsnet_edge.camera import camera_degrade, camera_degrade_clip
 from jsnet_edge.errors import OptionError
 from jsnet_edge.noise import add_gaussian_noise, add_poisson_gaussian_noise
 from jsnet_edge.tasks import check_task, task_scale
@@ -352,6 +352,24 @@ class Degradation:
         lo, hi = self.quality_range
         q = lo if lo == hi else int(rng.integers(lo, hi + 1))
         return jpeg_compress(np.ascontiguousarray(clean), q)
+
+
+def degrade_clip(
+    clean: list[np.ndarray], deg: Degradation, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """The degraded frames of a clip (clean uint8 frames of one size), as one camera or
+    encoder treats a whole clip: a range's value is drawn once for the clip, the noise is
+    fresh in every frame, and camera noise's H.264 runs over the clip (P-frames)."""
+    if deg.task == "denoise" and deg.noise == "camera":
+        return camera_degrade_clip(clean, deg.sigma_range, rng)
+    lo, hi = deg.sigma_range if deg.task == "denoise" else deg.quality_range
+    if deg.task == "jpeg":
+        fixed = Degradation(deg.task, quality=lo if lo == hi else int(rng.integers(lo, hi + 1)))
+    elif deg.task == "denoise":
+        fixed = Degradation(deg.task, sigma=lo if lo == hi else float(rng.uniform(lo, hi)))
+    else:
+        fixed = deg
+    return [fixed.apply(c, rng) for c in clean]
 
 
 def degrade(clean: np.ndarray, deg: Degradation, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

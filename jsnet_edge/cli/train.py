@@ -61,6 +61,15 @@ def train(
     workers: Annotated[
         int, typer.Option(help="Processes preparing batches ahead (camera noise: use 1).")
     ] = 0,
+    clip_frames: Annotated[
+        int,
+        typer.Option(
+            help=(
+                "Recurrent genotypes (`-R`): frames of each moving training clip (pans, "
+                "moving objects; each clip is one batch item)."
+            )
+        ),
+    ] = 5,
     quality_range: Annotated[str | None, typer.Option(help="Blind JPEG: low,high.")] = None,
     gray: Annotated[bool, typer.Option(help="Train a 1-channel model.")] = False,
     init: Annotated[
@@ -119,6 +128,7 @@ def train(
         quality=q,
         noise=noise,
         workers=workers,
+        clip_frames=clip_frames,
         gray=gray,
         init=init,
         device=device,

@@ -144,7 +144,8 @@ def video(
     from jsnet_edge.tiling import WHOLE_FRAME_TILE
     from jsnet_edge.video.config import VIDEO_TILE, VideoConfig
     from jsnet_edge.video.errors import IncompleteVideoError
-    from jsnet_edge.video.pipeline import check_paths, default_output, process
+    from jsnet_edge.video.paths import check_paths, default_output
+    from jsnet_edge.video.pipeline import process
     from jsnet_edge.video.source import frame_size
     from jsnet_edge.zoo import check_model_task, is_video_model, pick_model
 

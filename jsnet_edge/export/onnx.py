@@ -52,10 +52,12 @@ def fold_mean_shift(model: JSNet) -> JSNet:
     m = copy.deepcopy(model).float().cpu().eval()
     ws, bs = m.sub_mean.weight[:, :, 0, 0].double(), m.sub_mean.bias.double()
     c = torch.linalg.solve(ws, bs)
-    # With unshuffle s the head sees colour c in channels c*s*s .. c*s*s + s*s - 1.
+    # With unshuffle s the head sees colour c in channels c*s*s .. c*s*s + s*s - 1 (of
+    # each frame it reads: a recurrent head reads the previous frame's after them).
     o, cin, kh, kw = m.head.weight.shape
-    head = m.head.weight.double().view(o, m.colors, cin // m.colors, kh, kw)
-    head = torch.einsum("oiskl,ij->ojskl", head, ws).reshape(o, cin, kh, kw)
+    n = 2 if m.genotype.recurrent else 1
+    head = m.head.weight.double().view(o, n, m.colors, cin // (n * m.colors), kh, kw)
+    head = torch.einsum("ofiskl,ij->ofjskl", head, ws).reshape(o, cin, kh, kw)
     m.head.weight.copy_(head.float())
     m.sub_mean = AddConstant(c.float())
     if m.scale > 1 and not m.anchored:  # anchored (unshuffled) SR networks have no add_mean
@@ -212,7 +214,8 @@ def export_onnx(
         proto = trace_onnx(fold_mean_shift(model), (1, model.colors, h, w), dynamic=not input_size)
     else:
         # the mean shift and the colour matrices fold into the I420 head and tail
-        proto = trace_onnx(I420Frames(model, frames), frames.shape, dynamic=False)
+        i420 = I420Frames(model, frames)
+        proto = trace_onnx(i420, i420.shape, dynamic=False)
     if precision == "fp16":
         proto = to_fp16(proto)
     del proto.metadata_props[:]

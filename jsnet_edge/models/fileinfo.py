@@ -37,6 +37,8 @@ def size_problem(genotype: object) -> str | None:
         if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= high:
             return f"genotype {name} must be an integer from 1 to {high}, got {v!r}"
         sizes[name] = v
+    if not isinstance(genotype.get("recurrent", False), bool):
+        return "genotype recurrent must be true or false"
     for name in ("ops", "attentions"):
         v = genotype.get(name, [])
         if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):

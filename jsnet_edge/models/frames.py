@@ -53,7 +53,8 @@ class I420Frames(nn.Module):
     """A colour x1 JSNet (body unshuffled by an even s) on I420 frames of one size.
 
     Input (N, 1, 3H/2, W) and output the same, floats on 0..255: FFmpeg's packed I420
-    array (H rows of Y, then U and V one after the other).
+    array (H rows of Y, then U and V one after the other). A recurrent network takes
+    (N, 2, 3H/2, W): the frame, then the previous restored frame (`shape`).
     """
 
     def __init__(self, net: nn.Module, layout: FrameLayout) -> None:
@@ -76,16 +77,17 @@ class I420Frames(nn.Module):
             self.register_buffer("shift", shift.float())
             wh = net.head.weight.double()
             f, _, kh, kw = wh.shape
-            wh = wh.reshape(f, 3, s, s, kh, kw)
-            per = [torch.einsum("fcijkl,c->fijkl", wh, a[:, k]) for k in range(3)]
-            head = torch.cat(
-                [
+            self.frames = 2 if net.genotype.recurrent else 1  # + the previous restored frame
+            wh = wh.reshape(f, self.frames, 3, s, s, kh, kw)
+            parts = []
+            for n in range(self.frames):
+                per = [torch.einsum("fcijkl,c->fijkl", wh[:, n], a[:, k]) for k in range(3)]
+                parts += [
                     per[0].reshape(f, s * s, kh, kw),
                     _blocks(per[1].reshape(f, s, s, kh, kw), s, "sum"),
                     _blocks(per[2].reshape(f, s, s, kh, kw), s, "sum"),
-                ],
-                1,
-            )
+                ]
+            head = torch.cat(parts, 1)
             self.head = nn.Conv2d(head.shape[1], f, (kh, kw), padding=net.head.padding)
             self.head.weight.copy_(head.float())
             self.head.bias.copy_(net.head.bias)
@@ -109,7 +111,14 @@ class I420Frames(nn.Module):
             self.tail.weight.copy_(tail.float())
             self.tail.bias.copy_(torch.cat(biases).float())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """The graph's input: one frame, and a recurrent network's previous restored frame
+        stacked after it as a second channel."""
+        return (1, self.frames, 3 * self.height // 2, self.width)
+
+    def _planes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(Y, UV as 2 channels, the head's input for them) of (N, 1, 3H/2, W) frames."""
         n, h, w, s, t = x.shape[0], self.height, self.width, self.s, self.t
         y = x[:, :, :h]
         uv = x[:, :, h:].reshape(n, 2, h // 2, w // 2)
@@ -117,7 +126,14 @@ class I420Frames(nn.Module):
         zuv = uv + self.shift[1:].view(1, 2, 1, 1)
         if t > 1:
             zuv = F.pixel_unshuffle(zuv, t)
-        d = self.tail(self.net.trunk(self.head(torch.cat([zy, zuv], 1))))
+        return y, uv, torch.cat([zy, zuv], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, h, w, s, t = x.shape[0], self.height, self.width, self.s, self.t
+        y, uv, z = self._planes(x[:, :1])
+        if self.frames > 1:
+            z = torch.cat([z, self._planes(x[:, 1:2])[2]], 1)
+        d = self.tail(self.net.trunk(self.head(z)))
         dy = F.pixel_shuffle(d[:, : s * s], s)
         duv = d[:, s * s :]
         if t > 1:

@@ -55,6 +55,11 @@ class Genotype:
             shuffles back. 1 is the paper's network; 2 quarters the cost of every block,
             which is what real-time networks on CPUs need (as FFDNet does for denoising).
             Unshuffled SR networks predict a residual over a bilinear upscale.
+        recurrent: video: the head also reads the previous restored frame (the current
+            frame itself on a first frame, a still image or a scene cut), so a denoiser
+            can use the frames before with no look-ahead and nearly no compute (one wider
+            first convolution). Camera noise is fresh in every frame while the scene is
+            not; trained on moving clips (`jsnet_edge.train.clips`).
     """
 
     ops: tuple[str, ...]
@@ -63,6 +68,7 @@ class Genotype:
     cells: int = 5
     nodes: int = 3
     unshuffle: int = 1
+    recurrent: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ops", tuple(OP_ALIASES.get(o, o) for o in self.ops))
@@ -77,6 +83,8 @@ class Genotype:
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise GenotypeError(f"genotype {name} must be an integer >= {low}, got {value!r}")
+        if not isinstance(self.recurrent, bool):
+            raise GenotypeError(f"genotype recurrent must be true or false, got {self.recurrent!r}")
         if self.width % 4:
             raise GenotypeError(f"genotype width must be a multiple of 4, got {self.width}")
         problem = size_problem(self.to_dict())  # bounded before any network is built
@@ -105,6 +113,8 @@ class Genotype:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["ops"], d["attentions"] = list(self.ops), list(self.attentions)
+        if not self.recurrent:  # single-frame genotypes keep the form files already hold
+            del d["recurrent"]
         return d
 
     def to_json(self, indent: int | None = None) -> str:
@@ -133,7 +143,7 @@ class Genotype:
 
     def to_string(self) -> str:
         """Compact form, e.g. `C16-L5-N3:rb,lrb,rb,rb,srb,rb:esab,cea,cea,esab,skip,cea`
-        (`C8-L2-N2-S2:...` with unshuffle 2)."""
+        (`C8-L2-N2-S2:...` with unshuffle 2, `C8-L1-N2-S2-R:...` recurrent)."""
         op_short = {v: k for k, v in OP_ALIASES.items()}
         att_short = {v: k for k, v in ATT_ALIASES.items()}
         ops = ",".join(op_short.get(o, o) for o in self.ops)
@@ -141,6 +151,8 @@ class Genotype:
         sizes = f"C{self.width}-L{self.cells}-N{self.nodes}"
         if self.unshuffle > 1:
             sizes += f"-S{self.unshuffle}"
+        if self.recurrent:
+            sizes += "-R"
         return f"{sizes}:{ops}:{atts}"
 
     @classmethod
@@ -148,10 +160,12 @@ class Genotype:
         try:
             sizes, ops, atts = text.strip().split(":")
             c, lay, n, *rest = sizes.split("-")
+            recurrent = rest[-1:] == ["R"]
+            rest = rest[:-1] if recurrent else rest
             if (
                 (c[0], lay[0], n[0]) != ("C", "L", "N")
                 or len(rest) > 1
-                or (rest and rest[0][0] != "S")
+                or (rest and rest[0][:1] != "S")
             ):
                 raise ValueError
             return cls(
@@ -161,6 +175,7 @@ class Genotype:
                 int(lay[1:]),
                 int(n[1:]),
                 int(rest[0][1:]) if rest else 1,
+                recurrent,
             )
         except ValueError:
             raise GenotypeError(

@@ -79,7 +79,9 @@ class JSNet(nn.Module):
         s = genotype.unshuffle
         # Space to depth first when the body runs at 1/s resolution (a no-op for the paper).
         self.unshuffle = nn.PixelUnshuffle(s) if s > 1 else nn.Identity()
-        self.head = nn.Conv2d(colors * s * s, features, 3, padding=1)
+        # A recurrent network's head also reads the previous restored frame (see `forward`).
+        frames = 2 if genotype.recurrent else 1
+        self.head = nn.Conv2d(frames * colors * s * s, features, 3, padding=1)
         self.cells = nn.ModuleList(
             JointSearchCell(genotype.ops, genotype.attentions, genotype.width, genotype.nodes)
             for _ in range(genotype.cells)
@@ -105,13 +107,20 @@ class JSNet(nn.Module):
         to it, as does this module in eager mode (exported graphs expect it done)."""
         return self.genotype.unshuffle
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, prev: torch.Tensor | None = None) -> torch.Tensor:
+        """Restore x; a recurrent network also reads `prev`, the previous restored frame
+        (the same shape as x; None: x itself, as on a first frame or a still image)."""
         s = self.genotype.unshuffle
         h0, w0 = x.shape[-2:]
         if s > 1 and (h0 % s or w0 % s):
-            x = F.pad(x, (0, -w0 % s, 0, -h0 % s), mode="replicate")
-            return self.forward(x)[..., : h0 * self.scale, : w0 * self.scale]
-        h = self.head(self.unshuffle(self.sub_mean(x)))
+            pad = (0, -w0 % s, 0, -h0 % s)
+            x = F.pad(x, pad, mode="replicate")
+            prev = None if prev is None else F.pad(prev, pad, mode="replicate")
+            return self.forward(x, prev)[..., : h0 * self.scale, : w0 * self.scale]
+        z = self.unshuffle(self.sub_mean(x))
+        if self.genotype.recurrent:
+            z = torch.cat([z, z if prev is None else self.unshuffle(self.sub_mean(prev))], 1)
+        h = self.head(z)
         y = self.tail(self.trunk(h))
         return restore_output(x, y, self.scale, self.anchored, self.add_mean)
 

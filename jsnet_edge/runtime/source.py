@@ -61,6 +61,12 @@ class ModelInfo:
         )
 
     @cached_property
+    def recurrent(self) -> bool:
+        """Whether the network also reads the previous restored frame (video), read from
+        the genotype's text without building it."""
+        return json.loads(self.genotype_json).get("recurrent", False) is True
+
+    @cached_property
     def genotype(self) -> Genotype:
         from jsnet_edge.models.genotype import Genotype
 

@@ -38,6 +38,7 @@ from jsnet_edge.outputs import check_output, write_error_message
 from jsnet_edge.restorer import Restorer
 from jsnet_edge.tasks import check_task, task_scale
 from jsnet_edge.train.card import write_card
+from jsnet_edge.train.clips import ClipSampler
 from jsnet_edge.train.data import PatchSampler
 from jsnet_edge.train.evaluate import EvalConfig, evaluate
 
@@ -61,6 +62,8 @@ class TrainConfig:
         noise: denoising: "gaussian" or "camera" (see `Degradation`).
         workers: processes that prepare batches ahead of the training step (their
             degradations off its path); 0: prepared in the step itself.
+        clip_frames: recurrent genotypes train on moving clips of this many frames
+            (`jsnet_edge.train.clips`), the loss over every frame; each clip is a batch item.
     """
 
     task: str
@@ -88,6 +91,7 @@ class TrainConfig:
     max_side: int | None = 2048
     scales: tuple[float, ...] = (1.0,)
     workers: int = 0
+    clip_frames: int = 5
     seed: int = 0
     resume: bool = False
     command: str = ""
@@ -115,6 +119,8 @@ class TrainConfig:
             raise OptionError(f"--out must end in .safetensors, got {Path(self.out).name}")
         if self.threads is not None and self.threads < 1:
             raise OptionError(f"--threads must be at least 1, got {self.threads}")
+        if self.clip_frames < 2:
+            raise OptionError(f"--clip-frames must be at least 2, got {self.clip_frames}")
         if self.workers < 0:
             raise OptionError(f"--workers must be 0 or more, got {self.workers}")
         if not self.scales or any(not 0 < f <= 1 for f in self.scales):
@@ -159,7 +165,8 @@ def init_from(model: JSNet, spec: str) -> int:
     """Copy every tensor of `spec` whose name and shape match; returns how many.
 
     `spec` is one of our model files, a zoo name, or a foreign (e.g. the authors') checkpoint;
-    an RGB head initialises a gray one by summing over its input channels.
+    an RGB head initialises a gray one by summing over its input channels, a single-frame
+    head a recurrent one (the previous frame's weights at zero).
     """
     if Path(spec).suffix.lower() in PICKLE_SUFFIXES:
         state = foreign_state_dict(spec)
@@ -179,10 +186,29 @@ def init_from(model: JSNet, spec: str) -> int:
             and v.shape[0] == own[k].shape[0]
         ):
             loaded[k] = v.sum(1, keepdim=True)
+        elif k == "head.weight" and own[k].shape[1] == 2 * v.shape[1] and model.genotype.recurrent:
+            # a single-frame head starts a recurrent one: the previous frame's half starts at
+            # zero, so the network starts as exactly the one it was made from
+            loaded[k] = torch.cat([v, torch.zeros_like(v)], 1)
     if not loaded:
         raise ModelError(f"--init {spec}: no tensor matches this network's names and shapes")
     model.load_state_dict(loaded, strict=False)
     return len(loaded)
+
+
+def run_batch(model: JSNet, x: torch.Tensor) -> torch.Tensor:
+    """The model on a batch: N x C x H x W patches, or N x T x C x H x W clips for a
+    recurrent model, run frame by frame with each output fed to the next frame (as the
+    video pipeline runs it; the gradient flows through the whole clip)."""
+    if x.ndim == 4:
+        return model(x.contiguous(memory_format=torch.channels_last))
+    outs, prev = [], None
+    for k in range(x.shape[1]):
+        frame = x[:, k].contiguous(memory_format=torch.channels_last)
+        out = model(frame, prev)
+        outs.append(out)
+        prev = out.clamp(0.0, 255.0)  # what the pipeline hands on: a frame
+    return torch.stack(outs, 1)
 
 
 def cosine_lr(step: int, total: int, lr: float, min_lr: float) -> float:
@@ -278,7 +304,8 @@ def _setup(cfg: TrainConfig) -> _State:
     model = model.to(dev, memory_format=torch.channels_last).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
-    sampler = PatchSampler(
+    clips = {"frames": cfg.clip_frames} if genotype.recurrent else {}
+    sampler = (ClipSampler if genotype.recurrent else PatchSampler)(
         cfg.data,
         cfg.degradation,
         cfg.colors,
@@ -286,6 +313,7 @@ def _setup(cfg: TrainConfig) -> _State:
         max_side=cfg.max_side,
         scales=tuple(cfg.scales),
         seed=cfg.seed,
+        **clips,
     )
     state = _State(cfg, genotype, dev, model, optimizer, sampler, init_count)
     state.commands = [{"step": 0, "command": cfg.command}]
@@ -357,10 +385,9 @@ def _optimise(state: _State, progress: bool) -> None:
                 for g in optimizer.param_groups:
                     g["lr"] = lr
                 x, y = next(batches)
-                x = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
-                y = torch.from_numpy(y).to(dev)
+                x, y = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    pred = model(x)
+                    pred = run_batch(model, x)
                 loss = (pred.float() - y).abs().mean()
                 if not torch.isfinite(loss):
                     raise TrainingError(
@@ -435,7 +462,12 @@ def _publish(state: _State) -> TrainResult:
     model.provenance = {
         "source": "trained by jsnet-edge train",
         "task": cfg.task,
-        "degradation": cfg.degradation.describe(),
+        "degradation": cfg.degradation.describe()
+        + (
+            f", on moving clips of {cfg.clip_frames} frames (pans, moving objects)"
+            if state.genotype.recurrent
+            else ""
+        ),
         "data": f"{Path(cfg.data).name}/ ({len(state.sampler)} photographs)",
         "validation": f"{Path(cfg.val).name}/" if cfg.val else "none",
         "init": cfg.init or "random",

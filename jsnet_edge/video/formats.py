@@ -34,8 +34,14 @@ def i420_path(
     if not w or not h or w % 2 or h % 2:
         return None
     matrix = "bt709" if source.colour.get("colorspace") == 1 else "bt601"  # as FFmpeg reads
-    backend = restorer.frames_backend(FrameLayout(w, h, matrix), streams=INFLIGHT)
-    return None if backend is None else I420Path(backend, (3 * h // 2, w), restorer.scale)
+    # a recurrent network restores one frame after the other, with all the threads
+    inflight = 1 if restorer.info.recurrent else INFLIGHT
+    backend = restorer.frames_backend(FrameLayout(w, h, matrix), streams=inflight)
+    if backend is None:
+        return None
+    return I420Path(
+        backend, (3 * h // 2, w), restorer.scale, restorer.info.recurrent, inflight=inflight
+    )
 
 
 def choose_frames(

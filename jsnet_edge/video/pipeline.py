@@ -23,21 +23,21 @@ import cv2
 import numpy as np
 
 from jsnet_edge.devices import process_age
-from jsnet_edge.errors import OptionError, OutputWriteError
-from jsnet_edge.outputs import check_output, commit, same_file, write_error_message, write_json
+from jsnet_edge.errors import OutputWriteError
+from jsnet_edge.outputs import commit, write_error_message, write_json
 from jsnet_edge.restorer import Restorer
 from jsnet_edge.video import stages
 from jsnet_edge.video.config import VideoConfig
 from jsnet_edge.video.errors import IncompleteVideoError, VideoError
-from jsnet_edge.video.formats import INFLIGHT, choose_frames
-from jsnet_edge.video.preview import has_gui, preview_size
+from jsnet_edge.video.formats import choose_frames
+from jsnet_edge.video.paths import check_paths
+from jsnet_edge.video.preview import preview_size
 from jsnet_edge.video.remux import remux
 from jsnet_edge.video.source import (
     AV_MISSING,
     Source,
     count_video_packets,
     have_av,
-    open_file,
     open_source,
     parse_source,
 )
@@ -51,52 +51,6 @@ from jsnet_edge.video.writers import (
 )
 
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO, errno.EFBIG)
-
-
-def default_output(src: str | int | Path) -> Path:
-    """`IN_restored.mp4` beside a file input; `cameraN_restored.mp4` here for a camera."""
-    kind, what = parse_source(src)
-    if kind == "file":
-        p = Path(what)
-        return p.with_name(f"{p.stem}_restored.mp4")
-    if kind == "camera":
-        return Path(f"camera{what}_restored.mp4")
-    raise OptionError(f"give an output file (-o) for the stream {what}")
-
-
-def check_paths(src: str | int | Path, dst: str | Path, config: VideoConfig) -> None:
-    """Refuse, before any work (loading a model takes seconds), an input file that cannot
-    be read, outputs that would overwrite the input or an existing file, and containers or
-    codecs we cannot write."""
-    kind, what = parse_source(src)
-    inputs = [Path(what)] if kind == "file" else []
-    if kind == "file":
-        open_file(Path(what)).release()
-    dst = Path(dst)
-    check_output(dst, inputs=inputs, overwrite=config.overwrite)
-    choose_codec(dst, config.codec, config.crf, config.chroma)
-    if config.window and not has_gui():
-        raise OptionError(
-            "this OpenCV has no GUI (opencv-python-headless), so it cannot show "
-            "a preview window; give --preview a file (e.g. preview.mp4)"
-        )
-    if config.preview_path is not None:
-        if same_file(config.preview_path, dst):
-            raise OptionError(
-                f"the preview {config.preview_path} is the output file itself; give the preview "
-                "another name"
-            )
-        check_output(
-            config.preview_path, inputs=inputs + [dst], overwrite=config.overwrite, what="preview"
-        )
-    if config.stats_path is not None:
-        extra = [config.preview_path] if config.preview_path is not None else []
-        check_output(
-            Path(config.stats_path),
-            inputs=inputs + [dst] + extra,
-            overwrite=config.overwrite,
-            what="stats file",
-        )
 
 
 @dataclass
@@ -274,6 +228,11 @@ def _open(
         list(source.notes),
         i420=i420,
     )
+    if restorer.info.recurrent and i420 is None:
+        job.note(
+            "the recurrent network restores each frame on its own here (its previous frame "
+            "is used only on 8-bit 4:2:0 input written lossy 4:2:0, without --preview)"
+        )
     if not av_ok:
         job.note(
             f"{AV_MISSING}: the output has video only; the input's audio and container "
@@ -328,7 +287,14 @@ def _run(
         ),
         threading.Thread(
             target=run.guard,
-            args=("infer", stages.infer, run, restorer, job.i420, INFLIGHT if job.i420 else 1),
+            args=(
+                "infer",
+                stages.infer,
+                run,
+                restorer,
+                job.i420,
+                job.i420.inflight if job.i420 else 1,
+            ),
             name="jsnet-infer",
             daemon=True,
         ),
@@ -396,6 +362,8 @@ def _account(job: _Job, run: stages.Run, config: VideoConfig) -> None:
     stats = job.stats
     stats.frames, stats.frames_read = run.written, run.read
     stats.frames_restored, stats.frames_dropped = run.restored, run.dropped
+    if job.i420 is not None and job.i420.recurrent:
+        stats.recurrent, stats.scene_cuts = True, job.i420.cuts
     expected = stats.frames_expected
     short = 0
     if (

@@ -164,14 +164,34 @@ def _put_newest(run: Run, item) -> None:
                 pass
 
 
-@dataclass(frozen=True)
+# A recurrent network starts afresh (its previous frame is the frame itself) where the
+# scene changes: the mean change of the luma's 8x8-block means from the frame before is
+# above this many grey levels (noise of sigma 50 moves block means by ~6; a cut by tens).
+SCENE_CUT = 20.0
+
+
+def _block_means(luma: np.ndarray) -> np.ndarray:
+    h, w = luma.shape
+    return cv2.resize(luma, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA).astype(
+        np.float32
+    )
+
+
+@dataclass
 class I420Path:
     """The network on the decoder's own frames: an I420 graph and the frame shape it takes
-    (3H/2 x W, FFmpeg's planar layout)."""
+    (3H/2 x W, FFmpeg's planar layout). A recurrent network's graph also takes the previous
+    restored frame: frames then go through one at a time, in order (`inflight` 1), and the
+    last output is kept here between calls."""
 
     backend: Backend
     shape: tuple[int, int]
     scale: int
+    recurrent: bool = False
+    inflight: int = 1  # batches restored at once (each by its own runtime stream)
+    cuts: int = 0  # scene cuts at which the recurrence started afresh
+    _prev: np.ndarray | None = None  # the last restored frame (float32, as the graph gave it)
+    _prev_luma: np.ndarray | None = None  # its input's block means
 
     def __call__(self, restorer: Restorer, frames: list[np.ndarray]) -> list[np.ndarray]:
         """Restored I420 frames (uint8). A frame of another size (a stream that changed
@@ -180,13 +200,27 @@ class I420Path:
         outs = []
         for f in frames:
             if f.shape == self.shape:
-                outs.append(self.backend(f.astype(np.float32)[None, None])[0, 0].astype(np.uint8))
+                outs.append(self._restore(f).astype(np.uint8))
                 continue
+            self._prev = self._prev_luma = None
             bgr = restorer(cv2.cvtColor(f, cv2.COLOR_YUV2BGR_I420))
             w, h = self.shape[1] * self.scale, self.shape[0] * 2 // 3 * self.scale
             bgr = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
             outs.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420))
         return outs
+
+    def _restore(self, f: np.ndarray) -> np.ndarray:
+        x = f.astype(np.float32)
+        if not self.recurrent:
+            return self.backend(x[None, None])[0, 0]
+        luma = _block_means(f[: self.shape[0] * 2 // 3])
+        prev = self._prev
+        if prev is not None and np.abs(luma - self._prev_luma).mean() > SCENE_CUT:
+            prev = None
+            self.cuts += 1
+        out = self.backend(np.stack([x, x if prev is None else prev])[None])[0, 0]
+        self._prev, self._prev_luma = out, luma
+        return out
 
 
 def infer(run: Run, restorer: Restorer, i420: I420Path | None = None, inflight: int = 1) -> None:

@@ -40,6 +40,10 @@ class VideoStats:
     # frames as the network got them: bgr24 (RGB path), bgr48le (10-bit kept), or yuv420p
     # (the decoder's planes straight into an I420 graph: no RGB conversion outside it)
     frame_format: str = "bgr24"
+    # a recurrent network read each frame with the previous restored one (the I420 path);
+    # at scene cuts it started afresh
+    recurrent: bool = False
+    scene_cuts: int = 0
     preview: str | None = None
     partial: str | None = None  # where --keep-partial kept an interrupted run's frames
     complete: bool = True
@@ -80,6 +84,7 @@ class VideoStats:
         lines.append(
             f"backend: {self.backend} on {self.device}, {self.precision}, "
             f"task {self.task}, batch {self.batch}, frames {self.frame_format}"
+            + (f", recurrent ({self.scene_cuts} scene cuts)" if self.recurrent else "")
         )
         lines.append(f"{'latency ms':<12}{'p50':>8}{'p99':>8}")
         for stage in STAGES:
