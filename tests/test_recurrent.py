@@ -23,6 +23,7 @@ from jsnet_edge.models import Genotype, JSNet, load_model, save_model
 from jsnet_edge.models.fileinfo import size_problem
 from jsnet_edge.models.frame_layout import FrameLayout
 from jsnet_edge.models.frames import OFFSET, I420Frames, yuv_matrix
+from jsnet_edge.motion import global_shift, shifted, shifted_i420, thumbnail
 from jsnet_edge.train.clips import ClipSampler
 from jsnet_edge.train.trainer import init_from
 from jsnet_edge.video.stages import SCENE_CUT, _block_means
@@ -50,7 +51,7 @@ def test_recurrence_is_a_genotype_field():
     assert "recurrent" in size_problem({**g.to_dict(), "recurrent": 1})  # a file's metadata
 
 
-def test_a_single_frame_model_starts_a_recurrent_one_unchanged(tmp_path):
+def test_a_single_frame_model_starts_a_recurrent_one(tmp_path):
     torch.manual_seed(0)
     single = JSNet(Genotype.from_string(SINGLE), task="denoise").eval()
     with torch.no_grad():
@@ -61,8 +62,11 @@ def test_a_single_frame_model_starts_a_recurrent_one_unchanged(tmp_path):
     assert init_from(rec, str(path)) == len(weights)
     x, prev = torch.rand(2, 3, 40, 56) * 255, torch.rand(2, 3, 40, 56) * 255
     with torch.no_grad():
-        assert torch.allclose(rec(x, prev), single(x), atol=1e-3)
+        # on still images (the previous frame is the frame) exactly the network it was made
+        # from; on video it starts by reading the mean of the two frames
         assert torch.allclose(rec(x), single(x), atol=1e-3)
+        mean = (x + prev) / 2  # (the output is the frame plus the correction)
+        assert torch.allclose(rec(x, prev) - x, single(mean) - mean, atol=1e-3)
     # and it round-trips through a model file, recurrence and all
     again = load_model(save_model(rec, tmp_path / "rec.safetensors"))
     assert again.genotype.recurrent and again.head.in_channels == 2 * single.head.in_channels
@@ -119,6 +123,31 @@ def test_training_clips_move_and_keep_one_degradation(photo_dir):
     assert cx.shape == (4, 3, 3, 48, 48) and np.array_equal(cx, np.round(cx))
 
 
+def test_the_camera_motion_is_found_through_noise_and_undone():
+    """Phase correlation on thumbnails finds a pan through heavy noise, in whole multiples
+    of 2 pixels (4:2:0); shifting the previous frame by it lines it up with the next."""
+    photo = cv2.resize(data.astronaut(), (1600, 1000)).astype(np.float64).mean(2)
+    rng = np.random.default_rng(0)
+    h, w = 360, 640
+    for dx, dy in [(6, -4), (-10, 2), (0, 0), (3, 1)]:
+        prev = photo[200 : 200 + h, 300 : 300 + w]
+        cur = photo[200 - dy : 200 - dy + h, 300 - dx : 300 - dx + w]  # cur = prev moved
+        noisy = [np.clip(a + rng.normal(0, 25, a.shape), 0, 255) for a in (prev, cur)]
+        found = global_shift(thumbnail(noisy[0]), thumbnail(noisy[1]))
+        assert found == (2 * round(dx / 2), 2 * round(dy / 2)), (dx, dy, found)
+        if dx % 2 == 0 and dy % 2 == 0:
+            assert np.array_equal(shifted(prev, *found)[16:-16, 16:-16], cur[16:-16, 16:-16])
+    # a scene with no single motion (another photograph): no shift
+    other = cv2.resize(data.coffee(), (w, h)).astype(np.float64).mean(2)
+    assert global_shift(thumbnail(photo[:h, :w]), thumbnail(other)) == (0, 0)
+    # I420: chroma moves by half as much, edges repeated
+    f = np.arange(3 * 8 // 2 * 12, dtype=np.float32).reshape(12, 12)
+    g = shifted_i420(f, 8, 2, -2)
+    assert np.array_equal(g[:8], shifted(f[:8], 2, -2))
+    u = f[8:].reshape(2, 4, 6)
+    assert np.array_equal(g[8:].reshape(2, 4, 6), shifted(u, 1, -1))
+
+
 def write_clip(path: Path, scenes: list[np.ndarray], per_scene: int) -> None:
     """A noisy H.264 clip: `per_scene` frames panning over each scene in turn (cuts)."""
     rng = np.random.default_rng(0)
@@ -128,7 +157,7 @@ def write_clip(path: Path, scenes: list[np.ndarray], per_scene: int) -> None:
         v.width, v.height, v.pix_fmt = w, h, "yuv420p"
         for scene in scenes:
             for k in range(per_scene):
-                frame = scene[2 * k : 2 * k + h, 3 * k : 3 * k + w].astype(np.float64)
+                frame = scene[2 * k : 2 * k + h, 4 * k : 4 * k + w].astype(np.float64)
                 noisy = np.clip(frame + rng.normal(0, 12, frame.shape), 0, 255).astype(np.uint8)
                 c.mux(v.encode(av.VideoFrame.from_ndarray(noisy, format="rgb24")))
         c.mux(v.encode(None))
@@ -141,8 +170,9 @@ def decoded(path: Path) -> list[np.ndarray]:
 
 def test_train_on_clips_then_video_feeds_each_frame_to_the_next(photo_dir, tmp_path):
     """`train` a recurrent genotype on clips through the CLI, then `video`: each output
-    frame is the network on (the frame, the previous output), the first frame and the
-    frame after a scene cut on (the frame, itself), as the same recurrence in torch gives."""
+    frame is the network on (the frame, the previous output moved by the camera's motion),
+    the first frame and the frame after a scene cut on (the frame, itself), as the same
+    recurrence in torch gives."""
     out = tmp_path / "rec.safetensors"
     run_cli(
         "train", "--task", "denoise", "--genotype", RECURRENT, "--data", photo_dir,
@@ -164,16 +194,20 @@ def test_train_on_clips_then_video_feeds_each_frame_to_the_next(photo_dir, tmp_p
     given, got = decoded(src), decoded(dst)
     assert len(got) == len(given) == 8
     module = I420Frames(net, FrameLayout(128, 96)).eval()
-    prev, prev_luma, want = None, None, []
+    prev, prev_luma, prev_thumb, want, moves = None, None, None, [], []
     for f in given:
-        luma = _block_means(f[:96])
+        luma, thumb = _block_means(f[:96]), thumbnail(f[:96])
         if prev is not None and np.abs(luma - prev_luma).mean() > SCENE_CUT:
             prev = None  # the cut, between frames 3 and 4
         x = torch.from_numpy(f.astype(np.float32))[None, None]
+        if prev is not None:  # the previous output, moved by the camera's motion
+            moves.append(global_shift(prev_thumb, thumb))
+            prev = torch.from_numpy(shifted_i420(prev[0, 0].numpy(), 96, *moves[-1]))[None, None]
         with torch.no_grad():
             prev = module(torch.cat([x, x if prev is None else prev], 1))
-        prev_luma = luma
+        prev_luma, prev_thumb = luma, thumb
         want.append(prev[0, 0].numpy())
+    assert moves == [(-4, -2)] * 6  # the view pans 4 pixels right and 2 down a frame
     for k, (a, b) in enumerate(zip(got, want, strict=True)):
         diff = np.abs(a.astype(np.float32) - b)
         assert diff.max() <= 2 and diff.mean() < 0.02, k  # ORT vs torch rounding only

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from jsnet_edge.checkpoints import load_checkpoint, save_checkpoint
@@ -34,6 +35,7 @@ from jsnet_edge.models.network import JSNet
 from jsnet_edge.models.official import foreign_state_dict
 from jsnet_edge.models.resolve import resolve_model
 from jsnet_edge.models.weight_norm import apply_weight_norm, remove_weight_norm
+from jsnet_edge.motion import global_shift, thumbnail
 from jsnet_edge.outputs import check_output, write_error_message
 from jsnet_edge.restorer import Restorer
 from jsnet_edge.tasks import check_task, task_scale
@@ -166,7 +168,7 @@ def init_from(model: JSNet, spec: str) -> int:
 
     `spec` is one of our model files, a zoo name, or a foreign (e.g. the authors') checkpoint;
     an RGB head initialises a gray one by summing over its input channels, a single-frame
-    head a recurrent one (the previous frame's weights at zero).
+    head a recurrent one (half its weights on each frame).
     """
     if Path(spec).suffix.lower() in PICKLE_SUFFIXES:
         state = foreign_state_dict(spec)
@@ -187,24 +189,49 @@ def init_from(model: JSNet, spec: str) -> int:
         ):
             loaded[k] = v.sum(1, keepdim=True)
         elif k == "head.weight" and own[k].shape[1] == 2 * v.shape[1] and model.genotype.recurrent:
-            # a single-frame head starts a recurrent one: the previous frame's half starts at
-            # zero, so the network starts as exactly the one it was made from
-            loaded[k] = torch.cat([v, torch.zeros_like(v)], 1)
+            # a single-frame head starts a recurrent one reading the mean of the frame and
+            # the previous one: on still images (previous = frame) exactly the network it
+            # was made from, on video a temporal average to learn from (a zero start for
+            # the previous frame's half was measured to stay at zero: nothing to follow)
+            loaded[k] = torch.cat([v / 2, v / 2], 1)
     if not loaded:
         raise ModelError(f"--init {spec}: no tensor matches this network's names and shapes")
     model.load_state_dict(loaded, strict=False)
     return len(loaded)
 
 
+def _luma_thumbs(frames: torch.Tensor) -> list[tuple]:
+    """`thumbnail`s of the luma of N x C x H x W frames (0..255)."""
+    a = frames.detach().float().cpu().numpy()
+    luma = a[:, 0] if a.shape[1] == 1 else 0.299 * a[:, 0] + 0.587 * a[:, 1] + 0.114 * a[:, 2]
+    return [thumbnail(y) for y in luma]
+
+
+def _shifted(a: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """`jsnet_edge.motion.shifted` of one C x H x W tensor (the gradient flows)."""
+    if not dx and not dy:
+        return a
+    h, w = a.shape[-2:]
+    p = F.pad(a[None], (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), mode="replicate")[0]
+    y0, x0 = max(-dy, 0), max(-dx, 0)
+    return p[:, y0 : y0 + h, x0 : x0 + w]
+
+
 def run_batch(model: JSNet, x: torch.Tensor) -> torch.Tensor:
     """The model on a batch: N x C x H x W patches, or N x T x C x H x W clips for a
-    recurrent model, run frame by frame with each output fed to the next frame (as the
-    video pipeline runs it; the gradient flows through the whole clip)."""
+    recurrent model, run frame by frame as the video pipeline runs it: each output, moved
+    by the camera's motion estimated from the noisy frames (`jsnet_edge.motion`), is the
+    next frame's previous frame (the gradient flows through the whole clip)."""
     if x.ndim == 4:
         return model(x.contiguous(memory_format=torch.channels_last))
-    outs, prev = [], None
+    outs, prev, thumbs = [], None, _luma_thumbs(x[:, 0])
     for k in range(x.shape[1]):
         frame = x[:, k].contiguous(memory_format=torch.channels_last)
+        if prev is not None:
+            cur = _luma_thumbs(x[:, k])
+            moves = [global_shift(a, b) for a, b in zip(thumbs, cur, strict=True)]
+            prev = torch.stack([_shifted(p, *m) for p, m in zip(prev, moves, strict=True)])
+            thumbs = cur
         out = model(frame, prev)
         outs.append(out)
         prev = out.clamp(0.0, 255.0)  # what the pipeline hands on: a frame

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from jsnet_edge.motion import global_shift, shifted_i420, thumbnail
 from jsnet_edge.restorer import Restorer, restore_frames
 from jsnet_edge.runtime.backend import Backend
 from jsnet_edge.video.preview import side_by_side
@@ -181,8 +182,9 @@ def _block_means(luma: np.ndarray) -> np.ndarray:
 class I420Path:
     """The network on the decoder's own frames: an I420 graph and the frame shape it takes
     (3H/2 x W, FFmpeg's planar layout). A recurrent network's graph also takes the previous
-    restored frame: frames then go through one at a time, in order (`inflight` 1), and the
-    last output is kept here between calls."""
+    restored frame, moved by the camera's motion (`jsnet_edge.motion`): frames then go
+    through one at a time, in order (`inflight` 1), and the last output is kept here
+    between calls."""
 
     backend: Backend
     shape: tuple[int, int]
@@ -192,6 +194,7 @@ class I420Path:
     cuts: int = 0  # scene cuts at which the recurrence started afresh
     _prev: np.ndarray | None = None  # the last restored frame (float32, as the graph gave it)
     _prev_luma: np.ndarray | None = None  # its input's block means
+    _prev_thumb: tuple | None = None  # its input's `thumbnail` (the camera's motion)
 
     def __call__(self, restorer: Restorer, frames: list[np.ndarray]) -> list[np.ndarray]:
         """Restored I420 frames (uint8). A frame of another size (a stream that changed
@@ -213,13 +216,16 @@ class I420Path:
         x = f.astype(np.float32)
         if not self.recurrent:
             return self.backend(x[None, None])[0, 0]
-        luma = _block_means(f[: self.shape[0] * 2 // 3])
+        h = self.shape[0] * 2 // 3
+        luma, thumb = _block_means(f[:h]), thumbnail(f[:h])
         prev = self._prev
         if prev is not None and np.abs(luma - self._prev_luma).mean() > SCENE_CUT:
             prev = None
             self.cuts += 1
+        if prev is not None:  # moved by the camera's motion, as in training
+            prev = shifted_i420(prev, h, *global_shift(self._prev_thumb, thumb))
         out = self.backend(np.stack([x, x if prev is None else prev])[None])[0, 0]
-        self._prev, self._prev_luma = out, luma
+        self._prev, self._prev_luma, self._prev_thumb = out, luma, thumb
         return out
 
 
