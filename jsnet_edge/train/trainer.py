@@ -168,7 +168,7 @@ def init_from(model: JSNet, spec: str) -> int:
 
     `spec` is one of our model files, a zoo name, or a foreign (e.g. the authors') checkpoint;
     an RGB head initialises a gray one by summing over its input channels, a single-frame
-    head a recurrent one (half its weights on each frame).
+    head a recurrent one (the previous frame's weights at zero).
     """
     if Path(spec).suffix.lower() in PICKLE_SUFFIXES:
         state = foreign_state_dict(spec)
@@ -189,11 +189,11 @@ def init_from(model: JSNet, spec: str) -> int:
         ):
             loaded[k] = v.sum(1, keepdim=True)
         elif k == "head.weight" and own[k].shape[1] == 2 * v.shape[1] and model.genotype.recurrent:
-            # a single-frame head starts a recurrent one reading the mean of the frame and
-            # the previous one: on still images (previous = frame) exactly the network it
-            # was made from, on video a temporal average to learn from (a zero start for
-            # the previous frame's half was measured to stay at zero: nothing to follow)
-            loaded[k] = torch.cat([v / 2, v / 2], 1)
+            # a single-frame head starts a recurrent one: the previous frame's half at zero,
+            # so it starts as exactly the network it was made from (starting from the mean
+            # of the two frames was measured to lose the single frame's quality, which a
+            # small network does not win back in thousands of steps)
+            loaded[k] = torch.cat([v, torch.zeros_like(v)], 1)
     if not loaded:
         raise ModelError(f"--init {spec}: no tensor matches this network's names and shapes")
     model.load_state_dict(loaded, strict=False)
