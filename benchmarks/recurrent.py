@@ -8,7 +8,8 @@ estimated from the noisy frames). A recurrent network is also run on each frame 
 (its previous frame = the frame itself), which shows what the recurrence adds and what the
 single frame lost. PSNR (RGB, pooled over the clips) per frame index.
 
-    python benchmarks/recurrent.py --test data/test --models denoise-rt,rec=runs/rec/denoise-rt-rec.safetensors \\
+    python benchmarks/recurrent.py --test data/test \\
+        --models denoise-rt,rec=runs/rec/denoise-rt-rec.safetensors \\
         --json benchmarks/results/recurrent_dev_cpu.json
 """
 
