@@ -24,8 +24,7 @@ import torch
 from jsnet_edge.degradations import Degradation
 from jsnet_edge.models.resolve import resolve_model
 from jsnet_edge.outputs import write_json
-from jsnet_edge.train.clips import ClipSampler
-from jsnet_edge.train.trainer import run_batch
+from jsnet_edge.train.clips import ClipSampler, run_batch
 
 
 def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor) -> list[float]:

@@ -1,4 +1,5 @@
-"""Training clips for recurrent (video) networks: short moving clips made from photographs.
+"""Training clips for recurrent (video) networks: short moving clips made from photographs,
+and how such a network runs on a batch of them (`run_batch`).
 
 A recurrent denoiser learns to use the frame before only where it shows the same scene: on
 a pan it must follow the shift, where an object moves it must not drag the old one along
@@ -16,9 +17,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from jsnet_edge.degradations import Degradation, degrade_clip
 from jsnet_edge.errors import OptionError
+from jsnet_edge.models.network import JSNet
+from jsnet_edge.motion import global_shift, thumbnail
 from jsnet_edge.train.data import PatchSampler
 
 MAX_PAN = 6.0  # pixels a frame, the window's speed at most
@@ -27,7 +32,7 @@ STILL = 0.2  # share of clips with a still window (a camera on a tripod)
 WITH_OBJECT = 0.5  # share of clips with a moving object
 
 
-def _shifted(img: np.ndarray, dx: float, dy: float, size: int) -> np.ndarray:
+def _window(img: np.ndarray, dx: float, dy: float, size: int) -> np.ndarray:
     """The size x size window of `img` whose top-left corner is at (dx, dy), bilinear."""
     m = np.float32([[1, 0, -dx], [0, 1, -dy]])
     out = cv2.warpAffine(
@@ -91,7 +96,7 @@ class ClipSampler(PatchSampler):
             vx, vy = speed * np.cos(angle), speed * np.sin(angle)
         # start so that the whole path stays inside the region
         sx, sy = reach - vx * (t - 1) / 2, reach - vy * (t - 1) / 2
-        clean = [_shifted(region_img, sx + k * vx, sy + k * vy, p) for k in range(t)]
+        clean = [_window(region_img, sx + k * vx, sy + k * vy, p) for k in range(t)]
         if rng.random() < WITH_OBJECT:
             clean = self._with_object(clean, rng)
         noisy = degrade_clip(
@@ -130,3 +135,41 @@ class ClipSampler(PatchSampler):
             mixed = frame.astype(np.float32) * (1 - a) + obj * a
             out.append((mixed + 0.5).astype(np.uint8))
         return out
+
+
+def _luma_thumbs(frames: torch.Tensor) -> list[tuple]:
+    """`thumbnail`s of the luma of N x C x H x W frames (0..255)."""
+    a = frames.detach().float().cpu().numpy()
+    luma = a[:, 0] if a.shape[1] == 1 else 0.299 * a[:, 0] + 0.587 * a[:, 1] + 0.114 * a[:, 2]
+    return [thumbnail(y) for y in luma]
+
+
+def _moved(a: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """`jsnet_edge.motion.shifted` of one C x H x W tensor (the gradient flows)."""
+    if not dx and not dy:
+        return a
+    h, w = a.shape[-2:]
+    p = F.pad(a[None], (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), mode="replicate")[0]
+    y0, x0 = max(-dy, 0), max(-dx, 0)
+    return p[:, y0 : y0 + h, x0 : x0 + w]
+
+
+def run_batch(model: JSNet, x: torch.Tensor) -> torch.Tensor:
+    """The model on a batch: N x C x H x W patches, or N x T x C x H x W clips for a
+    recurrent model, run frame by frame as the video pipeline runs it: each output, moved
+    by the camera's motion estimated from the noisy frames (`jsnet_edge.motion`), is the
+    next frame's previous frame (the gradient flows through the whole clip)."""
+    if x.ndim == 4:
+        return model(x.contiguous(memory_format=torch.channels_last))
+    outs, prev, thumbs = [], None, _luma_thumbs(x[:, 0])
+    for k in range(x.shape[1]):
+        frame = x[:, k].contiguous(memory_format=torch.channels_last)
+        if prev is not None:
+            cur = _luma_thumbs(x[:, k])
+            moves = [global_shift(a, b) for a, b in zip(thumbs, cur, strict=True)]
+            prev = torch.stack([_moved(p, *m) for p, m in zip(prev, moves, strict=True)])
+            thumbs = cur
+        out = model(frame, prev)
+        outs.append(out)
+        prev = out.clamp(0.0, 255.0)  # what the pipeline hands on: a frame
+    return torch.stack(outs, 1)

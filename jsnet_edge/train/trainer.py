@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from jsnet_edge.checkpoints import load_checkpoint, save_checkpoint
@@ -35,12 +34,11 @@ from jsnet_edge.models.network import JSNet
 from jsnet_edge.models.official import foreign_state_dict
 from jsnet_edge.models.resolve import resolve_model
 from jsnet_edge.models.weight_norm import apply_weight_norm, remove_weight_norm
-from jsnet_edge.motion import global_shift, thumbnail
 from jsnet_edge.outputs import check_output, write_error_message
 from jsnet_edge.restorer import Restorer
 from jsnet_edge.tasks import check_task, task_scale
 from jsnet_edge.train.card import write_card
-from jsnet_edge.train.clips import ClipSampler
+from jsnet_edge.train.clips import ClipSampler, run_batch
 from jsnet_edge.train.data import PatchSampler
 from jsnet_edge.train.evaluate import EvalConfig, evaluate
 
@@ -198,44 +196,6 @@ def init_from(model: JSNet, spec: str) -> int:
         raise ModelError(f"--init {spec}: no tensor matches this network's names and shapes")
     model.load_state_dict(loaded, strict=False)
     return len(loaded)
-
-
-def _luma_thumbs(frames: torch.Tensor) -> list[tuple]:
-    """`thumbnail`s of the luma of N x C x H x W frames (0..255)."""
-    a = frames.detach().float().cpu().numpy()
-    luma = a[:, 0] if a.shape[1] == 1 else 0.299 * a[:, 0] + 0.587 * a[:, 1] + 0.114 * a[:, 2]
-    return [thumbnail(y) for y in luma]
-
-
-def _shifted(a: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
-    """`jsnet_edge.motion.shifted` of one C x H x W tensor (the gradient flows)."""
-    if not dx and not dy:
-        return a
-    h, w = a.shape[-2:]
-    p = F.pad(a[None], (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), mode="replicate")[0]
-    y0, x0 = max(-dy, 0), max(-dx, 0)
-    return p[:, y0 : y0 + h, x0 : x0 + w]
-
-
-def run_batch(model: JSNet, x: torch.Tensor) -> torch.Tensor:
-    """The model on a batch: N x C x H x W patches, or N x T x C x H x W clips for a
-    recurrent model, run frame by frame as the video pipeline runs it: each output, moved
-    by the camera's motion estimated from the noisy frames (`jsnet_edge.motion`), is the
-    next frame's previous frame (the gradient flows through the whole clip)."""
-    if x.ndim == 4:
-        return model(x.contiguous(memory_format=torch.channels_last))
-    outs, prev, thumbs = [], None, _luma_thumbs(x[:, 0])
-    for k in range(x.shape[1]):
-        frame = x[:, k].contiguous(memory_format=torch.channels_last)
-        if prev is not None:
-            cur = _luma_thumbs(x[:, k])
-            moves = [global_shift(a, b) for a, b in zip(thumbs, cur, strict=True)]
-            prev = torch.stack([_shifted(p, *m) for p, m in zip(prev, moves, strict=True)])
-            thumbs = cur
-        out = model(frame, prev)
-        outs.append(out)
-        prev = out.clamp(0.0, 255.0)  # what the pipeline hands on: a frame
-    return torch.stack(outs, 1)
 
 
 def cosine_lr(step: int, total: int, lr: float, min_lr: float) -> float:
