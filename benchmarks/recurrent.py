@@ -22,14 +22,19 @@ import numpy as np
 import torch
 
 from jsnet_edge.degradations import Degradation
+from jsnet_edge.metrics import psnr
 from jsnet_edge.models.resolve import resolve_model
 from jsnet_edge.outputs import write_json
 from jsnet_edge.train.clips import ClipSampler, run_batch
 
 
 def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor) -> list[float]:
-    mse = ((pred.clamp(0, 255).round() - target) ** 2).mean(dim=(0, 2, 3, 4))
-    return [float(v) for v in 10 * torch.log10(255.0**2 / mse)]
+    """PSNR of each frame index over all the clips (N x T x C x H x W, as 8-bit frames)."""
+    out = []
+    for k in range(pred.shape[1]):
+        a, b = (t[:, k].permute(0, 2, 3, 1).numpy() for t in (pred.clamp(0, 255).round(), target))
+        out.append(psnr(a.reshape(-1, *a.shape[2:]), b.reshape(-1, *b.shape[2:]), mode="rgb"))
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:

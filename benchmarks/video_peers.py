@@ -140,11 +140,6 @@ def to_i420(rgb: np.ndarray) -> np.ndarray:
     return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
 
 
-def _plane_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-
 def read_i420(path: Path) -> list[np.ndarray]:
     """Each frame as I420: a 4:2:0 file's own planes; any other (RGB, 4:4:4) converted
     from its RGB exactly as the clean reference is (`to_i420`), whatever range or matrix
@@ -171,11 +166,11 @@ def score(path: Path, clip: Clip) -> dict[str, float]:
     for i in range(n):
         ref = to_i420(clip.clean[i])
         r.append(psnr(rgb[i], clip.clean[i], mode="rgb"))
-        y.append(_plane_psnr(yuv[i][:h], ref[:h]))
-        v.append(_plane_psnr(yuv[i], ref))
+        y.append(psnr(yuv[i][:h], ref[:h], mode="rgb"))
+        v.append(psnr(yuv[i], ref, mode="rgb"))
         luma = (yuv[i][:h].astype(np.float64), ref[:h].astype(np.float64))
         if last is not None:  # how each frame changes from the one before, against the clean
-            t.append(_plane_psnr(luma[0] - last[0] + 128, luma[1] - last[1] + 128))
+            t.append(psnr(luma[0] - last[0], luma[1] - last[1], mode="rgb"))
         last = luma
     return {
         "psnr": float(np.mean(r)),

@@ -10,6 +10,7 @@ video pipeline (`jsnet_edge.video.stages`) use these same functions, so the netw
 with the estimates it will get. (Measured on `denoise-rt` made recurrent, docs/benchmarks.md
 "Time: a recurrent input": the recurrence adds 0.07-0.14 dB with the motion undone or not.)
 
+Scene cuts (`is_scene_cut`) end the motion: the previous frame is then not used at all.
 Shifts are whole multiples of `step` pixels (2 for 4:2:0 frames: chroma moves by whole
 samples too); `shifted` repeats the edge into the uncovered border.
 """
@@ -22,6 +23,22 @@ import numpy as np
 THUMB_SIDE = 180  # thumbnails are about this many pixels on their short side
 MIN_RESPONSE = 0.05  # phase correlation peak below this: no single motion, no shift
 MAX_SHIFT = 0.125  # of the frame's short side: larger estimates are not trusted
+# A scene cut: the mean change of the luma's 8x8-block means from the frame before is above
+# this many grey levels (noise of sigma 50 moves block means by ~6; a cut by tens).
+SCENE_CUT = 20.0
+
+
+def block_means(luma: np.ndarray) -> np.ndarray:
+    """The means of a 2-D luma plane's 8x8 blocks (float32): noise averaged away."""
+    h, w = luma.shape
+    small = cv2.resize(luma, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
+    return small.astype(np.float32)
+
+
+def is_scene_cut(prev_means: np.ndarray, cur_means: np.ndarray) -> bool:
+    """Whether two frames' `block_means` show another scene (a recurrent network then
+    starts afresh)."""
+    return float(np.abs(cur_means - prev_means).mean()) > SCENE_CUT
 
 
 def thumbnail(luma: np.ndarray) -> tuple[np.ndarray, int]:
@@ -50,14 +67,19 @@ def global_shift(
     return int(round(dx / step)) * step, int(round(dy / step)) * step
 
 
-def shifted(a: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """out[..., y, x] = a[..., y - dy, x - dx] over the last two axes, the edge repeated
-    where the shift uncovers the border."""
-    if not dx and not dy:
-        return a
-    h, w = a.shape[-2:]
+def shift_indices(h: int, w: int, dx: int, dy: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) to take from an h x w plane so that out[y, x] = a[y - dy, x - dx], the
+    edge repeated where the shift uncovers the border (numpy here, torch in training)."""
     rows = np.clip(np.arange(h) - dy, 0, h - 1)
     cols = np.clip(np.arange(w) - dx, 0, w - 1)
+    return rows, cols
+
+
+def shifted(a: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """out[..., y, x] = a[..., y - dy, x - dx] over the last two axes (`shift_indices`)."""
+    if not dx and not dy:
+        return a
+    rows, cols = shift_indices(*a.shape[-2:], dx, dy)
     return a.take(rows, axis=-2).take(cols, axis=-1)
 
 

@@ -56,6 +56,19 @@ def gray_photo() -> np.ndarray:
     return data.camera()
 
 
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> Path:
+    """A folder of three colour photographs (PNG), for training, search and calibration
+    data. Read only."""
+    import cv2
+    from skimage import data
+
+    d = tmp_path_factory.mktemp("photos")
+    for name in ("astronaut", "coffee", "chelsea"):
+        cv2.imwrite(str(d / f"{name}.png"), cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR))
+    return d
+
+
 def default_sigint() -> None:
     """`preexec_fn` for a child that a test will Ctrl-C: SIGINT back to its default, as a
     terminal's foreground job has it, even where the test runner was started with SIGINT

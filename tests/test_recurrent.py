@@ -23,21 +23,19 @@ from jsnet_edge.models import Genotype, JSNet, load_model, save_model
 from jsnet_edge.models.fileinfo import size_problem
 from jsnet_edge.models.frame_layout import FrameLayout
 from jsnet_edge.models.frames import OFFSET, I420Frames, yuv_matrix
-from jsnet_edge.motion import global_shift, shifted, shifted_i420, thumbnail
+from jsnet_edge.motion import (
+    SCENE_CUT,
+    block_means,
+    global_shift,
+    shifted,
+    shifted_i420,
+    thumbnail,
+)
 from jsnet_edge.train.clips import ClipSampler
 from jsnet_edge.train.trainer import init_from
-from jsnet_edge.video.stages import SCENE_CUT, _block_means
 
 SINGLE = "C8-L1-N2-S2:skip,rb,rb:skip,skip,skip"  # denoise-rt's shape
 RECURRENT = SINGLE.replace("-S2:", "-S2-R:")
-
-
-@pytest.fixture(scope="module")
-def photo_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("photos")
-    for name in ("astronaut", "coffee", "chelsea"):
-        cv2.imwrite(str(d / f"{name}.png"), cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR))
-    return d
 
 
 def test_recurrence_is_a_genotype_field():
@@ -194,7 +192,7 @@ def test_train_on_clips_then_video_feeds_each_frame_to_the_next(photo_dir, tmp_p
     module = I420Frames(net, FrameLayout(128, 96)).eval()
     prev, prev_luma, prev_thumb, want, moves = None, None, None, [], []
     for f in given:
-        luma, thumb = _block_means(f[:96]), thumbnail(f[:96])
+        luma, thumb = block_means(f[:96]), thumbnail(f[:96])
         if prev is not None and np.abs(luma - prev_luma).mean() > SCENE_CUT:
             prev = None  # the cut, between frames 3 and 4
         x = torch.from_numpy(f.astype(np.float32))[None, None]

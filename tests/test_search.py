@@ -10,11 +10,9 @@ import json
 import math
 from dataclasses import replace
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from skimage import data
 
 from conftest import run_cli
 from jsnet_edge.errors import OptionError
@@ -64,14 +62,6 @@ def table(profile_cfg) -> LatencyTable:
     result = load_or_measure(profile_cfg)
     assert result.source == "measured" and result.measured_blocks == len(result.table.entries)
     return result.table
-
-
-@pytest.fixture(scope="module")
-def photo_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("photos")
-    for name in ("astronaut", "coffee", "chelsea"):
-        cv2.imwrite(str(d / f"{name}.png"), cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR))
-    return d
 
 
 def measure(g: Genotype) -> float:

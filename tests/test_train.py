@@ -9,10 +9,8 @@ import subprocess
 import sys
 import time
 
-import cv2
 import numpy as np
 import pytest
-from skimage import data
 
 from conftest import default_sigint, run_cli
 from jsnet_edge.degradations import Degradation
@@ -22,14 +20,6 @@ from jsnet_edge.train.data import PatchSampler
 from jsnet_edge.train.trainer import TrainConfig, train
 
 TINY = "C8-L1-N1:srb:cea"
-
-
-@pytest.fixture(scope="module")
-def photo_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("train")
-    for name in ("astronaut", "coffee", "chelsea"):
-        cv2.imwrite(str(d / f"{name}.png"), cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR))
-    return d
 
 
 def read_log(path):

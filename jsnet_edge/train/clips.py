@@ -18,12 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from jsnet_edge.degradations import Degradation, degrade_clip
 from jsnet_edge.errors import OptionError
 from jsnet_edge.models.network import JSNet
-from jsnet_edge.motion import global_shift, thumbnail
+from jsnet_edge.motion import global_shift, shift_indices, thumbnail
 from jsnet_edge.train.data import PatchSampler
 
 MAX_PAN = 6.0  # pixels a frame, the window's speed at most
@@ -148,10 +147,8 @@ def _moved(a: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     """`jsnet_edge.motion.shifted` of one C x H x W tensor (the gradient flows)."""
     if not dx and not dy:
         return a
-    h, w = a.shape[-2:]
-    p = F.pad(a[None], (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), mode="replicate")[0]
-    y0, x0 = max(-dy, 0), max(-dx, 0)
-    return p[:, y0 : y0 + h, x0 : x0 + w]
+    rows, cols = (torch.from_numpy(i) for i in shift_indices(*a.shape[-2:], dx, dy))
+    return a.index_select(-2, rows).index_select(-1, cols)
 
 
 def run_batch(model: JSNet, x: torch.Tensor) -> torch.Tensor:

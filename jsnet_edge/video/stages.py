@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from jsnet_edge.motion import global_shift, shifted_i420, thumbnail
+from jsnet_edge.motion import block_means, global_shift, is_scene_cut, shifted_i420, thumbnail
 from jsnet_edge.restorer import Restorer, restore_frames
 from jsnet_edge.runtime.backend import Backend
 from jsnet_edge.video.preview import side_by_side
@@ -165,19 +165,6 @@ def _put_newest(run: Run, item) -> None:
                 pass
 
 
-# A recurrent network starts afresh (its previous frame is the frame itself) where the
-# scene changes: the mean change of the luma's 8x8-block means from the frame before is
-# above this many grey levels (noise of sigma 50 moves block means by ~6; a cut by tens).
-SCENE_CUT = 20.0
-
-
-def _block_means(luma: np.ndarray) -> np.ndarray:
-    h, w = luma.shape
-    return cv2.resize(luma, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA).astype(
-        np.float32
-    )
-
-
 @dataclass
 class I420Path:
     """The network on the decoder's own frames: an I420 graph and the frame shape it takes
@@ -217,9 +204,9 @@ class I420Path:
         if not self.recurrent:
             return self.backend(x[None, None])[0, 0]
         h = self.shape[0] * 2 // 3
-        luma, thumb = _block_means(f[:h]), thumbnail(f[:h])
+        luma, thumb = block_means(f[:h]), thumbnail(f[:h])
         prev = self._prev
-        if prev is not None and np.abs(luma - self._prev_luma).mean() > SCENE_CUT:
+        if prev is not None and is_scene_cut(self._prev_luma, luma):
             prev = None
             self.cuts += 1
         if prev is not None:  # moved by the camera's motion, as in training
