@@ -180,7 +180,8 @@ class Genotype:
         except ValueError:
             raise GenotypeError(
                 f"cannot read genotype string {text!r}; expected the form "
-                "C16-L5-N3:rb,lrb,rb,rb,srb,rb:esab,cea,cea,esab,skip,cea"
+                "C16-L5-N3:rb,lrb,rb,rb,srb,rb:esab,cea,cea,esab,skip,cea (sizes may end in "
+                "-S2 for a body unshuffled by 2 and -R for a recurrent network)"
             ) from None
 
     def __str__(self) -> str:
