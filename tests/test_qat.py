@@ -111,6 +111,37 @@ def test_keep_float_bypasses_the_pairs_of_float_blocks(tiny_denoiser, tmp_path):
     assert int8 and all(c.startswith("/cells.0/") for c in int8)
 
 
+def test_float_ends_fine_tune_the_body_only(tiny_denoiser, tmp_path):
+    """`calibrate --qat --float-ends` through the CLI: the head (it reads the image), the
+    tail and the output sum stay in float, every convolution between them is int8, and
+    onnxruntime runs the file within a bounded loss."""
+    model = tmp_path / "tiny.safetensors"
+    save_model(tiny_denoiser, model)
+    out = tmp_path / "ends.onnx"
+    run_cli(
+        "calibrate", model, "-o", out, "--qat", "--float-ends", "--steps", "12",
+        "--num-images", "4", "--heldout", "2", "--max-drop", "10",
+    )  # fmt: skip
+    proto = onnx.load(str(out))
+    producer = {o: n.op_type for n in proto.graph.node for o in n.output}
+    convs = {
+        n.name: producer.get(n.input[1]) == "DequantizeLinear"
+        for n in proto.graph.node
+        if n.op_type == "Conv"
+    }
+    ends = [n for n in convs if n.startswith(("/head/", "/tail."))]
+    body = [n for n in convs if n.startswith("/cells.")]
+    assert ends and not any(convs[n] for n in ends)
+    assert body and all(convs[n] for n in body)
+    last = next(n for n in proto.graph.node if proto.graph.output[0].name in n.output)
+    assert last.op_type == "Add" and not any(
+        producer.get(i) == "DequantizeLinear" for i in last.input
+    )
+    rep = json.loads(read_onnx_metadata(out)["calibration"])
+    assert rep["qat"]["float_ends"] is True
+    assert check_stage(tiny_denoiser, out, "int8").loss_db <= 1.0
+
+
 def test_qat_stopped_by_sigint_resumes(tiny_denoiser, tmp_path):
     """A real Ctrl-C mid-run leaves a checkpoint; a plain re-run refuses in one line;
     --resume continues from the checkpoint's step and finishes."""
@@ -118,6 +149,7 @@ def test_qat_stopped_by_sigint_resumes(tiny_denoiser, tmp_path):
     save_model(tiny_denoiser, model)
     out = tmp_path / "q.onnx"
     args = [model, "-o", out, "--qat", "--steps", "150", "--num-images", "4", "--heldout", "2"]
+    args += ["--max-drop", "10"]  # the block search after it is tested above
     proc = subprocess.Popen(
         [sys.executable, "-m", "jsnet_edge", "calibrate", *map(str, args)],
         stderr=subprocess.PIPE,
@@ -144,10 +176,17 @@ def test_qat_stopped_by_sigint_resumes(tiny_denoiser, tmp_path):
     assert json.loads(read_onnx_metadata(out)["calibration"])["qat"]["steps"] == 150
 
 
-def test_qat_options_are_checked():
+def test_qat_options_are_checked(tmp_path):
     with pytest.raises(OptionError, match="teacher"):
         QATConfig(teacher="nobody")
     with pytest.raises(OptionError, match="crops"):
         QATConfig(crop=4)
     with pytest.raises(OptionError, match="--loss"):
         QATConfig(loss="l7")
+    out = tmp_path / "x.onnx"
+    bad = run_cli("calibrate", "denoise-rt", "-o", out, "--float-ends", check=False)
+    assert (
+        bad.returncode == 1
+        and not out.exists()
+        and "add --qat" in bad.stderr.strip().splitlines()[-1]
+    )

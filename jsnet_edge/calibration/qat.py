@@ -92,6 +92,9 @@ class QATConfig:
             / (MSE(float, clean) + 1)): smooth, high-PSNR crops, where int8 noise costs
             the most dB, weigh as much as textured ones (with L1 they hardly count).
         checkpoint_every: steps between checkpoints.
+        float_ends: keep the layers that read or write image values (the head, the tail,
+            the output sum, an SR network's bilinear anchor: `fakequant.image_ends`) in
+            float from the start, so that only the body is fine-tuned in int8.
     """
 
     steps: int = 1000
@@ -101,6 +104,7 @@ class QATConfig:
     teacher: str = "self"
     loss: str = "l1"
     checkpoint_every: int = 100
+    float_ends: bool = False
 
     def __post_init__(self) -> None:
         if self.teacher not in TEACHERS:
@@ -147,35 +151,41 @@ def _loss(pred, target, ref, clean, kind: str) -> torch.Tensor:
     return (10 * torch.log10(1 + err / (base + 1))).mean()
 
 
+def train_step(qm, teacher_net, photos, deg, qcfg: QATConfig, step: int, seed: int, optimizer):
+    """One fine-tuning step of a fake-quantised network `qm` (any library's) towards
+    `qcfg.teacher`: the crops and learning rate are functions of `step`. Returns the loss."""
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for g in optimizer.param_groups:
+        g["lr"] = _lr(step, qcfg)
+    x, y = _batch(photos, deg, qcfg, step, seed, teacher_net.size_multiple)
+    pred = qm(x)
+    with torch.no_grad():
+        ref = teacher_net(x)
+    loss = 0.0
+    for target, used in ((ref, ("self", "both")), (y, ("clean", "both"))):
+        if qcfg.teacher in used:
+            loss = loss + _loss(pred, target, ref, y, qcfg.loss)
+    if not torch.isfinite(loss):
+        raise TrainingError(
+            f"QAT diverged at step {step} (loss {loss.item()}); run again with a "
+            f"lower --lr (this run: {qcfg.lr:g})"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    return float(loss.item())
+
+
 def _finetune(qm, teacher_net, photos, deg, cfg, qcfg, ckpt, start, optimizer, meta, say):
     """The loop from `start` to `qcfg.steps`; checkpoints on schedule and on Ctrl-C."""
-    params = [p for p in qm.parameters() if p.requires_grad]
     qm.train()
     t0, running = time.perf_counter(), None
     step = start
     try:
         while step < qcfg.steps:
-            for g in optimizer.param_groups:
-                g["lr"] = _lr(step, qcfg)
-            x, y = _batch(photos, deg, qcfg, step, cfg.seed, teacher_net.size_multiple)
-            pred = qm(x)
-            with torch.no_grad():
-                ref = teacher_net(x)
-            loss = 0.0
-            for target, used in ((ref, ("self", "both")), (y, ("clean", "both"))):
-                if qcfg.teacher in used:
-                    loss = loss + _loss(pred, target, ref, y, qcfg.loss)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"QAT diverged at step {step} (loss {loss.item()}); run again with a "
-                    f"lower --lr (this run: {qcfg.lr:g})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
+            value = train_step(qm, teacher_net, photos, deg, qcfg, step, cfg.seed, optimizer)
             step += 1
-            value = float(loss.item())
             running = value if running is None else 0.95 * running + 0.05 * value
             meta["loss"] = round(running, 4)
             meta["step"] = step
@@ -256,7 +266,9 @@ def qat(
                 )
             qm = from_config(folded, meta["nncf"])
         else:
-            qm = fake_quantized(folded, [p.input for p in calib], cfg.target)
+            qm = fake_quantized(
+                folded, [p.input for p in calib], cfg.target, float_ends=qcfg.float_ends
+            )
             ptq = measure(qdq_proto(qm, model), "ptq")
             say(f"NNCF post-training int8 (the start): {ptq.describe()}")
             meta = {
@@ -340,6 +352,7 @@ def qat(
                 "lr": qcfg.lr,
                 "teacher": qcfg.teacher,
                 "loss": qcfg.loss,
+                "float_ends": qcfg.float_ends,
                 "final_loss": meta.get("loss"),
                 "ptq": meta.get("ptq"),
                 "seconds": round(time.perf_counter() - train_t0, 1),

@@ -106,6 +106,16 @@ def calibrate(
             help="QAT loss: l1, or db (the PSNR loss per crop: smooth crops count as much)."
         ),
     ] = "l1",
+    float_ends: Annotated[
+        bool,
+        typer.Option(
+            "--float-ends",
+            help=(
+                "QAT: keep the layers that read or write image values (head, tail, output "
+                "sum, bilinear anchor) in float and fine-tune the body in int8."
+            ),
+        ),
+    ] = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="QAT: continue an interrupted run from its checkpoint.")
     ] = False,
@@ -125,16 +135,19 @@ def calibrate(
         max_drop=max_drop,
         target=target,
     )
-    if not (qat or resume) and (steps, teacher, lr, loss) != (1000, "self", 5e-4, "l1"):
+    if not (qat or resume) and (
+        (steps, teacher, lr, loss, float_ends) != (1000, "self", 5e-4, "l1", False)
+    ):
         raise OptionError(
-            "--steps, --teacher, --lr and --loss set the fine-tuning of --qat: add --qat"
+            "--steps, --teacher, --lr, --loss and --float-ends set the fine-tuning of --qat: "
+            "add --qat"
         )
     net = resolve_model(model)
     if qat or resume:
         from jsnet_edge.calibration.qat import QATConfig
         from jsnet_edge.calibration.qat import qat as run_qat
 
-        qcfg = QATConfig(steps=steps, teacher=teacher, lr=lr, loss=loss)
+        qcfg = QATConfig(steps=steps, teacher=teacher, lr=lr, loss=loss, float_ends=float_ends)
         report = run_qat(net, output, cfg, qcfg, overwrite=overwrite, resume=resume, log=err)
     else:
         report = run_calibration(net, output, cfg, overwrite=overwrite, log=err)
