@@ -252,7 +252,7 @@ def run_model(name: str, args, work: Path) -> dict:
             batch=args.qat_batch,
             crop=args.qat_crop,
             loss=args.qat_loss,
-            float_ends=args.qat_float_ends,
+            scope=args.qat_scope,
         )
         report = qat(
             net,
@@ -262,8 +262,10 @@ def run_model(name: str, args, work: Path) -> dict:
             log=lambda m: print(f"    {m}", file=sys.stderr, flush=True),
         )
         print(f"  calibrate --qat --data: {report.summary()} ({time.perf_counter() - t:.0f} s)")
-        ends = " --float-ends" if args.qat_float_ends else ""
-        files[f"calibrate --qat --steps {args.qat} --loss {args.qat_loss}{ends} --data"] = (
+        files[
+            f"calibrate --qat --steps {args.qat} --loss {args.qat_loss} --scope {args.qat_scope} "
+            "--data"
+        ] = (
             out,
             {
                 "mean": report.drop,
@@ -341,10 +343,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--qat-batch", type=int, default=8, help="QAT crops per step")
     ap.add_argument("--qat-crop", type=int, default=64, help="QAT crop side (input pixels)")
-    ap.add_argument("--qat-loss", default="l1", help="QAT loss: l1 or db")
-    ap.add_argument(
-        "--qat-float-ends", action="store_true", help="QAT with head, tail and output in float"
-    )
+    ap.add_argument("--qat-loss", default="db", help="QAT loss: l1 or db")
+    ap.add_argument("--qat-scope", default="convs", help="QAT int8 scope: convs, body or all")
     ap.add_argument("--qat-lr", type=float, default=5e-4, help="its learning rate")
     args = ap.parse_args(argv)
     result = {

@@ -3,13 +3,16 @@ steps, loss and photographs: jsnet-edge's `calibrate --qat` (NNCF fake quantiser
 NVIDIA's TensorRT Model Optimizer (ModelOpt, `modelopt.torch.quantization`).
 
 For each model, side by side in one run on this machine:
-- `calibrate --qat --float-ends` for the CPU runtimes (uint8 activations) and for TensorRT
-  (symmetric int8), and `calibrate --qat` of the whole network, every block in int8 (no
-  block search: `--max-drop` out of reach);
+- `calibrate --qat --scope S` for the CPU runtimes (uint8 activations) and for TensorRT
+  (symmetric int8), every block of the scope in int8 (no block search: `--max-drop` out of
+  reach): convs (the inputs and weights of the body's convolutions), body (NNCF's placement
+  for OpenVINO: also adds, multiplications, concatenations) and all (body plus the layers
+  that read or write image values);
 - ModelOpt's `INT8_DEFAULT_CFG` (per-channel int8 weights, per-tensor int8 inputs of every
   convolution; its ranges are fixed at calibration and not trained), calibrated on the same
-  crops, its head and tail left in float as ours are, then fine-tuned by the same training
-  step (`calibration.qat.train_step`) and exported through the same exporter;
+  crops, its head and tail left in float as `--scope convs` leaves them, then fine-tuned
+  by the same training step (`calibration.qat.train_step`) and exported through the same
+  exporter;
 - each file's loss on the --test photographs (never seen by calibration or training) and
   its speed in OpenVINO (int8, and int8 with bf16 for the float layers) against
   onnxruntime fp32.
@@ -62,9 +65,10 @@ def modelopt_qat(net, cfg: CalibrationConfig, qcfg: QATConfig, work: Path):
     qm = fold_mean_shift(net)
     teacher = fold_mean_shift(net).eval().requires_grad_(False)
     config = copy.deepcopy(mtq.INT8_DEFAULT_CFG)
-    if qcfg.float_ends:  # as `--float-ends`: the layers that read and write the image
-        for name in ("*head*", "*tail*"):  # entries apply in order: these come last
-            config["quant_cfg"].append({"quantizer_name": name, "enable": False})
+    # As `--scope convs`: the layers that read or write images stay in float (entries
+    # apply in order: these come last).
+    for name in ("*head*", "*tail*"):
+        config["quant_cfg"].append({"quantizer_name": name, "enable": False})
 
     def forward_loop(m) -> None:
         with torch.no_grad():
@@ -111,7 +115,6 @@ def run_model(name: str, args, work: Path) -> dict:
         crop=args.crop,
         lr=args.lr,
         loss=args.loss,
-        float_ends=True,
     )
 
     def row(tag: str, path: Path, extra: dict) -> None:
@@ -126,12 +129,12 @@ def run_model(name: str, args, work: Path) -> dict:
         if args.json:
             write_json(args.json, args.result)
 
-    nncf_runs = [("cpu", True), ("tensorrt", True)] + [("cpu", False)] * args.whole
-    for target, ends in nncf_runs:
-        out = work / f"{name}-{target}-{ends}.onnx"
+    for run in args.scopes.split(","):
+        target, scope = run.split(":")
+        out = work / f"{name}-{target}-{scope}.onnx"
         cfg = CalibrationConfig(data=args.calib, max_drop=100.0, target=target)
-        report = qat(net, out, cfg, dataclasses.replace(qcfg, float_ends=ends))
-        tag = f"jsnet-edge (NNCF) --target {target}" + (" --float-ends" if ends else "")
+        report = qat(net, out, cfg, dataclasses.replace(qcfg, scope=scope))
+        tag = f"jsnet-edge (NNCF) --target {target} --scope {scope}"
         row(tag, out, {"ptq start (calibration photos)": report.qat["ptq"]["mean"], **report.qat})
     if args.modelopt:
         cfg = CalibrationConfig(data=args.calib)
@@ -151,6 +154,7 @@ def run_model(name: str, args, work: Path) -> dict:
         for k, run in runs.items():
             samples[k].append(run())
     ms = {k: float(np.median(v)) for k, v in samples.items()}
+    result["timing rounds ms"] = {k: [round(t, 3) for t in v] for k, v in samples.items()}
     base = ms["onnxruntime fp32"]
     result["onnxruntime fp32 ms"] = base
     result["openvino bf16 ms"] = ms["openvino bf16"]
@@ -183,7 +187,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--loss", default="db")
     ap.add_argument("--rounds", type=int, default=3, help="timing rounds over all files")
     ap.add_argument(
-        "--no-whole", dest="whole", action="store_false", help="skip the whole-network NNCF row"
+        "--scopes",
+        default="cpu:convs,tensorrt:convs,cpu:body,cpu:all",
+        help="the `calibrate --qat` runs, as target:scope",
     )
     ap.add_argument("--no-modelopt", dest="modelopt", action="store_false")
     ap.add_argument("--json", type=Path)
@@ -193,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
         "calib": str(args.calib),
         "test": str(args.test),
         "qat": {"steps": args.steps, "batch": args.batch, "crop": args.crop, "lr": args.lr,
-                "loss": args.loss, "float_ends": True},
+                "loss": args.loss},
         "models": {},
     }  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

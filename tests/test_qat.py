@@ -4,6 +4,7 @@ loss, and a run stopped by a real SIGINT that `--resume` continues."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -95,7 +96,8 @@ def test_keep_float_bypasses_the_pairs_of_float_blocks(tiny_denoiser, tmp_path):
     file written is never worse than the whole int8 network."""
     out = tmp_path / "q.onnx"
     cfg = CalibrationConfig(num_images=4, heldout=2, crop=48, max_drop=0.0)
-    report = qat(tiny_denoiser, out, cfg, QUICK)
+    # --scope all: the tiny network in `convs` int8 loses nothing, leaving no search to run
+    report = qat(tiny_denoiser, out, cfg, dataclasses.replace(QUICK, scope="all"))
     assert len(report.search) > 2 and report.shortfall()
     assert report.held <= report.naive["held"] + 1e-9
     proto = onnx.load(str(out))
@@ -111,34 +113,39 @@ def test_keep_float_bypasses_the_pairs_of_float_blocks(tiny_denoiser, tmp_path):
     assert int8 and all(c.startswith("/cells.0/") for c in int8)
 
 
-def test_float_ends_fine_tune_the_body_only(tiny_denoiser, tmp_path):
-    """`calibrate --qat --float-ends` through the CLI: the head (it reads the image), the
-    tail and the output sum stay in float, every convolution between them is int8, and
+@pytest.mark.parametrize("scope", ["convs", "body"])
+def test_scopes_leave_the_image_ends_in_float(tiny_denoiser, tmp_path, scope):
+    """`calibrate --qat --scope` through the CLI: the head (it reads the image), the tail
+    and the output sum stay in float, every convolution between them is int8 (for
+    `convs`, nothing else is: no add or concatenation reads a dequantised tensor), and
     onnxruntime runs the file within a bounded loss."""
     model = tmp_path / "tiny.safetensors"
     save_model(tiny_denoiser, model)
-    out = tmp_path / "ends.onnx"
+    out = tmp_path / f"{scope}.onnx"
     run_cli(
-        "calibrate", model, "-o", out, "--qat", "--float-ends", "--steps", "12",
+        "calibrate", model, "-o", out, "--qat", "--scope", scope, "--steps", "12",
         "--num-images", "4", "--heldout", "2", "--max-drop", "10",
     )  # fmt: skip
     proto = onnx.load(str(out))
     producer = {o: n.op_type for n in proto.graph.node for o in n.output}
-    convs = {
-        n.name: producer.get(n.input[1]) == "DequantizeLinear"
-        for n in proto.graph.node
-        if n.op_type == "Conv"
-    }
-    ends = [n for n in convs if n.startswith(("/head/", "/tail."))]
+
+    def reads_int8(n, i: int) -> bool:
+        return producer.get(n.input[i]) == "DequantizeLinear"
+
+    convs = {n.name: reads_int8(n, 1) for n in proto.graph.node if n.op_type == "Conv"}
+    ends = [n for n in convs if n.startswith(("/head/", "/tail"))]
     body = [n for n in convs if n.startswith("/cells.")]
     assert ends and not any(convs[n] for n in ends)
     assert body and all(convs[n] for n in body)
     last = next(n for n in proto.graph.node if proto.graph.output[0].name in n.output)
-    assert last.op_type == "Add" and not any(
-        producer.get(i) == "DequantizeLinear" for i in last.input
-    )
+    assert last.op_type == "Add" and not reads_int8(last, 0) and not reads_int8(last, 1)
+    others = [
+        n for n in proto.graph.node if n.op_type in ("Add", "Mul", "Concat")
+        and any(reads_int8(n, i) for i in range(len(n.input)))
+    ]  # fmt: skip
+    assert (not others) if scope == "convs" else others
     rep = json.loads(read_onnx_metadata(out)["calibration"])
-    assert rep["qat"]["float_ends"] is True
+    assert rep["qat"]["scope"] == scope
     assert check_stage(tiny_denoiser, out, "int8").loss_db <= 1.0
 
 
@@ -183,8 +190,10 @@ def test_qat_options_are_checked(tmp_path):
         QATConfig(crop=4)
     with pytest.raises(OptionError, match="--loss"):
         QATConfig(loss="l7")
+    with pytest.raises(OptionError, match="--scope must be one of convs, body, all"):
+        QATConfig(scope="everything")
     out = tmp_path / "x.onnx"
-    bad = run_cli("calibrate", "denoise-rt", "-o", out, "--float-ends", check=False)
+    bad = run_cli("calibrate", "denoise-rt", "-o", out, "--scope", "body", check=False)
     assert (
         bad.returncode == 1
         and not out.exists()

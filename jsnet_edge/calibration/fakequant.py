@@ -56,66 +56,77 @@ def as_tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
-def image_ends(module: nn.Module, example: np.ndarray) -> list[str]:
-    """NNCF's names of the operations that read or write image values in a JSNet: the
-    head (it reads the input), the tail and everything after it (the predicted residual
-    and the output sum), and the anchor beside the body (the bilinear upscale of an
-    unshuffled SR network). On smooth photographs at 44-50 dB one 8-bit step on these
-    paths is as large as the network's own error, and fine-tuning hardly learns it away
-    (`sr-x2-rt` in int8: 2.8 dB lost with them quantised, 0.2 dB without, before any
-    training: docs/benchmarks.md)."""
+SCOPES = ("convs", "body", "all")
+_NOT_OPS = ("nncf_model_const", "nncf_model_input", "nncf_model_output")
+
+
+def _closure(start, step) -> set[str]:
+    seen, todo = set(), list(start)
+    while todo:
+        n = todo.pop()
+        if n.node_name not in seen:
+            seen.add(n.node_name)
+            todo.extend(step(n))
+    return seen
+
+
+def float_ops(module: nn.Module, example: np.ndarray, scope: str) -> list[str]:
+    """NNCF's names of the operations of a JSNet that int8 `scope` leaves in float.
+
+    - "all": none (NNCF's placement for OpenVINO: convolutions, adds, multiplications,
+      concatenations, the image paths included).
+    - "body": the operations that read or write image values: the head (it reads the
+      input), the tail and everything after it (the residual and the output sum), and the
+      anchor beside the body (an unshuffled SR network's bilinear upscale). On smooth
+      photographs at 44-50 dB one 8-bit step there is as large as the network's own error,
+      and fine-tuning hardly learns it away (`sr-x2-rt`: 2.4 dB lost after QAT with them
+      in int8, 0.13 dB without).
+    - "convs": also every operation of the body but its convolutions, whose inputs and
+      weights alone are quantised: the placement TensorRT fuses and ModelOpt uses, and the
+      one that loses least (`sr-x2-rt` after QAT: 0.04 dB; docs/benchmarks.md).
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"int8 scope must be one of {SCOPES}, not {scope!r}")
+    if scope == "all":
+        return []
     from nncf.torch.function_hook.nncf_graph.nncf_graph_builder import build_nncf_graph
 
     with eager():
         graph = build_nncf_graph(module, as_tensor(example))
-    nodes = list(graph.topological_sort())
-
-    def closure(start, step) -> set[str]:
-        seen, todo = set(), list(start)
-        while todo:
-            n = todo.pop()
-            if n.node_name not in seen:
-                seen.add(n.node_name)
-                todo.extend(step(n))
-        return seen
-
+    nodes = [n for n in graph.get_all_nodes()]
     head = [n for n in nodes if n.node_name.startswith("head/")]
     tail = [n for n in nodes if n.node_name.startswith("tail/")]
     outputs = [n for n in nodes if n.node_type == "nncf_model_output"]
     if not head or not tail:
-        raise ValueError("image_ends needs a network with a head and a tail")
-    after_head = closure(head, graph.get_next_nodes)
-    before_head = closure(head, graph.get_previous_nodes)
-    before_out = closure(outputs, graph.get_previous_nodes)
-    after_tail = closure(tail, graph.get_next_nodes)
-    anchor = before_out - after_head - before_head
-    names = {n.node_name for n in head} | after_tail | anchor
-    ops = {
-        n.node_name
-        for n in nodes
-        if n.node_type not in ("nncf_model_const", "nncf_model_input", "nncf_model_output")
-    }
-    return sorted(names & ops)
+        raise ValueError("an int8 scope other than 'all' needs a network with a head and a tail")
+    anchor = (
+        _closure(outputs, graph.get_previous_nodes)
+        - _closure(head, graph.get_next_nodes)
+        - _closure(head, graph.get_previous_nodes)
+    )
+    names = {n.node_name for n in head} | _closure(tail, graph.get_next_nodes) | anchor
+    if scope == "convs":
+        names |= {n.node_name for n in nodes if n.node_type != "conv2d"}
+    return sorted(names & {n.node_name for n in nodes if n.node_type not in _NOT_OPS})
 
 
 def fake_quantized(
-    module: nn.Module, inputs: list[np.ndarray], target: str, *, float_ends: bool = False
+    module: nn.Module, inputs: list[np.ndarray], target: str, *, scope: str = "all"
 ) -> nn.Module:
     """`module` (for a JSNet: mean shift folded, as exported) with NNCF fake quantisers,
     ranges from `inputs` (NCHW, 0..255). For TensorRT every activation quantiser is signed
-    (zero point 0). `float_ends`: the layers that read or write image values
-    (`image_ends`) stay in float, through NNCF's ignored scope."""
+    (zero point 0). `scope` (`float_ops`) leaves operations in float through NNCF's
+    ignored scope."""
     nncf = import_nncf()
-    scope = None
-    if float_ends:
-        scope = nncf.IgnoredScope(names=image_ends(module, inputs[0]))
+    ignored = float_ops(module, inputs[0], scope)
+    scope_arg = nncf.IgnoredScope(names=ignored) if ignored else None
     with _quiet(), eager():
         qm = nncf.quantize(
             module,
             nncf.Dataset([as_tensor(x) for x in inputs]),
             subset_size=len(inputs),
             preset=nncf.QuantizationPreset.PERFORMANCE,
-            ignored_scope=scope,
+            ignored_scope=scope_arg,
         )
     if target == "tensorrt":
         from nncf.torch.quantization.layers import SymmetricQuantizer

@@ -43,6 +43,7 @@ from jsnet_edge.calibration.data import (
 )
 from jsnet_edge.calibration.estimate import RULES, LossEstimate, estimate
 from jsnet_edge.calibration.fakequant import (
+    SCOPES,
     as_tensor,
     eager,
     fake_quantized,
@@ -92,9 +93,10 @@ class QATConfig:
             / (MSE(float, clean) + 1)): smooth, high-PSNR crops, where int8 noise costs
             the most dB, weigh as much as textured ones (with L1 they hardly count).
         checkpoint_every: steps between checkpoints.
-        float_ends: keep the layers that read or write image values (the head, the tail,
-            the output sum, an SR network's bilinear anchor: `fakequant.image_ends`) in
-            float from the start, so that only the body is fine-tuned in int8.
+        scope: what is int8 (`fakequant.float_ops`): "convs" (the inputs and weights of
+            the body's convolutions: TensorRT's and ModelOpt's placement, the least loss),
+            "body" (NNCF's placement for OpenVINO without the layers that read or write
+            image values) or "all" (NNCF's placement everywhere).
     """
 
     steps: int = 1000
@@ -102,15 +104,17 @@ class QATConfig:
     crop: int = 64
     lr: float = 5e-4
     teacher: str = "self"
-    loss: str = "l1"
+    loss: str = "db"
     checkpoint_every: int = 100
-    float_ends: bool = False
+    scope: str = "convs"
 
     def __post_init__(self) -> None:
         if self.teacher not in TEACHERS:
             raise OptionError(
                 f"--teacher must be one of {', '.join(TEACHERS)}, not {self.teacher!r}"
             )
+        if self.scope not in SCOPES:
+            raise OptionError(f"--scope must be one of {', '.join(SCOPES)}, not {self.scope!r}")
         if self.loss not in LOSSES:
             raise OptionError(f"--loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.steps < 0 or self.batch < 1 or self.checkpoint_every < 1:
@@ -266,9 +270,7 @@ def qat(
                 )
             qm = from_config(folded, meta["nncf"])
         else:
-            qm = fake_quantized(
-                folded, [p.input for p in calib], cfg.target, float_ends=qcfg.float_ends
-            )
+            qm = fake_quantized(folded, [p.input for p in calib], cfg.target, scope=qcfg.scope)
             ptq = measure(qdq_proto(qm, model), "ptq")
             say(f"NNCF post-training int8 (the start): {ptq.describe()}")
             meta = {
@@ -352,7 +354,7 @@ def qat(
                 "lr": qcfg.lr,
                 "teacher": qcfg.teacher,
                 "loss": qcfg.loss,
-                "float_ends": qcfg.float_ends,
+                "scope": qcfg.scope,
                 "final_loss": meta.get("loss"),
                 "ptq": meta.get("ptq"),
                 "seconds": round(time.perf_counter() - train_t0, 1),

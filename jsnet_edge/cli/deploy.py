@@ -103,19 +103,20 @@ def calibrate(
     loss: Annotated[
         str,
         typer.Option(
-            help="QAT loss: l1, or db (the PSNR loss per crop: smooth crops count as much)."
+            help="QAT loss: db (the PSNR loss per crop: smooth crops count as much), or l1."
         ),
-    ] = "l1",
-    float_ends: Annotated[
-        bool,
+    ] = "db",
+    scope: Annotated[
+        str,
         typer.Option(
-            "--float-ends",
             help=(
-                "QAT: keep the layers that read or write image values (head, tail, output "
-                "sum, bilinear anchor) in float and fine-tune the body in int8."
-            ),
+                "QAT: what runs in int8. convs: the inputs and weights of the body's "
+                "convolutions (TensorRT's placement; the least loss); body: also adds, "
+                "multiplications and concatenations (OpenVINO's); all: body plus the layers "
+                "that read or write image values."
+            )
         ),
-    ] = False,
+    ] = "convs",
     resume: Annotated[
         bool, typer.Option("--resume", help="QAT: continue an interrupted run from its checkpoint.")
     ] = False,
@@ -136,18 +137,17 @@ def calibrate(
         target=target,
     )
     if not (qat or resume) and (
-        (steps, teacher, lr, loss, float_ends) != (1000, "self", 5e-4, "l1", False)
+        (steps, teacher, lr, loss, scope) != (1000, "self", 5e-4, "db", "convs")
     ):
         raise OptionError(
-            "--steps, --teacher, --lr, --loss and --float-ends set the fine-tuning of --qat: "
-            "add --qat"
+            "--steps, --teacher, --lr, --loss and --scope set the fine-tuning of --qat: add --qat"
         )
     net = resolve_model(model)
     if qat or resume:
         from jsnet_edge.calibration.qat import QATConfig
         from jsnet_edge.calibration.qat import qat as run_qat
 
-        qcfg = QATConfig(steps=steps, teacher=teacher, lr=lr, loss=loss, float_ends=float_ends)
+        qcfg = QATConfig(steps=steps, teacher=teacher, lr=lr, loss=loss, scope=scope)
         report = run_qat(net, output, cfg, qcfg, overwrite=overwrite, resume=resume, log=err)
     else:
         report = run_calibration(net, output, cfg, overwrite=overwrite, log=err)
