@@ -9,7 +9,10 @@ with its quantisers:
 1. NNCF (`nncf.quantize`, the PERFORMANCE preset) places fake quantisers where the
    exported graph will have Q/DQ pairs (per-channel symmetric int8 weights; activations
    symmetric, unsigned after ReLU/sigmoid; signed int8 everywhere for TensorRT, whose
-   zero points must be 0) and sets their ranges from the calibration crops.
+   zero points must be 0) and sets their ranges from the calibration crops. By default
+   (`QATConfig.scope`, "convs") only the inputs and weights of the body's convolutions
+   are quantised: quantisers on the adds, products and image-valued paths cost these
+   networks most of their int8 loss (docs/benchmarks.md).
 2. Weights and quantiser scales (LSQ-style: NNCF's scales are parameters) are fine-tuned
    on crops of the calibration photographs. The target is the float model's own output
    (self-distillation: no clean labels, so it works for any checkpoint), the clean photo,
