@@ -22,7 +22,7 @@ separate torchao package), and its FX tracer stops at the networks' shape-depend
 padding (`prepare_qat_fx`: "symbolically traced variables cannot be used as inputs to
 control flow").
 
-    pip install nvidia-modelopt   # beside the dev install (its CPU path is plain torch)
+    pip install nvidia-modelopt huggingface_hub  # beside the dev install (CPU: plain torch)
     python benchmarks/qat_libraries.py --calib data/train-base --test data/test \\
         --models sr-x2-rt,denoise-rt --steps 1000 \\
         --json benchmarks/results/qat_libraries_dev_cpu.json
@@ -58,8 +58,14 @@ from jsnet_edge.outputs import write_json  # noqa: E402
 
 def modelopt_qat(net, cfg: CalibrationConfig, qcfg: QATConfig, work: Path):
     """ModelOpt's int8 QAT of `net`: (start, finished) Q/DQ ONNX files."""
-    import modelopt
-    import modelopt.torch.quantization as mtq
+    try:
+        import modelopt
+        import modelopt.torch.quantization as mtq
+    except ImportError as e:
+        raise SystemExit(
+            f"ModelOpt cannot be imported ({e}): pip install nvidia-modelopt huggingface_hub, "
+            "or pass --no-modelopt"
+        ) from None
 
     data = prepare_data(net, cfg, lambda m: None)
     qm = fold_mean_shift(net)

@@ -510,6 +510,19 @@ def test_int8_tables_time_the_qdq_graphs_qat_writes(backend, cache, tmp_path):
     g = Genotype.from_string("C4-L1-N1:srb:cea")
     t = time_network(g, "sr-x2", 3, (32, 32), backend, "cpu", "int8", FAST, threads=1)
     assert t.ms > 0
+    # The placement `calibrate --qat` writes by default (--scope convs), in the fingerprint
+    # so that tables timed with another placement are not reused.
+    assert result.table.fingerprint["int8_scope"] == "convs"
+    from jsnet_edge.calibration.fakequant import int8_graph
+    from jsnet_edge.export.onnx import fold_mean_shift
+
+    proto = int8_graph(fold_mean_shift(JSNet(g, "sr-x2")), (1, 3, 32, 32))
+    producer = {o: n.op_type for n in proto.graph.node for o in n.output}
+    dq = [
+        n for n in proto.graph.node if any(producer.get(i) == "DequantizeLinear" for i in n.input)
+    ]
+    assert dq and {n.op_type for n in dq} == {"Conv"}
+    assert not any("/head/" in n.name or "/tail" in n.name for n in dq)
 
 
 # --- unshuffled networks (the body at half resolution) ----------------------------------------

@@ -93,21 +93,40 @@ def float_ops(module: nn.Module, example: np.ndarray, scope: str) -> list[str]:
 
     with eager():
         graph = build_nncf_graph(module, as_tensor(example))
-    nodes = [n for n in graph.get_all_nodes()]
-    head = [n for n in nodes if n.node_name.startswith("head/")]
-    tail = [n for n in nodes if n.node_name.startswith("tail/")]
+    nodes = list(graph.get_all_nodes())
+    ops = {n.node_name for n in nodes if n.node_type not in _NOT_OPS}
+
+    def part(name: str) -> list:  # a network's head or tail, also inside a holder (`_Held`)
+        return [
+            n for n in nodes if n.node_name.startswith(f"{name}/") or f"/{name}/" in n.node_name
+        ]
+
+    head, tail = part("head"), part("tail")
     outputs = [n for n in nodes if n.node_type == "nncf_model_output"]
-    if not head or not tail:
-        raise ValueError("an int8 scope other than 'all' needs a network with a head and a tail")
-    anchor = (
-        _closure(outputs, graph.get_previous_nodes)
-        - _closure(head, graph.get_next_nodes)
-        - _closure(head, graph.get_previous_nodes)
-    )
-    names = {n.node_name for n in head} | _closure(tail, graph.get_next_nodes) | anchor
-    if scope == "convs":
+    names: set[str] = set()
+    if head and tail:
+        anchor = (
+            _closure(outputs, graph.get_previous_nodes)
+            - _closure(head, graph.get_next_nodes)
+            - _closure(head, graph.get_previous_nodes)
+        )
+        names = {n.node_name for n in head} | _closure(tail, graph.get_next_nodes) | anchor
+    elif scope == "body":
+        raise ValueError("int8 scope 'body' needs a network with a head and a tail")
+    if scope == "convs":  # a block of the search space has no ends: its convolutions only
         names |= {n.node_name for n in nodes if n.node_type != "conv2d"}
-    return sorted(names & {n.node_name for n in nodes if n.node_type not in _NOT_OPS})
+    return sorted(names & ops)
+
+
+def _per_tensor_activations(nncf):
+    """One scale per activation tensor. NNCF may otherwise give a depthwise convolution's
+    input one scale per channel (when what precedes it stays in float, as in the `convs`
+    scope), which onnxruntime's QLinearConv refuses and TensorRT does not fuse."""
+    from nncf.quantization.advanced_parameters import QuantizationParameters
+
+    return nncf.AdvancedQuantizationParameters(
+        activations_quantization_params=QuantizationParameters(per_channel=False)
+    )
 
 
 def fake_quantized(
@@ -127,6 +146,7 @@ def fake_quantized(
             subset_size=len(inputs),
             preset=nncf.QuantizationPreset.PERFORMANCE,
             ignored_scope=scope_arg,
+            advanced_parameters=_per_tensor_activations(nncf),
         )
     if target == "tensorrt":
         from nncf.torch.quantization.layers import SymmetricQuantizer
@@ -172,12 +192,14 @@ class _Held(nn.Module):
         return self.module(x)
 
 
-def int8_graph(module: nn.Module, shape: tuple[int, ...], target: str = "cpu"):
+def int8_graph(
+    module: nn.Module, shape: tuple[int, ...], target: str = "cpu", scope: str = "convs"
+):
     """Any NCHW module (a block of the search space, a whole network) as the int8 Q/DQ
-    graph QAT would give it: same placement and formats, ranges from random inputs. For
-    timing (`profile --precision int8`): latency depends on where the pairs are, not on
-    the ranges."""
+    graph QAT would give it: same placement (`calibrate --qat`'s default scope) and
+    formats, ranges from random inputs. For timing (`profile --precision int8`): latency
+    depends on where the pairs are, not on the ranges."""
     rng = np.random.default_rng(0)
     inputs = [rng.uniform(0, 255, shape).astype(np.float32) for _ in range(2)]
-    qm = fake_quantized(_Held(module.float().cpu().eval()), inputs, target)
+    qm = fake_quantized(_Held(module.float().cpu().eval()), inputs, target, scope=scope)
     return qdq_export(qm.eval(), shape)
