@@ -121,7 +121,7 @@ def float_ops(module: nn.Module, example: np.ndarray, scope: str) -> list[str]:
 def _per_tensor_activations(nncf):
     """One scale per activation tensor. NNCF may otherwise give a depthwise convolution's
     input one scale per channel (when what precedes it stays in float, as in the `convs`
-    scope), which onnxruntime's QLinearConv refuses and TensorRT does not fuse."""
+    scope), which onnxruntime's QLinearConv refuses."""
     from nncf.quantization.advanced_parameters import QuantizationParameters
 
     return nncf.AdvancedQuantizationParameters(
