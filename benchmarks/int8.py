@@ -177,17 +177,23 @@ def int8_convs(path: Path) -> str:
     return f"{quantised}/{len(convs)}"
 
 
-def run_model(name: str, args, work: Path) -> dict:
-    net = model_for(name)
+def test_setup(net, name: str, test_dir: Path, work: Path):
+    """What every int8 file of `net` is judged against: the held-out pairs, the fp32 file
+    and its scores on them, and the timing input (320x180 for SR, 640x360 otherwise)."""
     deg = Degradation(net.task)
     test = heldout_pairs(
-        find_photos(args.test, net.colors), deg, 192, seed=5000, multiple=net.size_multiple
+        find_photos(test_dir, net.colors), deg, 192, seed=5000, multiple=net.size_multiple
     )
     fp32 = export_onnx(net, work / f"{name}-fp32.onnx")
     reference = score(fp32, test, net.scale)
     size = (320, 180) if net.scale > 1 else (640, 360)
     x = np.random.default_rng(0).uniform(0, 255, (1, net.colors, size[1], size[0]))
-    x = x.astype(np.float32)
+    return deg, test, fp32, reference, size, x.astype(np.float32)
+
+
+def run_model(name: str, args, work: Path) -> dict:
+    net = model_for(name)
+    deg, test, fp32, reference, size, x = test_setup(net, name, args.test, work)
     base_ms = ort_ms(fp32, x)
     row0 = {
         "fp32 psnr": float(np.mean(list(reference.values()))),
@@ -282,7 +288,7 @@ def run_model(name: str, args, work: Path) -> dict:
         report = json.loads(read_onnx_metadata(shipped)["calibration"])
         files["shipped " + shipped.name] = (
             shipped,
-            {"mean": report["drop"], "held": report.get("held", report["bound"]), "n": 0},
+            {"mean": report["drop"], "held": report.get("held", report.get("bound")), "n": 0},
         )
     if args.shipped_only or args.calibrate_only or args.qat_only:
         return {"task": net.task, "input": list(size), **row0, "methods": rows_for(files)}

@@ -43,16 +43,14 @@ import onnx
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from int8 import int8_convs, model_for, ort_ms, ov_ms  # noqa: E402
+from int8 import int8_convs, model_for, ort_ms, ov_ms, test_setup  # noqa: E402
 
-from jsnet_edge.calibration.data import find_photos, heldout_pairs  # noqa: E402
 from jsnet_edge.calibration.estimate import estimate  # noqa: E402
 from jsnet_edge.calibration.fakequant import as_tensor  # noqa: E402
 from jsnet_edge.calibration.qat import QATConfig, qat, train_step  # noqa: E402
 from jsnet_edge.calibration.quantize import CalibrationConfig, prepare_data, score  # noqa: E402
-from jsnet_edge.degradations import Degradation  # noqa: E402
 from jsnet_edge.devices import machine_description  # noqa: E402
-from jsnet_edge.export.onnx import export_onnx, fold_mean_shift, trace_onnx  # noqa: E402
+from jsnet_edge.export.onnx import fold_mean_shift, trace_onnx  # noqa: E402
 from jsnet_edge.outputs import write_json  # noqa: E402
 
 
@@ -103,15 +101,7 @@ def modelopt_qat(net, cfg: CalibrationConfig, qcfg: QATConfig, work: Path):
 
 def run_model(name: str, args, work: Path) -> dict:
     net = model_for(name)
-    deg = Degradation(net.task)
-    test = heldout_pairs(
-        find_photos(args.test, net.colors), deg, 192, seed=5000, multiple=net.size_multiple
-    )
-    fp32 = export_onnx(net, work / f"{name}-fp32.onnx")
-    reference = score(fp32, test, net.scale)
-    size = (320, 180) if net.scale > 1 else (640, 360)
-    x = np.random.default_rng(0).uniform(0, 255, (1, net.colors, size[1], size[0]))
-    x = x.astype(np.float32)
+    _, test, fp32, reference, size, x = test_setup(net, name, args.test, work)
     result = {"task": net.task, "input": list(size), "rows": {}}
     args.result["models"][name] = result
     files: dict[str, Path] = {}

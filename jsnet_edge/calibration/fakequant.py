@@ -82,7 +82,7 @@ def float_ops(module: nn.Module, example: np.ndarray, scope: str) -> list[str]:
       and fine-tuning hardly learns it away (`sr-x2-rt`: 2.4 dB lost after QAT with them
       in int8, 0.13 dB without).
     - "convs": also every operation of the body but its convolutions, whose inputs and
-      weights alone are quantised: the placement TensorRT fuses and ModelOpt uses, and the
+      weights alone are quantised: the placement NVIDIA's ModelOpt uses for TensorRT, and the
       one that loses least (`sr-x2-rt` after QAT: 0.04 dB; docs/benchmarks.md).
     """
     if scope not in SCOPES:

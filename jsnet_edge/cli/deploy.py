@@ -111,9 +111,9 @@ def calibrate(
         typer.Option(
             help=(
                 "QAT: what runs in int8. convs: the inputs and weights of the body's "
-                "convolutions (TensorRT's placement; the least loss); body: also adds, "
-                "multiplications and concatenations (OpenVINO's); all: body plus the layers "
-                "that read or write image values."
+                "convolutions (ModelOpt's placement for TensorRT; the least loss); body: "
+                "also adds, multiplications and concatenations (OpenVINO's); all: body plus "
+                "the layers that read or write image values."
             )
         ),
     ] = "convs",
