@@ -155,7 +155,8 @@ def test_qat_stopped_by_sigint_resumes(tiny_denoiser, tmp_path):
     model = tmp_path / "tiny.safetensors"
     save_model(tiny_denoiser, model)
     out = tmp_path / "q.onnx"
-    args = [model, "-o", out, "--qat", "--steps", "150", "--num-images", "4", "--heldout", "2"]
+    args = [model, "-o", out, "--qat", "--steps", "60", "--checkpoint-every", "5"]
+    args += ["--num-images", "4", "--heldout", "2"]
     args += ["--max-drop", "10"]  # the block search after it is tested above
     proc = subprocess.Popen(
         [sys.executable, "-m", "jsnet_edge", "calibrate", *map(str, args)],
@@ -178,9 +179,9 @@ def test_qat_stopped_by_sigint_resumes(tiny_denoiser, tmp_path):
     done = run_cli("calibrate", *args, "--resume")
     assert "resuming QAT at step" in done.stderr
     step = int(done.stderr.split("resuming QAT at step ")[1].split("/")[0])
-    assert 0 < step < 150
+    assert 0 < step < 60
     assert out.exists() and not ckpt.exists()
-    assert json.loads(read_onnx_metadata(out)["calibration"])["qat"]["steps"] == 150
+    assert json.loads(read_onnx_metadata(out)["calibration"])["qat"]["steps"] == 60
 
 
 def test_qat_options_are_checked(tmp_path):

@@ -252,7 +252,10 @@ def qat(
     calib, held = data.calib, data.held
     folded = fold_mean_shift(model)
     teacher_net = fold_mean_shift(model).eval().requires_grad_(False)
-    settings = {"calibration": _jsonable(asdict(cfg)), "qat": asdict(qcfg)}
+    # What a resumed run must share with the one it continues (the checkpoint interval
+    # changes nothing in the result, so it may differ).
+    fine_tuning = {k: v for k, v in asdict(qcfg).items() if k != "checkpoint_every"}
+    settings = {"calibration": _jsonable(asdict(cfg)), "qat": fine_tuning}
     with tempfile.TemporaryDirectory(prefix="jsnet-qat-") as tmp:
         work = Path(tmp)
         fp32 = export_onnx(model, work / "fp32.onnx")

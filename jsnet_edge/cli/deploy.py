@@ -117,6 +117,9 @@ def calibrate(
             )
         ),
     ] = "convs",
+    checkpoint_every: Annotated[
+        int, typer.Option(help="QAT: steps between checkpoints (and one on Ctrl-C).")
+    ] = 100,
     resume: Annotated[
         bool, typer.Option("--resume", help="QAT: continue an interrupted run from its checkpoint.")
     ] = False,
@@ -137,17 +140,26 @@ def calibrate(
         target=target,
     )
     if not (qat or resume) and (
-        (steps, teacher, lr, loss, scope) != (1000, "self", 5e-4, "db", "convs")
+        (steps, teacher, lr, loss, scope, checkpoint_every)
+        != (1000, "self", 5e-4, "db", "convs", 100)
     ):
         raise OptionError(
-            "--steps, --teacher, --lr, --loss and --scope set the fine-tuning of --qat: add --qat"
+            "--steps, --teacher, --lr, --loss, --scope and --checkpoint-every set the "
+            "fine-tuning of --qat: add --qat"
         )
     net = resolve_model(model)
     if qat or resume:
         from jsnet_edge.calibration.qat import QATConfig
         from jsnet_edge.calibration.qat import qat as run_qat
 
-        qcfg = QATConfig(steps=steps, teacher=teacher, lr=lr, loss=loss, scope=scope)
+        qcfg = QATConfig(
+            steps=steps,
+            teacher=teacher,
+            lr=lr,
+            loss=loss,
+            scope=scope,
+            checkpoint_every=checkpoint_every,
+        )
         report = run_qat(net, output, cfg, qcfg, overwrite=overwrite, resume=resume, log=err)
     else:
         report = run_calibration(net, output, cfg, overwrite=overwrite, log=err)
