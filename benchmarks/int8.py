@@ -285,12 +285,11 @@ def run_model(name: str, args, work: Path) -> dict:
         )
     shipped = ZOO[name].int8_path if name in ZOO else None
     if shipped is not None and shipped.is_file():
-        report = json.loads(read_onnx_metadata(shipped)["calibration"])
-        files["shipped " + shipped.name] = (
-            shipped,
-            {"mean": report["drop"], "held": report.get("held", report.get("bound")), "n": 0},
-        )
-    if args.shipped_only or args.calibrate_only or args.qat_only:
+        files["shipped " + shipped.name] = (shipped, _claimed(shipped))
+    for item in args.onnx:
+        label, path = item.split("=", 1)
+        files[label] = (Path(path), _claimed(Path(path)))
+    if args.shipped_only or args.calibrate_only or args.qat_only or args.onnx:
         return {"task": net.task, "input": list(size), **row0, "methods": rows_for(files)}
     photos = find_photos(args.calib, net.colors)
     calib_photos, held_photos = split_photos(photos)
@@ -303,6 +302,16 @@ def run_model(name: str, args, work: Path) -> dict:
     for tag, path in nncf_files(fp32, work, calib, val, net.scale, ac).items():
         files[tag] = (path, None)
     return {"task": net.task, "input": list(size), **row0, "methods": rows_for(files)}
+
+
+def _claimed(path: Path) -> dict:
+    """What `calibrate` wrote into an int8 file's metadata about its own loss."""
+    report = json.loads(read_onnx_metadata(path)["calibration"])
+    claimed = {"mean": report["drop"], "held": report.get("held", report.get("bound")), "n": 0}
+    if report.get("qat"):
+        claimed["ptq start"] = report["qat"]["ptq"]["mean"]
+        claimed["qat"] = {k: report["qat"].get(k) for k in ("steps", "seconds", "scope")}
+    return claimed
 
 
 def _ov_scores(path: Path, pairs, scale: int, precision: str) -> dict[str, float]:
@@ -352,7 +361,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--qat-loss", default="db", help="QAT loss: l1 or db")
     ap.add_argument("--qat-scope", default="convs", help="QAT int8 scope: convs, body or all")
     ap.add_argument("--qat-lr", type=float, default=5e-4, help="its learning rate")
+    ap.add_argument(
+        "--onnx",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help=(
+            "only score and time this int8 file of the one model in --models (e.g. a long "
+            "`calibrate --qat` run made in the background), beside fp32 and bf16; repeatable"
+        ),
+    )
     args = ap.parse_args(argv)
+    if args.onnx and ("," in args.models or any("=" not in o for o in args.onnx)):
+        ap.error("--onnx takes LABEL=PATH and one model in --models")
     result = {
         "machine": machine_description("cpu"),
         "calib": str(args.calib),

@@ -92,6 +92,13 @@ def test_first_use_of_the_name_fetches_it(cache, monkeypatch):
     assert r.scale == 2 and (authors_folder() / "authors-x2.safetensors").is_file()
 
 
+def test_a_mirror_can_be_a_plain_folder(cache, monkeypatch):
+    """The offline error says to point JSNET_EDGE_AUTHORS_URL at a folder: a path works."""
+    monkeypatch.setenv(URL_VARIABLE, str(OFFICIAL))
+    assert fetch("authors-x2", progress=False) == authors_folder() / "authors-x2.safetensors"
+    assert (authors_folder() / "authors-x2.safetensors").is_file()
+
+
 def test_wrong_hash_keeps_nothing(cache, tmp_path, monkeypatch):
     wrong = tmp_path / "mirror"
     wrong.mkdir()

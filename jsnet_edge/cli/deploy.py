@@ -117,6 +117,13 @@ def calibrate(
             )
         ),
     ] = "convs",
+    batch: Annotated[int, typer.Option(help="QAT: crops per step.")] = 8,
+    crop: Annotated[
+        int,
+        typer.Option(
+            help="QAT: side of the training crops in input pixels (smaller is faster per step)."
+        ),
+    ] = 64,
     checkpoint_every: Annotated[
         int, typer.Option(help="QAT: steps between checkpoints (and one on Ctrl-C).")
     ] = 100,
@@ -140,12 +147,12 @@ def calibrate(
         target=target,
     )
     if not (qat or resume) and (
-        (steps, teacher, lr, loss, scope, checkpoint_every)
-        != (1000, "self", 5e-4, "db", "convs", 100)
+        (steps, teacher, lr, loss, scope, batch, crop, checkpoint_every)
+        != (1000, "self", 5e-4, "db", "convs", 8, 64, 100)
     ):
         raise OptionError(
-            "--steps, --teacher, --lr, --loss, --scope and --checkpoint-every set the "
-            "fine-tuning of --qat: add --qat"
+            "--steps, --teacher, --lr, --loss, --scope, --batch, --crop and --checkpoint-every "
+            "set the fine-tuning of --qat: add --qat"
         )
     net = resolve_model(model)
     if qat or resume:
@@ -158,6 +165,8 @@ def calibrate(
             lr=lr,
             loss=loss,
             scope=scope,
+            batch=batch,
+            crop=crop,
             checkpoint_every=checkpoint_every,
         )
         report = run_qat(net, output, cfg, qcfg, overwrite=overwrite, resume=resume, log=err)

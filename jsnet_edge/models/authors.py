@@ -9,9 +9,10 @@ The converted model and a model card naming the source and its terms are kept in
 cache (`jsnet_edge.cache`, folder `authors/`), so later runs read them without the network.
 
 `JSNET_EDGE_AUTHORS_URL` points the download at another folder (a mirror, a file server on
-an offline network, a `file://` folder) holding the files under the names this module
-gives them (`jsnet_sr_x2_official.pt` ...). Offline, the error says which file to fetch and
-where to put it: a file placed there is checked and converted like a download.
+an offline network, a folder on this machine, as a path or a `file://` address) holding
+the files under the names this module gives them (`jsnet_sr_x2_official.pt` ...).
+Offline, the error says which file to fetch and where to put it: a file placed there is
+checked and converted like a download.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class AuthorsCheckpoint:
     @property
     def url(self) -> str:
         mirror = os.environ.get(URL_VARIABLE)
+        if mirror and "://" not in mirror:  # a plain folder on this machine
+            return (Path(mirror).expanduser().resolve() / self.filename).as_uri()
         if mirror:
             return f"{mirror.rstrip('/')}/{self.filename}"
         return f"{REPOSITORY}/raw/{COMMIT}/{self.repo_path}"
