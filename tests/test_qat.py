@@ -193,6 +193,8 @@ def test_qat_options_are_checked(tmp_path):
         QATConfig(loss="l7")
     with pytest.raises(OptionError, match="--scope must be one of convs, body, all"):
         QATConfig(scope="everything")
+    with pytest.raises(OptionError, match="drop --method"):
+        qat(JSNet(TINY, task="denoise"), tmp_path / "m.onnx", CalibrationConfig(method="minmax"))
     out = tmp_path / "x.onnx"
     bad = run_cli("calibrate", "denoise-rt", "-o", out, "--scope", "body", check=False)
     assert (

@@ -9,7 +9,9 @@ with its quantisers:
 1. NNCF (`nncf.quantize`, the PERFORMANCE preset) places fake quantisers where the
    exported graph will have Q/DQ pairs (per-channel symmetric int8 weights; activations
    symmetric, unsigned after ReLU/sigmoid; signed int8 everywhere for TensorRT, whose
-   zero points must be 0) and sets their ranges from the calibration crops. By default
+   zero points must be 0) and sets their ranges to the smallest and largest values over
+   all the calibration crops (NNCF's default, the mean of each crop's extremes, clips
+   bright saturated photographs: `fakequant._activation_ranges`). By default
    (`QATConfig.scope`, "convs") only the inputs and weights of the body's convolutions
    are quantised: quantisers on the adds, products and image-valued paths cost these
    networks most of their int8 loss (docs/benchmarks.md).
@@ -188,6 +190,7 @@ def _finetune(qm, teacher_net, photos, deg, cfg, qcfg, ckpt, start, optimizer, m
     """The loop from `start` to `qcfg.steps`; checkpoints on schedule and on Ctrl-C."""
     qm.train()
     t0, running = time.perf_counter(), None
+    unit = "dB (PSNR loss per crop)" if qcfg.loss == "db" else "(L1, gray levels 0..255)"
     step = start
     try:
         while step < qcfg.steps:
@@ -200,7 +203,7 @@ def _finetune(qm, teacher_net, photos, deg, cfg, qcfg, ckpt, start, optimizer, m
                 save_checkpoint(ckpt, qm, optimizer, meta, fmt=FORMAT)
                 rate = (step - start) / max(time.perf_counter() - t0, 1e-9)
                 say(
-                    f"QAT step {step}/{qcfg.steps}: loss {running:.3f} (0..255), "
+                    f"QAT step {step}/{qcfg.steps}: loss {running:.3f} {unit}, "
                     f"{rate:.1f} steps/s, about {(qcfg.steps - step) / max(rate, 1e-9):.0f} s left"
                 )
     except KeyboardInterrupt:
@@ -237,6 +240,11 @@ def qat(
         raise OptionError(f"the calibrated model is an ONNX file: {out.name} must end in .onnx")
     check_output(out, overwrite=overwrite)
     check_output(report_path(out), overwrite=overwrite, inputs=[out], what="report")
+    if cfg.method != CalibrationConfig.method:
+        raise OptionError(
+            f"--method {cfg.method} sets the ranges of post-training calibration; --qat starts "
+            "from the calibration crops' min/max and trains the ranges: drop --method"
+        )
     ckpt = checkpoint_path(out)
     if resume and not ckpt.is_file():
         raise OptionError(f"--resume: no QAT checkpoint {ckpt} to continue; run without it")
@@ -336,7 +344,7 @@ def qat(
         fp32_psnr = float(np.mean(list(reference.values())))
         report = CalibrationReport(
             target=cfg.target,
-            method=f"qat ({cfg.method} start)",
+            method="qat (minmax start)",
             max_drop=cfg.max_drop,
             data=str(cfg.data) if cfg.data else "built-in photographs",
             fp32_psnr=fp32_psnr,
