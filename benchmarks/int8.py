@@ -231,7 +231,7 @@ def run_model(name: str, args, work: Path) -> dict:
     files: dict[str, tuple[Path, dict | None]] = {}
     runs = (
         ()
-        if args.shipped_only or args.qat_only
+        if args.shipped_only or args.qat_only or args.onnx
         else (("calibrate (no --data)", None), ("calibrate --data", args.calib))
     )
     for tag, data in runs:
