@@ -31,6 +31,32 @@ def check_torch_device(device: str):
     return dev
 
 
+# What the CPU flags in /proc/cpuinfo mean for these networks.
+CPU_FEATURES: dict[str, tuple[str, ...]] = {
+    "avx512": ("avx512f",),
+    "bf16": ("avx512_bf16", "amx_bf16"),
+    "vnni": ("avx512_vnni", "avx_vnni"),
+    "amx": ("amx_tile",),
+}
+FEATURE_NAMES = {"avx512": "AVX-512", "bf16": "bf16", "vnni": "VNNI", "amx": "AMX"}
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_features() -> list[str]:
+    """The features of `CPU_FEATURES` this CPU has, by name ("AVX-512", "AMX" ...)."""
+    flags = cpu_flags()
+    return [FEATURE_NAMES[k] for k, v in CPU_FEATURES.items() if any(f in flags for f in v)]
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -80,7 +106,10 @@ def machine_description(device: str) -> str:
 
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    return f"{cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    # The features say what int8 and bf16 can gain (AMX or not): the model name may not.
+    features = cpu_features()
+    cpu = f"{cpu_model()} ({', '.join(features)})" if features else cpu_model()
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 @contextmanager

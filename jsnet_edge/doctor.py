@@ -21,11 +21,18 @@ import platform
 import sys
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
 from jsnet_edge._version import __version__
 from jsnet_edge.cache import cache_dir
-from jsnet_edge.devices import cpu_model, cuda_device_count, nvidia_driver, usable_cores
+from jsnet_edge.devices import (
+    CPU_FEATURES,
+    FEATURE_NAMES,
+    cpu_flags,
+    cpu_model,
+    cuda_device_count,
+    nvidia_driver,
+    usable_cores,
+)
 
 # module -> what installs it (None: a core dependency)
 RUNTIMES: dict[str, str | None] = {
@@ -38,14 +45,6 @@ RUNTIMES: dict[str, str | None] = {
     "ray": "pip install 'jsnet-edge[ray]'",
     "nncf": "pip install 'jsnet-edge[qat]'",
 }
-# What the CPU flags in /proc/cpuinfo mean for these networks.
-CPU_FEATURES: dict[str, tuple[str, ...]] = {
-    "avx512": ("avx512f",),
-    "bf16": ("avx512_bf16", "amx_bf16"),
-    "vnni": ("avx512_vnni", "avx_vnni"),
-    "amx": ("amx_tile",),
-}
-FEATURE_NAMES = {"avx512": "AVX-512", "bf16": "bf16", "vnni": "VNNI", "amx": "AMX"}
 # Cache folders (jsnet_edge.cache) and what they hold.
 CACHE_PARTS: dict[str, str] = {
     "auto": "auto choices",
@@ -79,16 +78,6 @@ def runtime_version(module: str) -> str | None:
         if version:
             return version
     return "installed (version unknown)"
-
-
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def _torch_facts() -> dict:
