@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from conftest import default_sigint, run_cli
+from jsnet_edge.calibration.fakequant import RANGES
 from jsnet_edge.calibration.qat import QATConfig, checkpoint_path, qat
 from jsnet_edge.calibration.qdq import keep_float
 from jsnet_edge.calibration.quantize import CalibrationConfig
@@ -70,6 +71,10 @@ def test_qat_writes_a_qdq_graph_the_cpu_runtimes_run(tiny_denoiser, tmp_path, ta
     rep = json.loads(meta["calibration"])
     assert meta["precision"] == "int8" and rep["qat"]["steps"] == QUICK.steps
     assert rep["qat"]["ptq"]["mean"] == pytest.approx(report.qat["ptq"]["mean"])
+    # Both range starts were measured on the held-out photographs; it began at the better.
+    starts = rep["qat"]["starts"]
+    assert set(starts) == set(RANGES) and rep["qat"]["ranges"] == min(starts, key=starts.get)
+    assert rep["method"] == f"qat ({rep['qat']['ranges']} start)"
     # Every block in int8 (NNCF leaves only the 1x1 convolutions of the channel
     # attentions, on pooled vectors, in float: no work to save there).
     assert report.kept_float == [] and report.total_convs / 2 < report.quantized_convs

@@ -118,33 +118,47 @@ def float_ops(module: nn.Module, example: np.ndarray, scope: str) -> list[str]:
     return sorted(names & ops)
 
 
-def _activation_ranges(nncf):
-    """One scale per activation tensor, its range the smallest and largest value seen over
-    all the calibration crops.
+# Where an activation quantiser's range starts (NNCF's range estimators, by our name):
+# "mean-minmax" is NNCF's default, the mean over calibration crops of each crop's
+# smallest and largest value; "minmax" the smallest and largest over all of them. Neither
+# wins everywhere (QAT measures both and starts from the better, `calibration.qat`): on the
+# authors' x2 the mean clips bright, saturated photographs (post-training 2.43 dB against
+# 0.89 with minmax, 11.4 dB on one photograph); on sr-x2-rt and denoise-rt the wider
+# minmax ranges cost precision (0.15 / 0.28 dB against 0.07 / 0.22). docs/benchmarks.md.
+RANGES = ("mean-minmax", "minmax")
+
+
+def _activation_ranges(nncf, ranges: str):
+    """One scale per activation tensor, its range started as `ranges` says.
 
     Per tensor: NNCF may otherwise give a depthwise convolution's input one scale per
     channel (when what precedes it stays in float, as in the `convs` scope), which
-    onnxruntime's QLinearConv refuses. Whole min/max: NNCF's default for activations is
-    the mean over crops of each crop's extremes, which clips the brightest, most saturated
-    photographs; on the authors' x2 (`convs` scope) that start lost 2.43 dB on held-out
-    photographs (11.4 on one of them), the global min/max 0.89 dB (2.6), per-crop
-    quantiles 7.6 and NNCF's histogram ranges 2.5 (docs/benchmarks.md)."""
+    onnxruntime's QLinearConv refuses."""
     from nncf.quantization.advanced_parameters import QuantizationParameters
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
+    estimator = {
+        "mean-minmax": RangeEstimatorParametersSet.MEAN_MINMAX,
+        "minmax": RangeEstimatorParametersSet.MINMAX,
+    }[ranges]
     return nncf.AdvancedQuantizationParameters(
         activations_quantization_params=QuantizationParameters(per_channel=False),
-        activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
+        activations_range_estimator_params=estimator,
     )
 
 
 def fake_quantized(
-    module: nn.Module, inputs: list[np.ndarray], target: str, *, scope: str = "all"
+    module: nn.Module,
+    inputs: list[np.ndarray],
+    target: str,
+    *,
+    scope: str = "all",
+    ranges: str = "mean-minmax",
 ) -> nn.Module:
     """`module` (for a JSNet: mean shift folded, as exported) with NNCF fake quantisers,
-    ranges from `inputs` (NCHW, 0..255). For TensorRT every activation quantiser is signed
-    (zero point 0). `scope` (`float_ops`) leaves operations in float through NNCF's
-    ignored scope."""
+    ranges from `inputs` (NCHW, 0..255) as `ranges` (one of `RANGES`) says. For TensorRT
+    every activation quantiser is signed (zero point 0). `scope` (`float_ops`) leaves
+    operations in float through NNCF's ignored scope."""
     nncf = import_nncf()
     ignored = float_ops(module, inputs[0], scope)
     scope_arg = nncf.IgnoredScope(names=ignored) if ignored else None
@@ -155,7 +169,7 @@ def fake_quantized(
             subset_size=len(inputs),
             preset=nncf.QuantizationPreset.PERFORMANCE,
             ignored_scope=scope_arg,
-            advanced_parameters=_activation_ranges(nncf),
+            advanced_parameters=_activation_ranges(nncf, ranges),
         )
     if target == "tensorrt":
         from nncf.torch.quantization.layers import SymmetricQuantizer

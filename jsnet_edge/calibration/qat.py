@@ -9,9 +9,9 @@ with its quantisers:
 1. NNCF (`nncf.quantize`, the PERFORMANCE preset) places fake quantisers where the
    exported graph will have Q/DQ pairs (per-channel symmetric int8 weights; activations
    symmetric, unsigned after ReLU/sigmoid; signed int8 everywhere for TensorRT, whose
-   zero points must be 0) and sets their ranges to the smallest and largest values over
-   all the calibration crops (NNCF's default, the mean of each crop's extremes, clips
-   bright saturated photographs: `fakequant._activation_ranges`). By default
+   zero points must be 0) and sets their ranges from the calibration crops, two ways
+   (`fakequant.RANGES`: the mean of each crop's extremes, or the extremes of them all),
+   each measured on the held-out photographs: fine-tuning starts from the better. By default
    (`QATConfig.scope`, "convs") only the inputs and weights of the body's convolutions
    are quantised: quantisers on the adds, products and image-valued paths cost these
    networks most of their int8 loss (docs/benchmarks.md).
@@ -32,6 +32,7 @@ checkpoint's step: the same crops, the same learning-rate schedule).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import tempfile
@@ -48,6 +49,7 @@ from jsnet_edge.calibration.data import (
 )
 from jsnet_edge.calibration.estimate import RULES, LossEstimate, estimate
 from jsnet_edge.calibration.fakequant import (
+    RANGES,
     SCOPES,
     as_tensor,
     eager,
@@ -242,8 +244,8 @@ def qat(
     check_output(report_path(out), overwrite=overwrite, inputs=[out], what="report")
     if cfg.method != CalibrationConfig.method:
         raise OptionError(
-            f"--method {cfg.method} sets the ranges of post-training calibration; --qat starts "
-            "from the calibration crops' min/max and trains the ranges: drop --method"
+            f"--method {cfg.method} sets the ranges of post-training calibration; --qat "
+            "measures its own starting ranges and trains them: drop --method"
         )
     ckpt = checkpoint_path(out)
     if resume and not ckpt.is_file():
@@ -284,13 +286,31 @@ def qat(
                 )
             qm = from_config(folded, meta["nncf"])
         else:
-            qm = fake_quantized(folded, [p.input for p in calib], cfg.target, scope=qcfg.scope)
-            ptq = measure(qdq_proto(qm, model), "ptq")
-            say(f"NNCF post-training int8 (the start): {ptq.describe()}")
+            # Both range starts, measured on the held-out photographs: the better one is
+            # where fine-tuning starts (neither wins on every network: fakequant.RANGES).
+            starts = {}
+            for ranges in RANGES:
+                candidate = fake_quantized(
+                    copy.deepcopy(folded),
+                    [p.input for p in calib],
+                    cfg.target,
+                    scope=qcfg.scope,
+                    ranges=ranges,
+                )
+                loss = measure(qdq_proto(candidate, model), f"ptq-{ranges}")
+                say(f"NNCF post-training int8, {ranges} ranges: {loss.describe()}")
+                starts[ranges] = (candidate, loss)
+            losses = {r: loss.mean for r, (_, loss) in starts.items()}
+            ranges = min(losses, key=losses.get)
+            qm, ptq = starts.pop(ranges)
+            del starts  # the other candidate: a whole network's worth of memory
+            say(f"QAT starts from the {ranges} ranges")
             meta = {
                 "settings": settings,
                 "nncf": import_nncf().torch.get_config(qm),
                 "ptq": ptq.to_dict(),
+                "ranges": ranges,
+                "starts": losses,
                 "step": 0,
             }
         params = [p for p in qm.parameters() if p.requires_grad]
@@ -344,7 +364,7 @@ def qat(
         fp32_psnr = float(np.mean(list(reference.values())))
         report = CalibrationReport(
             target=cfg.target,
-            method="qat (minmax start)",
+            method=f"qat ({meta.get('ranges', 'mean-minmax')} start)",
             max_drop=cfg.max_drop,
             data=str(cfg.data) if cfg.data else "built-in photographs",
             fp32_psnr=fp32_psnr,
@@ -371,6 +391,8 @@ def qat(
                 "scope": qcfg.scope,
                 "final_loss": meta.get("loss"),
                 "ptq": meta.get("ptq"),
+                "ranges": meta.get("ranges"),
+                "starts": meta.get("starts"),
                 "seconds": round(time.perf_counter() - train_t0, 1),
             },
         )
