@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from jsnet_edge.degradations import add_gaussian_noise, add_poisson_gaussian_noise
+from jsnet_edge.devices import machine_description
 from jsnet_edge.images import list_images, load_image
 from jsnet_edge.metrics import psnr
 from jsnet_edge.outputs import write_json
@@ -295,7 +296,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.rescore:
         return rescore(args)
     spec = SPEC
-    result = {"frames": args.frames, "threads": args.threads, "clips": {}}
+    result = {
+        "machine": machine_description("cpu"),
+        "frames": args.frames,
+        "threads": args.threads,
+        "clips": {},
+    }
 
     def show(label: str, row: dict) -> None:
         fps = "" if row["fps"] is None else f"{row['fps']:6.1f} fps"
