@@ -6,6 +6,7 @@ no GPU): heavy pieces load when they are first used.
 
 from __future__ import annotations
 
+import jsnet_edge._started  # noqa: F401  (first: the time start-up counts from)
 from jsnet_edge._version import __version__
 
 __all__ = ["Restorer", "__version__"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -388,3 +389,18 @@ def test_make_sample_clip_command(tmp_path):
     assert "size must be even" in error_of(
         "make-sample-clip", tmp_path / "o.mp4", "--size", "95x64"
     )
+
+
+def test_start_up_counts_from_this_program_not_from_the_shell_that_exec_d_it():
+    """A shell runs its last command in place (`bash -c '... && jsnet-edge video ...'`, the
+    README's quick start): the process, and its kernel start time, are the shell's. The
+    first-frame time must not count what the shell ran before (it read 40 s for a 2 s
+    command after a `pip install`)."""
+    code = "from jsnet_edge.devices import process_age; print(process_age())"
+    out = subprocess.run(
+        ["bash", "-c", f"sleep 2 && exec {shlex.quote(sys.executable)} -c {shlex.quote(code)}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert 0 <= float(out) < 1.0, out
