@@ -195,8 +195,9 @@ def process_age() -> float | None:
     The kernel's start time is the process's, and a process keeps it across exec: a shell
     that runs its last command in place (`bash -c 'pip install ... && jsnet-edge video
     ...'`, the README's quick start) hands us its own age, and the first frame read 40 s
-    for a 2 s command. Where the process is more than a second older than the package's
-    first import (an interpreter starts in tens of milliseconds), the import counts."""
+    where the command took seconds. Where the process is more than a second older than the
+    package's first import (an interpreter starts in tens of milliseconds), the import
+    counts."""
     since_import = time.perf_counter() - IMPORTED_AT
     try:
         ticks = os.sysconf("SC_CLK_TCK")

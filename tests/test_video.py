@@ -394,8 +394,8 @@ def test_make_sample_clip_command(tmp_path):
 def test_start_up_counts_from_this_program_not_from_the_shell_that_exec_d_it():
     """A shell runs its last command in place (`bash -c '... && jsnet-edge video ...'`, the
     README's quick start): the process, and its kernel start time, are the shell's. The
-    first-frame time must not count what the shell ran before (it read 40 s for a 2 s
-    command after a `pip install`)."""
+    first-frame time must not count what the shell ran before (it read 40 s after a
+    `pip install`, for a command of a few seconds)."""
     code = "from jsnet_edge.devices import process_age; print(process_age())"
     out = subprocess.run(
         ["bash", "-c", f"sleep 2 && exec {shlex.quote(sys.executable)} -c {shlex.quote(code)}"],
