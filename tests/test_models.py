@@ -217,3 +217,37 @@ def test_unshuffled_sr_starts_as_a_bilinear_upscale():
     x = torch.rand(1, 3, 20, 22) * 255
     up = torch.nn.functional.interpolate(x, scale_factor=3, mode="bilinear", align_corners=False)
     assert net.anchored and torch.allclose(net(x), up)
+
+
+def test_a_plain_fusion_in_place_of_the_csfm_is_a_genotype_field(tmp_path):
+    """`-P` (csfm false): a 1x1 convolution replaces the cross-scale fusion, for real-time
+    budgets; the field round-trips, old files keep their form, and a CSFM model starts one
+    with every tensor but the CSFM's."""
+    from jsnet_edge.models.fileinfo import size_problem
+    from jsnet_edge.train.trainer import init_from
+
+    full = "C8-L1-N2-S2:skip,rb,rb:skip,skip,skip"
+    plain = "C8-L1-N2-S2-P:skip,rb,rb:skip,skip,skip"
+    g = Genotype.from_string(plain)
+    assert not g.csfm and g.to_string() == plain and Genotype.from_json(g.to_json()) == g
+    assert g.to_dict()["csfm"] is False and "csfm" not in Genotype.from_string(full).to_dict()
+    assert Genotype.from_string(plain.replace("-P:", "-P-R:")).recurrent
+    with pytest.raises(GenotypeError, match="csfm must be true or false"):
+        Genotype.from_dict({**g.to_dict(), "csfm": "no"})
+    assert "csfm" in size_problem({**g.to_dict(), "csfm": 0})
+    with pytest.raises(GenotypeError, match="-P for a plain fusion"):
+        Genotype.from_string(plain.replace("-S2-P:", "-P-S2:"))
+
+    torch.manual_seed(0)
+    ref = JSNet(Genotype.from_string(full), task="denoise").eval()
+    net = JSNet(g, task="denoise").eval()
+    assert isinstance(net.csfm, torch.nn.Conv2d) and net.csfm.out_channels == 16
+    assert count_macs(net) < 0.8 * count_macs(ref)
+    copied = init_from(net, str(save_model(ref, tmp_path / "full.safetensors")))
+    want = [k for k in ref.state_dict() if "_mean." not in k and not k.startswith("csfm.")]
+    assert copied == len(want)
+    with torch.no_grad():
+        net.tail[0].weight.normal_(0, 0.05)
+        x = torch.rand(1, 3, 40, 48) * 255
+        again = load_model(save_model(net, tmp_path / "plain.safetensors")).eval()
+        assert not again.genotype.csfm and torch.equal(again(x), net(x))

@@ -39,6 +39,8 @@ def size_problem(genotype: object) -> str | None:
         sizes[name] = v
     if not isinstance(genotype.get("recurrent", False), bool):
         return "genotype recurrent must be true or false"
+    if not isinstance(genotype.get("csfm", True), bool):
+        return "genotype csfm must be true or false"
     for name in ("ops", "attentions"):
         v = genotype.get(name, [])
         if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):

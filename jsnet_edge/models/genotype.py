@@ -60,6 +60,10 @@ class Genotype:
             can use the frames before with no look-ahead and nearly no compute (one wider
             first convolution). Camera noise is fresh in every frame while the scene is
             not; trained on moving clips (`jsnet_edge.train.clips`).
+        csfm: the paper's cross-scale fusion module between the body and the tail. False
+            puts a 1x1 convolution (4C -> 2C) in its place: at 1280x720 the CSFM of
+            `denoise-rt` is 17% of its time (two 3x3 stages and four channel attentions,
+            each a pass over the whole frame), a share a 720p real-time budget cannot pay.
     """
 
     ops: tuple[str, ...]
@@ -69,6 +73,7 @@ class Genotype:
     nodes: int = 3
     unshuffle: int = 1
     recurrent: bool = False
+    csfm: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ops", tuple(OP_ALIASES.get(o, o) for o in self.ops))
@@ -85,6 +90,8 @@ class Genotype:
                 raise GenotypeError(f"genotype {name} must be an integer >= {low}, got {value!r}")
         if not isinstance(self.recurrent, bool):
             raise GenotypeError(f"genotype recurrent must be true or false, got {self.recurrent!r}")
+        if not isinstance(self.csfm, bool):
+            raise GenotypeError(f"genotype csfm must be true or false, got {self.csfm!r}")
         if self.width % 4:
             raise GenotypeError(f"genotype width must be a multiple of 4, got {self.width}")
         problem = size_problem(self.to_dict())  # bounded before any network is built
@@ -115,6 +122,8 @@ class Genotype:
         d["ops"], d["attentions"] = list(self.ops), list(self.attentions)
         if not self.recurrent:  # single-frame genotypes keep the form files already hold
             del d["recurrent"]
+        if self.csfm:  # so do the paper's CSFM ones
+            del d["csfm"]
         return d
 
     def to_json(self, indent: int | None = None) -> str:
@@ -143,7 +152,8 @@ class Genotype:
 
     def to_string(self) -> str:
         """Compact form, e.g. `C16-L5-N3:rb,lrb,rb,rb,srb,rb:esab,cea,cea,esab,skip,cea`
-        (`C8-L2-N2-S2:...` with unshuffle 2, `C8-L1-N2-S2-R:...` recurrent)."""
+        (`C8-L2-N2-S2:...` with unshuffle 2, `C8-L1-N2-S2-R:...` recurrent,
+        `C8-L1-N2-S2-P:...` with a plain 1x1 convolution in place of the CSFM)."""
         op_short = {v: k for k, v in OP_ALIASES.items()}
         att_short = {v: k for k, v in ATT_ALIASES.items()}
         ops = ",".join(op_short.get(o, o) for o in self.ops)
@@ -151,6 +161,8 @@ class Genotype:
         sizes = f"C{self.width}-L{self.cells}-N{self.nodes}"
         if self.unshuffle > 1:
             sizes += f"-S{self.unshuffle}"
+        if not self.csfm:
+            sizes += "-P"
         if self.recurrent:
             sizes += "-R"
         return f"{sizes}:{ops}:{atts}"
@@ -162,6 +174,8 @@ class Genotype:
             c, lay, n, *rest = sizes.split("-")
             recurrent = rest[-1:] == ["R"]
             rest = rest[:-1] if recurrent else rest
+            plain = rest[-1:] == ["P"]
+            rest = rest[:-1] if plain else rest
             if (
                 (c[0], lay[0], n[0]) != ("C", "L", "N")
                 or len(rest) > 1
@@ -176,12 +190,14 @@ class Genotype:
                 int(n[1:]),
                 int(rest[0][1:]) if rest else 1,
                 recurrent,
+                not plain,
             )
         except ValueError:
             raise GenotypeError(
                 f"cannot read genotype string {text!r}; expected the form "
                 "C16-L5-N3:rb,lrb,rb,rb,srb,rb:esab,cea,cea,esab,skip,cea (sizes may end in "
-                "-S2 for a body unshuffled by 2 and -R for a recurrent network)"
+                "-S2 for a body unshuffled by 2, -P for a plain fusion in place of the CSFM "
+                "and -R for a recurrent network, in that order)"
             ) from None
 
     def __str__(self) -> str:

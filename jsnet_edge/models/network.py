@@ -87,7 +87,11 @@ class JSNet(nn.Module):
             for _ in range(genotype.cells)
         )
         self.fusion = nn.Conv2d(genotype.cells * features, features, 1)
-        self.csfm = CrossScaleFusion(features)
+        # The paper's cross-scale fusion, or (genotype.csfm False: real-time budgets) the
+        # same width change as one 1x1 convolution.
+        self.csfm = (
+            CrossScaleFusion(features) if genotype.csfm else nn.Conv2d(features, features // 2, 1)
+        )
         self.tail = make_tail(features // 2, colors, self.scale, s)
         if self.scale == 1 or self.anchored:
             # Start as the identity: an untrained x1 model returns its input unchanged
