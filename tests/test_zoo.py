@@ -102,3 +102,16 @@ def test_shipped_graphs_are_their_model_files(name):
     from jsnet_edge.models import load_model
 
     assert verify_onnx(load_model(ZOO[name].path), ZOO[name].onnx_path) <= 1e-3
+
+
+def test_video_takes_the_real_time_model_for_the_frame_size():
+    """denoise-rt below 720p (real time there, more detail), denoise-hd (0.6 its time a
+    frame) from 720p on; an unknown size (a camera before its first frame) takes the
+    smaller frames' model."""
+    from jsnet_edge.zoo import default_model_for
+
+    assert default_model_for("denoise", video=True, size=(640, 360)) == "denoise-rt"
+    assert default_model_for("denoise", video=True, size=(1280, 720)) == "denoise-hd"
+    assert default_model_for("denoise", video=True, size=(1920, 1080)) == "denoise-hd"
+    assert default_model_for("denoise", video=True) == "denoise-rt"
+    assert default_model_for("denoise") == "denoise"  # images: the paper-size model

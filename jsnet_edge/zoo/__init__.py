@@ -61,6 +61,12 @@ ZOO: dict[str, ZooEntry] = {
         "denoise",
         "real-time colour denoising, blind (sigma 0-50), searched for 640x360 video on 2 CPU cores",
     ),
+    "denoise-hd": ZooEntry(
+        "denoise-hd",
+        "denoise",
+        "real-time colour denoising for 720p and 1080p video on 2 CPU cores: denoise-rt with "
+        "one residual block and no cross-scale fusion",
+    ),
     "sr-x2-rt": ZooEntry(
         "sr-x2-rt",
         "sr-x2",
@@ -95,8 +101,10 @@ def zoo_entry(name: str) -> ZooEntry:
 
 # Video (`jsnet-edge video --task T`) takes the real-time model of a task where there is
 # one: per task, (smallest frame in pixels, model), largest first; the first that the
-# frame reaches wins. denoise-hd runs its body at 1/4 of the frame (320x180 at 720p), so
-# 720p and larger take it; below, denoise-rt (1/2) keeps more detail per pixel.
+# frame reaches wins. denoise-hd is denoise-rt with one residual block and no cross-scale
+# fusion (0.6 the time a frame): from 720p on it runs 1.4x the frames a second, 0.4-0.6 dB
+# lower in luma (still 0.7-2 dB above ffmpeg's nlmeans; docs/benchmarks.md); below 720p
+# denoise-rt is real time already and keeps the detail.
 VIDEO_MODELS: dict[str, tuple[tuple[int, str], ...]] = {
     "denoise": ((1280 * 720, "denoise-hd"), (0, "denoise-rt")),
     "sr-x2": ((0, "sr-x2-rt"),),
