@@ -82,6 +82,9 @@ class Restorer:
             raise OptionError(f"color_order must be 'bgr' or 'rgb', not {color_order!r}")
         source = load_source(model, precision)
         self._source = source
+        # What was asked for (a zoo name or a file), for logs and video stats: `--task`
+        # picks the model by frame size, so a run's summary says which one it was.
+        self.model_name = str(model) if isinstance(model, (str, Path)) else "(a JSNet in memory)"
         self.info = source.info
         self.task = source.info.task
         self.scale = source.info.scale

@@ -109,6 +109,24 @@ def models(tmp_path_factory):
     }
 
 
+def test_hd_frames_take_the_lighter_real_time_denoiser(clips, tmp_path):
+    """From 1280x720 on `--task denoise` takes denoise-hd (0.6 of denoise-rt's time a
+    frame), says so in the summary and the stats, and still restores."""
+    src = make_sample_clip(
+        tmp_path / "hd.mp4", frames=3, fps=25, size=(1280, 720), sigma=25, photo=clips["astro"]
+    ).path
+    dst, stats = tmp_path / "hd-restored.mp4", tmp_path / "hd.json"
+    proc = run_cli("video", src, "-o", dst, "--task", "denoise", "--stats", stats)
+    s = json.loads(stats.read_text())
+    assert s["model"] == "denoise-hd" and "model denoise-hd," in proc.stdout
+    assert s["frames_restored"] == 3 and s["frame_format"] == "yuv420p"
+    clean = list(clean_frames(3, (1280, 720), clips["astro"]))
+    noisy, restored = read_frames(src), read_frames(dst)
+    before = np.mean([psnr(n, c, mode="rgb") for n, c in zip(noisy, clean, strict=True)])
+    after = np.mean([psnr(r, c, mode="rgb") for r, c in zip(restored, clean, strict=True)])
+    assert after > before + 2.0, (before, after)
+
+
 def test_denoise_keeps_frames_rate_audio_metadata_and_improves_psnr(clips, tmp_path):
     src, dst, stats = clips["noisy"], tmp_path / "restored.mp4", tmp_path / "stats.json"
     proc = run_cli("video", src, "-o", dst, "--task", "denoise", "--stats", stats)
@@ -129,6 +147,7 @@ def test_denoise_keeps_frames_rate_audio_metadata_and_improves_psnr(clips, tmp_p
     # --task picks the real-time denoiser; the automatic backend says which it took.
     assert s["backend"] in ("openvino", "onnxruntime") and s["device"] == "cpu"
     assert "denoise-rt" in proc.stderr and "picked by auto" in proc.stderr
+    assert s["model"] == "denoise-rt" and "model denoise-rt," in proc.stdout
     assert s["precision"] == ("bf16" if "bf16" in proc.stderr else "fp32")
     assert s["task"] == "denoise" and s["pipeline_fps"] > 0
     assert s["frame_format"] == "yuv420p"  # decoder -> network -> encoder, no RGB outside

@@ -194,6 +194,7 @@ def _open(
         frames_expected=source.frames_expected,
         rotation=source.rotation,
         codec=choice.name,
+        model=restorer.model_name,
         backend=restorer.backend.name,
         precision=restorer.backend.precision,
         device=restorer.backend.device,

@@ -32,6 +32,7 @@ class VideoStats:
     first_frame_s: float | None = None  # from the start of the process (or of `process`)
     pipeline_fps: float = 0.0
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    model: str = ""  # zoo name or file (`--task` picks by frame size: denoise-rt, denoise-hd)
     backend: str = ""
     precision: str = ""
     device: str = ""
@@ -82,7 +83,8 @@ class VideoStats:
         if self.first_frame_s is not None:
             lines.append(f"first restored frame after {self.first_frame_s:.2f} s")
         lines.append(
-            f"backend: {self.backend} on {self.device}, {self.precision}, "
+            (f"model {self.model}, " if self.model else "")
+            + f"backend: {self.backend} on {self.device}, {self.precision}, "
             f"task {self.task}, batch {self.batch}, frames {self.frame_format}"
             + (f", recurrent ({self.scene_cuts} scene cuts)" if self.recurrent else "")
         )
