@@ -102,8 +102,8 @@ def zoo_entry(name: str) -> ZooEntry:
 # Video (`jsnet-edge video --task T`) takes the real-time model of a task where there is
 # one: per task, (smallest frame in pixels, model), largest first; the first that the
 # frame reaches wins. denoise-hd is denoise-rt with one residual block and no cross-scale
-# fusion (0.6 the time a frame): from 720p on it runs 1.4x the frames a second, 0.4-0.6 dB
-# lower in luma (still 0.7-2 dB above ffmpeg's nlmeans; docs/benchmarks.md); below 720p
+# fusion (0.6 the time a frame): from 720p on it runs 1.3-1.5x the frames a second, 0.4-0.7
+# dB lower in luma (still 0.7-2 dB above ffmpeg's nlmeans; docs/benchmarks.md); below 720p
 # denoise-rt is real time already and keeps the detail.
 VIDEO_MODELS: dict[str, tuple[tuple[int, str], ...]] = {
     "denoise": ((1280 * 720, "denoise-hd"), (0, "denoise-rt")),
