@@ -13,8 +13,10 @@ from jsnet_edge.errors import GenotypeError, ModelError
 from jsnet_edge.metrics import psnr
 from jsnet_edge.models import ATTENTIONS, OPS, PAPER, Genotype, JSNet, load_official
 from jsnet_edge.models.complexity import count_macs, count_parameters
+from jsnet_edge.models.fileinfo import size_problem
 from jsnet_edge.models.genotype import resolve_genotype
 from jsnet_edge.models.modelfile import load_model, save_model
+from jsnet_edge.train.trainer import init_from
 
 TINY = Genotype(ops=("srb",), attentions=("cea",), width=8, cells=1, nodes=1)
 
@@ -223,9 +225,6 @@ def test_a_plain_fusion_in_place_of_the_csfm_is_a_genotype_field(tmp_path):
     """`-P` (csfm false): a 1x1 convolution replaces the cross-scale fusion, for real-time
     budgets; the field round-trips, old files keep their form, and a CSFM model starts one
     with every tensor but the CSFM's."""
-    from jsnet_edge.models.fileinfo import size_problem
-    from jsnet_edge.train.trainer import init_from
-
     full = "C8-L1-N2-S2:skip,rb,rb:skip,skip,skip"
     plain = "C8-L1-N2-S2-P:skip,rb,rb:skip,skip,skip"
     g = Genotype.from_string(plain)
