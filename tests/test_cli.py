@@ -51,6 +51,12 @@ def test_version():
     assert run_cli("--version").stdout.strip() == f"jsnet-edge {__version__}"
 
 
+def test_help_names_the_extras_it_needs():
+    # typer renders help as rich markup, where a bare [qat] is a tag and vanishes
+    for command in ("calibrate", "profile", "search"):
+        assert "[qat]" in run_cli(command, "--help").stdout, command
+
+
 def test_convert_info_and_restore_a_photograph(x2_model, photos, tmp_path):
     out = run_cli("info", x2_model).stdout
     assert "476,443" in out and "sr-x2" in out

@@ -88,7 +88,7 @@ def calibrate(
             help=(
                 "Quantisation-aware fine-tuning (NNCF fake quantisers, weights and ranges "
                 "trained on the calibration photographs): whole-network int8 at a fraction "
-                "of post-training loss. Needs the [qat] extra."
+                "of post-training loss. Needs the \\[qat] extra."
             ),
         ),
     ] = False,

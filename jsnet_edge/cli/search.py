@@ -24,7 +24,7 @@ SearchPrecisionOpt = Annotated[
         "--precision",
         help=(
             "fp32, fp16, bf16 or int8, as the backend supports; int8 times each block and "
-            "network as the quantisation-aware Q/DQ graph `calibrate --qat` writes (the [qat] "
+            "network as the quantisation-aware Q/DQ graph `calibrate --qat` writes (the \\[qat] "
             "extra)."
         ),
     ),
