@@ -33,12 +33,13 @@ from jsnet_edge.search import (
 )
 from jsnet_edge.search.budget import ArchWeights, Fit, give_ups, grow_within_budget
 from jsnet_edge.search.config import SearchConfig
-from jsnet_edge.search.latency import att_key, op_key
+from jsnet_edge.search.latency import att_key, block_for, op_key, space_keys
 from jsnet_edge.search.mixed import MaskBank, MixedOp
 from jsnet_edge.search.profile import load_or_measure
-from jsnet_edge.search.space import ATT_CHOICES, ATT_NAMES, OP_CHOICES, OP_NAMES
+from jsnet_edge.search.space import ATT_CHOICES, ATT_NAMES, OP_CHOICES, OP_NAMES, parse_csfm
 
-SPACE = SearchSpace(widths=(4, 8), max_cells=2, nodes=2)
+# the fusion before the tail is searched too (CSFM or plain), so both have table entries
+SPACE = SearchSpace(widths=(4, 8), max_cells=2, nodes=2, csfm=(True, False))
 SIZE = (32, 32)
 FAST = TimingMethod(warmup=2, repeats=10, min_repeats=5, min_seconds=0.1, max_seconds=0.5)
 
@@ -154,28 +155,28 @@ def test_derive_gives_a_valid_genotype_that_builds_and_never_keeps_none():
 def test_expected_latency_is_differentiable_and_matches_the_table(table):
     net = SuperNet(SPACE, "sr-x2")
     expected = ExpectedLatency(table, SPACE)
-    e = expected(net.alpha_op, net.alpha_att, net.alpha_depth, net.alpha_width)
+    e = expected(net.alpha_op, net.alpha_att, net.alpha_depth, net.alpha_width, net.alpha_csfm)
     e.backward()
-    for name in ("alpha_op", "alpha_att", "alpha_depth", "alpha_width"):
+    for name in ("alpha_op", "alpha_att", "alpha_depth", "alpha_width", "alpha_csfm"):
         grad = getattr(net, name).grad
         assert grad is not None and grad.abs().sum() > 0, name
     # beta does not enter (derivation keeps every edge whatever its beta): documented.
     assert net.beta.grad is None
-    # With (almost) one-hot architecture weights the expectation is the table's prediction.
+    # With (almost) one-hot architecture weights the expectation is the table's prediction,
+    # with the CSFM and with the plain fusion.
     g = Genotype(("rb", "skip_connect", "sep_conv_3x3"), ("esab", "cea", "skip_connect"), 8, 2, 2)
-    hot = {
-        n: torch.full_like(getattr(net, n), -40.0)
-        for n in ("alpha_op", "alpha_att", "alpha_depth", "alpha_width")
-    }
-    for e_i, (o, a) in enumerate(zip(g.ops, g.attentions, strict=True)):
-        hot["alpha_op"][e_i, OP_NAMES.index(o)] = 40.0
-        hot["alpha_att"][e_i, ATT_NAMES.index(a)] = 40.0
-    hot["alpha_depth"][g.cells - 1] = 40.0
-    hot["alpha_width"][SPACE.widths.index(g.width)] = 40.0
-    value = float(
-        expected(hot["alpha_op"], hot["alpha_att"], hot["alpha_depth"], hot["alpha_width"])
-    )
-    assert math.isclose(value, table.predict(g), rel_tol=1e-4)
+    for g in (g, replace(g, csfm=False)):
+        names = ("alpha_op", "alpha_att", "alpha_depth", "alpha_width", "alpha_csfm")
+        hot = {n: torch.full_like(getattr(net, n), -40.0) for n in names}
+        for e_i, (o, a) in enumerate(zip(g.ops, g.attentions, strict=True)):
+            hot["alpha_op"][e_i, OP_NAMES.index(o)] = 40.0
+            hot["alpha_att"][e_i, ATT_NAMES.index(a)] = 40.0
+        hot["alpha_depth"][g.cells - 1] = 40.0
+        hot["alpha_width"][SPACE.widths.index(g.width)] = 40.0
+        hot["alpha_csfm"][SPACE.csfm.index(g.csfm)] = 40.0
+        value = float(expected(*(hot[n] for n in names)))
+        assert math.isclose(value, table.predict(g), rel_tol=1e-4)
+    assert table.predict(replace(g, csfm=False)) != table.predict(replace(g, csfm=True))
 
 
 def test_table_round_trips_and_is_reused_from_the_cache(table, profile_cfg, cache, tmp_path):
@@ -253,6 +254,38 @@ def test_budget_lists_parse():
     assert parse_budgets("5ms,10ms,0.02s") == (5.0, 10.0, 20.0)
     with pytest.raises(OptionError):
         parse_budgets(",")
+
+
+def test_the_fusion_before_the_tail_is_a_choice_of_the_search(table):
+    """`--csfm search`: the supernet mixes the paper's CSFM and the plain 1x1 fusion (the
+    `-P` genotypes), derives the likelier, the table times both, and keeping a budget may
+    give the CSFM up."""
+    assert parse_csfm("search") == (True, False) and parse_csfm("No") == (False,)
+    with pytest.raises(OptionError, match="--csfm must be yes .* no .* or search"):
+        parse_csfm("maybe")
+    with pytest.raises(OptionError, match="csfm choices"):
+        SearchSpace(csfm=())
+    assert SearchSpace(csfm=(False, True)).csfm == (True, False)  # one order for the alphas
+    plain = SearchSpace(widths=(4,), max_cells=1, nodes=1, csfm=(False,))
+    assert plain.smallest().csfm is False
+    assert not plain.contains(replace(plain.smallest(), csfm=True))
+    assert "tail:C4:P" in space_keys(plain) and "tail:C4" not in space_keys(plain)
+    block, _ = block_for("tail:C4:P", "denoise", 3)
+    assert isinstance(block[0], torch.nn.Conv2d) and block[0].kernel_size == (1, 1)
+    # The supernet derives the fusion its weights favour, and the network builds.
+    net = SuperNet(SPACE, "denoise")
+    with torch.no_grad():
+        net.alpha_csfm.copy_(torch.tensor([0.0, 1.0]))
+    g = net.derive()
+    assert g.csfm is False and "-P" in g.to_string().split(":")[0]
+    assert JSNet(g, "denoise")(torch.rand(1, 3, 16, 16) * 255).shape == (1, 3, 16, 16)
+    # The budget step can trade the CSFM for the plain fusion, for the time the table says.
+    big = largest(table, SPACE)
+    steps = {s.action: s for s in give_ups(big, ArchWeights.uniform(SPACE), table, SPACE)}
+    step = steps["fusion CSFM -> plain"]
+    assert step.genotype == replace(big, csfm=False)
+    assert math.isclose(step.saved_ms, table.predict(big) - table.predict(step.genotype))
+    assert step.saved_ms > 0
 
 
 def test_derivation_keeps_a_measured_budget(table):
@@ -348,6 +381,8 @@ def test_search_end_to_end_through_the_cli(photo_dir, tmp_path, cache, table):
         "3",
         "--snapshot-every",
         "2",
+        "--csfm",
+        "search",
         "--out",
         run,
         *COMMON,
@@ -362,8 +397,10 @@ def test_search_end_to_end_through_the_cli(photo_dir, tmp_path, cache, table):
         assert r["measured_ms"] <= r["budget_ms"] and r["within_budget"]
         assert r["predicted_ms"] > 0 and r["psnr"] > 0
         assert [s["step"] for s in r["snapshots"]] == [4, 6]
-        assert set(r["snapshots"][0]["weights"]) == {"op", "att", "edge", "depth", "width"}
+        weights = set(r["snapshots"][0]["weights"])
+        assert weights == {"op", "att", "edge", "depth", "width", "csfm"}
     assert report["paper"]["measured_ms"] > 0 and report["paper"]["psnr"] > 0
+    assert report["search_space"]["csfm"] == [True, False]
     assert report["latency_table"]["source"] == "cache"  # the module's table was reused
     assert report["latency_table"]["correction"]["fitted"]
     assert report["latency_table"]["validation"]["n"] == 3

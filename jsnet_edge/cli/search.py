@@ -49,10 +49,23 @@ UnshuffleOpt = Annotated[
 ]
 
 
-def _search_space(widths: str, max_cells: int, nodes: int, unshuffle: int = 1):
-    from jsnet_edge.search.space import SearchSpace, parse_widths
+CsfmOpt = Annotated[
+    str,
+    typer.Option(
+        help=(
+            "The fusion before the tail: yes (the paper's cross-scale fusion module), no (a "
+            "plain 1x1 convolution: `-P` genotypes, cheaper at video sizes) or search."
+        )
+    ),
+]
 
-    return SearchSpace(parse_widths(widths), max_cells, nodes, unshuffle=unshuffle)
+
+def _search_space(widths: str, max_cells: int, nodes: int, unshuffle: int = 1, csfm: str = "yes"):
+    from jsnet_edge.search.space import SearchSpace, parse_csfm, parse_widths
+
+    return SearchSpace(
+        parse_widths(widths), max_cells, nodes, unshuffle=unshuffle, csfm=parse_csfm(csfm)
+    )
 
 
 def _input_size(text: str) -> tuple[int, int]:
@@ -72,6 +85,7 @@ def profile(
     max_cells: Annotated[int, typer.Option(help="Depth choices are 1..N cells.")] = 5,
     nodes: Annotated[int, typer.Option(help="Nodes per search module (fixed).")] = 3,
     unshuffle: UnshuffleOpt = 1,
+    csfm: CsfmOpt = "yes",
     output: Annotated[
         Path | None,
         typer.Option(
@@ -110,7 +124,7 @@ def profile(
         precision=precision,
         input_size=_input_size(input_size),
         task=task,
-        space=_search_space(widths, max_cells, nodes, unshuffle),
+        space=_search_space(widths, max_cells, nodes, unshuffle, csfm),
         out=output,
         table=table,
         validate=validate,
@@ -190,6 +204,7 @@ def search(
     max_cells: Annotated[int, typer.Option(help="Depth choices are 1..N cells.")] = 5,
     nodes: Annotated[int, typer.Option(help="Nodes per search module (fixed).")] = 3,
     unshuffle: UnshuffleOpt = 1,
+    csfm: CsfmOpt = "yes",
     batch: Annotated[int, typer.Option(help="Patches per step.")] = 8,
     patch: Annotated[int, typer.Option(help="Target patch side (pixels).")] = 64,
     noise: Annotated[
@@ -265,7 +280,7 @@ def search(
     from jsnet_edge.runtime.timing import TimingMethod
     from jsnet_edge.search.config import SearchConfig, budget_label, parse_budget, parse_budgets
     from jsnet_edge.search.search import search as run_search
-    from jsnet_edge.search.space import parse_widths
+    from jsnet_edge.search.space import parse_csfm, parse_widths
 
     main_budget = parse_budget(latency_budget)
     extra = parse_budgets(budgets) if budgets is not None else ()
@@ -287,6 +302,7 @@ def search(
         max_cells=max_cells,
         nodes=nodes,
         unshuffle=unshuffle,
+        csfm=parse_csfm(csfm),
         batch=batch,
         patch=patch,
         noise=noise,

@@ -21,12 +21,14 @@ from jsnet_edge.search.supernet import SuperNet
 @dataclass
 class ArchWeights:
     """The architecture weights derivation reads, as arrays: op (edges x 7, times the
-    edge's normalised beta), att (edges x 9), depth, width."""
+    edge's normalised beta), att (edges x 9), depth, width, csfm (the space's fusion
+    choices, `SearchSpace.csfm`)."""
 
     op: np.ndarray
     att: np.ndarray
     depth: np.ndarray
     width: np.ndarray
+    csfm: np.ndarray
 
     @classmethod
     def of(cls, net: SuperNet) -> ArchWeights:
@@ -38,6 +40,7 @@ class ArchWeights:
                 p["att"].numpy(),
                 p["depth"].numpy(),
                 p["width"].numpy(),
+                p["csfm"].numpy(),
             )
 
     @classmethod
@@ -48,6 +51,7 @@ class ArchWeights:
             np.full((e, len(ATT_NAMES)), 1 / len(ATT_NAMES)),
             np.full(space.max_cells, 1 / space.max_cells),
             np.full(len(space.widths), 1 / len(space.widths)),
+            np.full(len(space.csfm), 1 / len(space.csfm)),
         )
 
 
@@ -70,7 +74,8 @@ def _block_ms(table: LatencyTable, kind: str, name: str, width: int) -> float:
 
 def give_ups(g: Genotype, w: ArchWeights, table: LatencyTable, space: SearchSpace) -> list[GiveUp]:
     """Every single step down from `g`: on one edge, the strongest candidate that is cheaper
-    than the current one (skip_connect at the end); one cell fewer; the next narrower width."""
+    than the current one (skip_connect at the end); one cell fewer; the next narrower width;
+    the plain fusion in place of the CSFM where the space offers both."""
     base = table.predict(g)
     out: list[GiveUp] = []
     for kind, names, choices, weights, field_name in (
@@ -112,6 +117,16 @@ def give_ups(g: Genotype, w: ArchWeights, table: LatencyTable, space: SearchSpac
                 ng,
                 base - table.predict(ng),
                 float(w.width[i] - w.width[i - 1]),
+            )
+        )
+    if g.csfm and False in space.csfm:
+        ng = replace(g, csfm=False)
+        out.append(
+            GiveUp(
+                "fusion CSFM -> plain",
+                ng,
+                base - table.predict(ng),
+                float(w.csfm[space.csfm.index(True)] - w.csfm[space.csfm.index(False)]),
             )
         )
     return [c for c in out if c.saved_ms > 0]

@@ -69,7 +69,8 @@ class SearchConfig:
         steps: supernet steps per budget, warm-up included.
         warmup_steps: weights-only steps before the architecture steps (default steps // 4).
         finetune_steps: training steps of each derived network for its PSNR (>= 1).
-        widths, max_cells, nodes, partial, unshuffle: the search space (see `SearchSpace`).
+        widths, max_cells, nodes, partial, unshuffle, csfm: the search space (see
+            `SearchSpace`).
         batch, patch: patches per step and target patch side.
         lr: Adam learning rate of the network weights.
         arch_lr, arch_weight_decay: Adam of the architecture weights.
@@ -117,6 +118,7 @@ class SearchConfig:
     nodes: int = 3
     partial: int = 4
     unshuffle: int = 1
+    csfm: tuple[bool, ...] = (True,)
     batch: int = 8
     patch: int = 64
     lr: float = 1e-3
@@ -224,7 +226,12 @@ class SearchConfig:
     @property
     def space(self) -> SearchSpace:
         return SearchSpace(
-            tuple(self.widths), self.max_cells, self.nodes, self.partial, self.unshuffle
+            tuple(self.widths),
+            self.max_cells,
+            self.nodes,
+            self.partial,
+            self.unshuffle,
+            tuple(self.csfm),
         )
 
     @property
@@ -253,6 +260,7 @@ class SearchConfig:
         d["budgets"] = list(self.budgets_ms)
         d["warmup_steps"] = self.warmup
         d["widths"] = list(self.widths)
+        d["csfm"] = list(self.space.csfm)
         d["input_size"] = list(self.input_size)
         d["timing"] = self.timing.describe()
         return d

@@ -1,8 +1,9 @@
 """The latency table: measured block latencies for one device, backend, precision and input.
 
 A network's latency is predicted as the sum of its blocks (head, per cell: the cell's
-overhead plus the operation and attention on every edge; the fusion for its depth; CSFM and
-tail), times a per-table linear correction `measured ~ a * sum + b` fitted on whole random
+overhead plus the operation and attention on every edge; the fusion for its depth; CSFM, or
+the plain fusion, and tail), times a per-table linear correction `measured ~ a * sum + b`
+fitted on whole random
 networks (`profile --validate`), because a plain sum misses operator fusion across blocks
 and memory effects. The same table gives the search its differentiable expected latency.
 
@@ -66,8 +67,9 @@ def fusion_key(width: int, cells: int) -> str:
     return f"fusion:C{width}:L{cells}"
 
 
-def tail_key(width: int) -> str:
-    return f"tail:C{width}"
+def tail_key(width: int, csfm: bool = True) -> str:
+    """The CSFM and tail (the key tables have always had), or with P the plain fusion."""
+    return f"tail:C{width}" if csfm else f"tail:C{width}:P"
 
 
 def genotype_keys(g: Genotype) -> list[str]:
@@ -79,7 +81,7 @@ def genotype_keys(g: Genotype) -> list[str]:
         CALL,
         head_key(g.width),
         fusion_key(g.width, g.cells),
-        tail_key(g.width),
+        tail_key(g.width, g.csfm),
     ] + per_cell * g.cells
 
 
@@ -87,7 +89,8 @@ def space_keys(space: SearchSpace) -> list[str]:
     """Every entry a search over `space` needs."""
     keys = [CALL]
     for w in space.widths:
-        keys += [head_key(w), cell_key(w, space.nodes), tail_key(w)]
+        keys += [head_key(w), cell_key(w, space.nodes)]
+        keys += [tail_key(w, c) for c in space.csfm]
         keys += [fusion_key(w, d) for d in space.depths]
         keys += [op_key(o, w) for o in OP_CHOICES if o != "skip_connect"]
         keys += [att_key(a, w) for a in ATT_CHOICES if a != "skip_connect"]
@@ -121,10 +124,12 @@ class _Head(nn.Module):
         return self.conv(self.unshuffle(x + self.mean))
 
 
-def _tail(features: int, colors: int, scale: int, unshuffle: int = 1) -> nn.Module:
-    return nn.Sequential(
-        CrossScaleFusion(features), make_tail(features // 2, colors, scale, unshuffle)
-    )
+def _tail(
+    features: int, colors: int, scale: int, unshuffle: int = 1, csfm: bool = True
+) -> nn.Module:
+    """The fusion before the tail (as `JSNet` builds it) and the tail."""
+    fusion = CrossScaleFusion(features) if csfm else nn.Conv2d(features, features // 2, 1)
+    return nn.Sequential(fusion, make_tail(features // 2, colors, scale, unshuffle))
 
 
 def block_for(key: str, task: str, colors: int, unshuffle: int = 1) -> tuple[nn.Module, int]:
@@ -149,7 +154,7 @@ def block_for(key: str, task: str, colors: int, unshuffle: int = 1) -> tuple[nn.
     if kind == "fusion":
         return _Fusion(f, value["L"]), f
     if kind == "tail":
-        return _tail(f, colors, task_scale(task), unshuffle), f
+        return _tail(f, colors, task_scale(task), unshuffle, csfm="P" not in rest), f
     raise LatencyTableError(f"unknown latency-table key {key!r}")
 
 
@@ -333,12 +338,13 @@ class ExpectedLatency(nn.Module):
     """E[latency] of the supernet's derived network as a differentiable function of the
     architecture weights.
 
-    E = a * (call + sum_w p_w [head_w + tail_w + sum_d p_d (fusion_{w,d} + d E[cell | w])])
-    + b, with E[cell | w] = overhead_w + sum_e sum_o q_{e,o} op_{o,w} + sum_e sum_a r_{e,a}
-    att_{a,w}. q and r are the softmaxes of alpha_op and alpha_att over the candidates
-    other than `none`: derivation never keeps `none`, so its (near zero) latency must not
-    make an edge look cheap. The edge weights beta do not enter: derivation keeps every
-    edge whatever its beta, and a per-edge factor cannot change which candidate wins on it.
+    E = a * (call + sum_w p_w [head_w + sum_c p_c tail_{w,c} + sum_d p_d (fusion_{w,d} +
+    d E[cell | w])]) + b, with p_c over the space's CSFM choices and E[cell | w] =
+    overhead_w + sum_e sum_o q_{e,o} op_{o,w} + sum_e sum_a r_{e,a} att_{a,w}. q and r are
+    the softmaxes of alpha_op and alpha_att over the candidates other than `none`:
+    derivation never keeps `none`, so its (near zero) latency must not make an edge look
+    cheap. The edge weights beta do not enter: derivation keeps every edge whatever its
+    beta, and a per-edge factor cannot change which candidate wins on it.
     """
 
     def __init__(self, table: LatencyTable, space: SearchSpace) -> None:
@@ -359,7 +365,10 @@ class ExpectedLatency(nn.Module):
 
         self.register_buffer("op", t([[ms(op_key(o, w)) for o in OP_CHOICES] for w in ws]))
         self.register_buffer("att", t([[ms(att_key(a, w)) for a in ATT_CHOICES] for w in ws]))
-        self.register_buffer("head", t([table.ms(head_key(w)) + table.ms(tail_key(w)) for w in ws]))
+        self.register_buffer("head", t([table.ms(head_key(w)) for w in ws]))
+        self.register_buffer(
+            "tail", t([[table.ms(tail_key(w, c)) for c in space.csfm] for w in ws])
+        )
         self.register_buffer("cell", t([table.ms(cell_key(w, space.nodes)) for w in ws]))
         self.register_buffer(
             "fusion", t([[table.ms(fusion_key(w, d)) for d in space.depths] for w in ws])
@@ -376,11 +385,14 @@ class ExpectedLatency(nn.Module):
         alpha_att: torch.Tensor,
         alpha_depth: torch.Tensor,
         alpha_width: torch.Tensor,
+        alpha_csfm: torch.Tensor,
     ) -> torch.Tensor:
         q = torch.softmax(alpha_op[:, self.op_index], -1)  # edges x candidates
         r = torch.softmax(alpha_att[:, self.att_index], -1)
         p_d = torch.softmax(alpha_depth, 0)
         p_w = torch.softmax(alpha_width, 0)
+        p_c = torch.softmax(alpha_csfm, 0)
         cell = self.cell + (q.sum(0) * self.op).sum(-1) + (r.sum(0) * self.att).sum(-1)
-        per_width = self.head + ((self.fusion + self.depths * cell[:, None]) * p_d).sum(-1)
+        per_width = self.head + (self.tail * p_c).sum(-1)
+        per_width = per_width + ((self.fusion + self.depths * cell[:, None]) * p_d).sum(-1)
         return self.a * (self.call + (p_w * per_width).sum()) + self.b

@@ -120,7 +120,7 @@ def _arch_step(
     with torch.autocast(batches.device.type, dtype=torch.bfloat16, enabled=amp):
         pred = net(x)
     task = _l1(pred, y)
-    lat = expected(net.alpha_op, net.alpha_att, net.alpha_depth, net.alpha_width)
+    lat = expected(net.alpha_op, net.alpha_att, net.alpha_depth, net.alpha_width, net.alpha_csfm)
     penalty = latency_penalty(lat, target_ms, weight)
     net.zero_grad(set_to_none=True)
     (task + penalty).backward()
@@ -138,7 +138,9 @@ def _snapshot(
     **extra,
 ) -> dict:
     with torch.no_grad():
-        e = float(expected(net.alpha_op, net.alpha_att, net.alpha_depth, net.alpha_width))
+        e = float(
+            expected(net.alpha_op, net.alpha_att, net.alpha_depth, net.alpha_width, net.alpha_csfm)
+        )
     return {
         "step": step,
         "phase": phase,

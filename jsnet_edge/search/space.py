@@ -1,8 +1,10 @@
 """The search space: candidates on every edge, and the sizes the search may choose.
 
 Beyond the paper, widths and depths are searched too, so that budgets far below the
-paper's network are reachable. Nodes per module are a fixed setting of the supernet
-(not searched): a node count changes the edge set, which a mask cannot express cheaply.
+paper's network are reachable, and so may be the fusion before the tail (the paper's CSFM
+or a plain 1x1 convolution, `Genotype.csfm`). Nodes per module are a fixed setting of the
+supernet (not searched): a node count changes the edge set, which a mask cannot express
+cheaply.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class SearchSpace:
             through the candidates, as in PC-DARTS); 1 turns it off.
         unshuffle: the networks' body runs at 1/unshuffle of the input resolution (see
             `Genotype`), fixed; 2 reaches real-time budgets on CPUs.
+        csfm: the fusions the networks may have before the tail (`Genotype.csfm`): (True,)
+            the paper's CSFM, (False,) the plain 1x1 convolution, (True, False) searched.
+            At 1280x720 the CSFM is about 30% of a `denoise-rt`-sized network's
+            multiply-adds and 17% of its time (OpenVINO bf16, 2 cores): a choice that
+            real-time budgets want made by measurement, like the others.
     """
 
     widths: tuple[int, ...] = (8, 12, 16, 24)
@@ -43,6 +50,7 @@ class SearchSpace:
     nodes: int = 3
     partial: int = 4
     unshuffle: int = 1
+    csfm: tuple[bool, ...] = (True,)
 
     def __post_init__(self) -> None:
         widths = tuple(sorted({int(w) for w in self.widths}))
@@ -63,6 +71,11 @@ class SearchSpace:
             raise OptionError(f"nodes must be >= 1, got {self.nodes}")
         if self.unshuffle not in (1, 2, 3, 4):
             raise OptionError(f"unshuffle must be 1, 2, 3 or 4, got {self.unshuffle}")
+        choices = tuple(self.csfm)
+        if not choices or any(not isinstance(c, bool) for c in choices):
+            raise OptionError(f"csfm choices must be True and/or False, got {self.csfm!r}")
+        # one order, CSFM first, so that the architecture weights index the same way
+        object.__setattr__(self, "csfm", tuple(c for c in (True, False) if c in choices))
 
     def narrow_widths(self, scale: int, colors: int) -> tuple[int, ...]:
         """Widths too narrow to carry a full-resolution residual: for same-size tasks
@@ -89,10 +102,12 @@ class SearchSpace:
             and 1 <= g.cells <= self.max_cells
             and g.nodes == self.nodes
             and g.unshuffle == self.unshuffle
+            and g.csfm in self.csfm
         )
 
     def smallest(self) -> Genotype:
-        """The cheapest network of the space: narrowest, one cell, identity edges."""
+        """The cheapest network of the space: narrowest, one cell, identity edges, the plain
+        fusion where the space has it."""
         n = self.edges
         return Genotype(
             ("skip_connect",) * n,
@@ -101,18 +116,18 @@ class SearchSpace:
             1,
             self.nodes,
             self.unshuffle,
+            csfm=self.csfm[-1],
         )
 
     def random_genotype(self, rng: np.random.Generator) -> Genotype:
         n = self.edges
-        return Genotype(
-            tuple(str(o) for o in rng.choice(OP_CHOICES, n)),
-            tuple(str(a) for a in rng.choice(ATT_CHOICES, n)),
-            int(rng.choice(self.widths)),
-            int(rng.integers(1, self.max_cells + 1)),
-            self.nodes,
-            self.unshuffle,
-        )
+        ops = tuple(str(o) for o in rng.choice(OP_CHOICES, n))
+        atts = tuple(str(a) for a in rng.choice(ATT_CHOICES, n))
+        width = int(rng.choice(self.widths))
+        cells = int(rng.integers(1, self.max_cells + 1))
+        # drawn only when searched, so that a space without the choice draws as before
+        csfm = self.csfm[0] if len(self.csfm) == 1 else bool(rng.integers(0, 2))
+        return Genotype(ops, atts, width, cells, self.nodes, self.unshuffle, csfm=csfm)
 
     def to_dict(self) -> dict:
         return {
@@ -121,7 +136,22 @@ class SearchSpace:
             "nodes": self.nodes,
             "partial": self.partial,
             "unshuffle": self.unshuffle,
+            "csfm": list(self.csfm),
         }
+
+
+CSFM_CHOICES = {"yes": (True,), "no": (False,), "search": (True, False)}
+
+
+def parse_csfm(text: str) -> tuple[bool, ...]:
+    """--csfm yes | no | search -> the space's fusion choices."""
+    try:
+        return CSFM_CHOICES[text.strip().lower()]
+    except KeyError:
+        raise OptionError(
+            f"--csfm must be yes (the paper's cross-scale fusion), no (a plain 1x1 "
+            f"convolution) or search (the search chooses), got {text!r}"
+        ) from None
 
 
 def parse_widths(text: str) -> tuple[int, ...]:

@@ -3,7 +3,8 @@ architecture parameters; `derive()` is the only way out of it.
 
 Structure (as `JSNet`, at the largest width, with max_cells cells):
 head -> cells -> for each depth d a 1x1 fusion of the first d cell outputs, mixed by
-softmax(alpha_depth) -> + head -> CSFM -> tail. Inside a cell, every operation edge is a
+softmax(alpha_depth) -> + head -> CSFM (or the plain 1x1 fusion, or both mixed by
+softmax(alpha_csfm) when the space searches it) -> tail. Inside a cell, every operation edge is a
 `MixedOp` (partial channels, 7 candidates) scaled by its edge-normalisation weight (softmax
 of beta over the edges entering the node, PC-DARTS), every attention edge a
 `MixedAttention` (9 candidates), summed into nodes as `cell.node_sums` does. Widths are
@@ -108,8 +109,16 @@ class SuperNet(nn.Module):
             fusion = nn.Conv2d(d * f, f, 1)
             self.bank.attach(fusion, lambda w, d=d: nn.Conv2d(d * 4 * w, 4 * w, 1))
             self.fusions.append(fusion)
-        self.csfm = CrossScaleFusion(f)
-        self.bank.attach(self.csfm, lambda w: CrossScaleFusion(4 * w))
+        # the fusions before the tail the space allows, in the order of `space.csfm`
+        self.csfm = nn.ModuleList()
+        for paper in space.csfm:
+            if paper:
+                fuse = CrossScaleFusion(f)
+                self.bank.attach(fuse, lambda w: CrossScaleFusion(4 * w))
+            else:
+                fuse = nn.Conv2d(f, f // 2, 1)
+                self.bank.attach(fuse, lambda w: nn.Conv2d(4 * w, 2 * w, 1))
+            self.csfm.append(fuse)
         self.tail = make_tail(f // 2, colors, self.scale, u)
         self.bank.attach(self.tail, lambda w: make_tail(2 * w, colors, self.scale, u))
         if self.scale == 1 or self.anchored:
@@ -121,8 +130,9 @@ class SuperNet(nn.Module):
         self.beta = nn.Parameter(1e-3 * torch.randn(n))
         self.alpha_depth = nn.Parameter(torch.zeros(space.max_cells))
         self.alpha_width = nn.Parameter(torch.zeros(len(space.widths)))
+        self.alpha_csfm = nn.Parameter(torch.zeros(len(space.csfm)))
 
-    ALPHA_NAMES = ("alpha_op", "alpha_att", "beta", "alpha_depth", "alpha_width")
+    ALPHA_NAMES = ("alpha_op", "alpha_att", "beta", "alpha_depth", "alpha_width", "alpha_csfm")
 
     def named_alphas(self) -> dict[str, nn.Parameter]:
         return {name: getattr(self, name) for name in self.ALPHA_NAMES}
@@ -144,6 +154,7 @@ class SuperNet(nn.Module):
             "edge": edge_norm(self.beta, self.space.nodes),
             "depth": torch.softmax(self.alpha_depth, 0),
             "width": torch.softmax(self.alpha_width, 0),
+            "csfm": torch.softmax(self.alpha_csfm, 0),
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,14 +168,14 @@ class SuperNet(nn.Module):
         f = h
         for d, fusion in enumerate(self.fusions):
             f = f + p["depth"][d] * fusion(torch.cat(outs[: d + 1], 1))
-        y = self.tail(self.csfm(f))
+        y = self.tail(sum(p["csfm"][i] * fuse(f) for i, fuse in enumerate(self.csfm)))
         return restore_output(x, y, self.scale, self.anchored, self.add_mean)
 
     @torch.no_grad()
     def derive(self, max_skip: int | None = None) -> Genotype:
         """The network the search chose: on every edge the strongest candidate other than
         `none` (operation weights times the edge's normalised beta, as in PC-DARTS; every
-        node keeps all its input edges), the most likely depth and width.
+        node keeps all its input edges), the most likely depth, width and fusion.
 
         `max_skip` limits the operation edges that keep `skip_connect` (as P-DARTS does):
         differentiable search drifts towards the parameter-free skip, the more so under a
@@ -194,6 +205,7 @@ class SuperNet(nn.Module):
             cells=int(p["depth"].argmax()) + 1,
             nodes=self.space.nodes,
             unshuffle=self.space.unshuffle,
+            csfm=self.space.csfm[int(p["csfm"].argmax())],
         )
 
     @torch.no_grad()
