@@ -31,7 +31,9 @@ def check_paths(src: str | int | Path, dst: str | Path, config: VideoConfig) -> 
     kind, what = parse_source(src)
     inputs = [Path(what)] if kind == "file" else []
     if kind == "file":
-        open_file(Path(what)).release()
+        cap = open_file(Path(what), opencv=None)
+        if cap is not None:
+            cap.release()
     dst = Path(dst)
     check_output(dst, inputs=inputs, overwrite=config.overwrite)
     choose_codec(dst, config.codec, config.crf, config.chroma)
