@@ -164,8 +164,10 @@ def test_expected_latency_is_differentiable_and_matches_the_table(table):
     assert net.beta.grad is None
     # With (almost) one-hot architecture weights the expectation is the table's prediction,
     # with the CSFM and with the plain fusion.
-    g = Genotype(("rb", "skip_connect", "sep_conv_3x3"), ("esab", "cea", "skip_connect"), 8, 2, 2)
-    for g in (g, replace(g, csfm=False)):
+    paper = Genotype(
+        ("rb", "skip_connect", "sep_conv_3x3"), ("esab", "cea", "skip_connect"), 8, 2, 2
+    )
+    for g in (paper, replace(paper, csfm=False)):
         names = ("alpha_op", "alpha_att", "alpha_depth", "alpha_width", "alpha_csfm")
         hot = {n: torch.full_like(getattr(net, n), -40.0) for n in names}
         for e_i, (o, a) in enumerate(zip(g.ops, g.attentions, strict=True)):
@@ -176,7 +178,7 @@ def test_expected_latency_is_differentiable_and_matches_the_table(table):
         hot["alpha_csfm"][SPACE.csfm.index(g.csfm)] = 40.0
         value = float(expected(*(hot[n] for n in names)))
         assert math.isclose(value, table.predict(g), rel_tol=1e-4)
-    assert table.predict(replace(g, csfm=False)) != table.predict(replace(g, csfm=True))
+    assert table.predict(replace(paper, csfm=False)) != table.predict(paper)
 
 
 def test_table_round_trips_and_is_reused_from_the_cache(table, profile_cfg, cache, tmp_path):

@@ -3,9 +3,9 @@
 A network's latency is predicted as the sum of its blocks (head, per cell: the cell's
 overhead plus the operation and attention on every edge; the fusion for its depth; CSFM, or
 the plain fusion, and tail), times a per-table linear correction `measured ~ a * sum + b`
-fitted on whole random
-networks (`profile --validate`), because a plain sum misses operator fusion across blocks
-and memory effects. The same table gives the search its differentiable expected latency.
+fitted on whole random networks (`profile --validate`), because a plain sum misses operator
+fusion across blocks and memory effects. The same table gives the search its differentiable
+expected latency.
 
 Tables are JSON, keyed by a device fingerprint. `find_table` looks in the tables shipped in
 `jsnet_edge/search/tables/` first, then in the user cache (`$XDG_CACHE_HOME/jsnet-edge/

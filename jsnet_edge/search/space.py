@@ -71,7 +71,7 @@ class SearchSpace:
             raise OptionError(f"nodes must be >= 1, got {self.nodes}")
         if self.unshuffle not in (1, 2, 3, 4):
             raise OptionError(f"unshuffle must be 1, 2, 3 or 4, got {self.unshuffle}")
-        choices = tuple(self.csfm)
+        choices = (self.csfm,) if isinstance(self.csfm, bool) else tuple(self.csfm)
         if not choices or any(not isinstance(c, bool) for c in choices):
             raise OptionError(f"csfm choices must be True and/or False, got {self.csfm!r}")
         # one order, CSFM first, so that the architecture weights index the same way
