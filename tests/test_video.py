@@ -125,6 +125,11 @@ def test_hd_frames_take_the_lighter_real_time_denoiser(clips, tmp_path):
     before = np.mean([psnr(n, c, mode="rgb") for n, c in zip(noisy, clean, strict=True)])
     after = np.mean([psnr(r, c, mode="rgb") for r, c in zip(restored, clean, strict=True)])
     assert after > before + 2.0, (before, after)
+    # x264 writes its settings into the stream: ultrafast at this size (cabac=0), with the
+    # deblocking filter that ultrafast drops back on (it smooths noise the network left)
+    data = dst.read_bytes()
+    settings = data[data.find(b"options: ") :][:800]
+    assert b"cabac=0" in settings and b"deblock=1:0:0" in settings, settings
 
 
 def test_denoise_keeps_frames_rate_audio_metadata_and_improves_psnr(clips, tmp_path):

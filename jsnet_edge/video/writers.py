@@ -60,7 +60,7 @@ def container_for(codec: str | None, suffix: str) -> str:
     return suffix if not allowed or suffix in allowed else allowed[0]
 
 
-def x264_preset(size: tuple[int, int]) -> str:
+def x264_options(size: tuple[int, int]) -> dict[str, str]:
     """The libx264 preset that keeps encoding well below restoration on two cores. Measured
     on restored 640x360 frames at CRF 18 (CPU ms a frame / PSNR against the frames given /
     size): faster 15.6 / 37.52 dB / 1089 KB, veryfast 11.9 / 36.71 / 968 KB, superfast
@@ -68,8 +68,16 @@ def x264_preset(size: tuple[int, int]) -> str:
     faster, for a larger file; the CPU it frees goes to restoration. From 1280x720 on,
     ultrafast: on a 720p clip `video --task denoise` ran 15.5 fps against 12.7 with
     superfast (encode 13 vs 29 ms a frame), luma 43.8 vs 44.8 dB against a lossless write
-    of the same restored frames, 5.3 vs 4.9 MB."""
-    return "superfast" if size[0] * size[1] < 1280 * 720 else "ultrafast"
+    of the same restored frames, 5.3 vs 4.9 MB.
+
+    Ultrafast is the one preset that turns x264's in-loop deblocking filter off; it is
+    turned back on (x264's default strength). On the restored frames of the 720p and 1080p
+    benchmark clips it adds 0.27-0.53 dB of luma against the clean frames (above even a
+    lossless write: the filter smooths what noise the network left), makes the file 4-7%
+    smaller, and costs about 0.5 ms a 720p frame of one core (docs/benchmarks.md)."""
+    if size[0] * size[1] < 1280 * 720:
+        return {"preset": "superfast"}
+    return {"preset": "ultrafast", "deblock": "0:0"}
 
 
 def temp_beside(path: Path, tag: str) -> Path:
@@ -190,7 +198,7 @@ class AvWriter:
         self.container = av.open(str(path), "w")
         options = {"crf": str(crf)} if crf is not None else {}
         if codec == "libx264":
-            options["preset"] = x264_preset(size)
+            options |= x264_options(size)
         if codec == "libx265":  # else x265 prints its whole configuration on stderr
             options["x265-params"] = "log-level=error"
         try:
