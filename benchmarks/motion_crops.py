@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--test", type=Path, default=Path("data/test"))
     ap.add_argument("--keep", type=Path, required=True)
     ap.add_argument(
-        "--results", type=Path, default=Path("benchmarks/results/video_hd_720p_dev_cpu.json")
+        "--results", type=Path, default=Path("benchmarks/results/video_hd_deblock_dev_cpu.json")
     )
     ap.add_argument("--clip", default="m-1280x720")
     ap.add_argument("--nlmeans", default="10")
