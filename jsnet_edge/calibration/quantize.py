@@ -331,7 +331,8 @@ def calibrate(
     calib, held = data.calib, data.held
     with tempfile.TemporaryDirectory(prefix="jsnet-calib-") as tmp:
         work = Path(tmp)
-        fp32 = export_onnx(model, work / "fp32.onnx")
+        # one node per module step: the sensitivity search groups nodes by module name
+        fp32 = export_onnx(model, work / "fp32.onnx", fold=False)
         pre = work / "pre.onnx"
         _pre_process(fp32, pre)
         graph = onnx.load(str(pre)).graph

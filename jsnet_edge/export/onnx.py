@@ -22,6 +22,7 @@ from torch import nn
 from jsnet_edge._version import __version__
 from jsnet_edge.devices import available_memory
 from jsnet_edge.errors import OptionError
+from jsnet_edge.export.fold import fold_linear
 from jsnet_edge.export.graph import INPUT, OPSET, OUTPUT
 from jsnet_edge.models.frame_layout import FrameLayout
 from jsnet_edge.models.frames import I420Frames
@@ -184,6 +185,7 @@ def export_onnx(
     overwrite: bool = True,
     check: bool = True,
     frames: FrameLayout | None = None,
+    fold: bool = True,
 ) -> Path:
     """Write `model` as ONNX (opset 17), mean shift folded, identity in the metadata.
 
@@ -194,6 +196,10 @@ def export_onnx(
         check: run `onnx.checker` on the result.
         frames: a static graph on video frames in their own I420 layout, of that size
             and colour matrix (`jsnet_edge.models.frames`), instead of RGB.
+        fold: fold the chains of 1x1 convolutions, concats and adds into the convolutions
+            that read them (`jsnet_edge.export.fold`: the same function in fewer passes over
+            memory). False keeps one graph node per module step, for tools that map nodes
+            back to modules (calibration).
     """
     import onnx
 
@@ -216,6 +222,8 @@ def export_onnx(
         # the mean shift and the colour matrices fold into the I420 head and tail
         i420 = I420Frames(model, frames)
         proto = trace_onnx(i420, i420.shape, dynamic=False)
+    if fold:
+        proto = fold_linear(proto)
     if precision == "fp16":
         proto = to_fp16(proto)
     del proto.metadata_props[:]

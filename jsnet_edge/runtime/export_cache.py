@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jsnet_edge._version import __version__
 from jsnet_edge.cache import healed, optional_cache_dir
+from jsnet_edge.export.fold import FOLD_VERSION
 from jsnet_edge.models.frame_layout import FrameLayout
 from jsnet_edge.outputs import write_text
 from jsnet_edge.runtime.source import ModelSource
@@ -37,7 +38,8 @@ def exported(
     folder = optional_cache_dir("onnx") if source.model_file is not None else None
     variant = "" if frames is None else f"-{frames.key}"
     if folder is not None:
-        path = folder / f"{file_key(source.model_file)}-{__version__}-{precision}{variant}.onnx"
+        name = f"{file_key(source.model_file)}-{__version__}-fold{FOLD_VERSION}-{precision}"
+        path = folder / f"{name}{variant}.onnx"
         if path.is_file():
             problem = _damaged(path)
             if problem is None:
