@@ -13,8 +13,9 @@ Exact in real arithmetic: only 1x1 convolutions with no padding, channel concats
 same-shape adds are folded, never through a padded kernel (its zero border would not
 carry a bias) or a non-linearity. Composition runs in float64; results differ from the
 unfolded graph by float rounding only. Graphs with Q/DQ nodes are returned as they are
-(their quantisation points are where the modules are). A tensor read by more than one
-node, or by anything but a foldable step, is kept as it is, so no work is repeated.
+(their quantisation points are where the modules are), and so are graphs that are not
+float32 or hold subgraphs. A tensor read by more than one node, or by anything but a
+foldable step, is kept as it is, so no work is repeated.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ def fold_linear(proto):
 
     g = proto.graph
     float32 = all(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for i in g.input)
-    if not float32 or any(n.op_type in QDQ for n in g.node):
+    # a subgraph (If, Loop) may read tensors that this pass would not see being read
+    subgraphs = any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+        for n in g.node
+        for a in n.attribute
+    )
+    if not float32 or subgraphs or any(n.op_type in QDQ for n in g.node):
         return proto
     shapes = _shapes(proto)
     consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
