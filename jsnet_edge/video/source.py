@@ -7,6 +7,7 @@ packets counted; OpenCV reads cameras, network streams, and files without PyAV.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -281,14 +282,8 @@ def frame_size(path: Path) -> tuple[int, int] | None:
     """(W, H) of a video file's frames as stored, read from its header (None when it cannot
     be read here: opening it for real says why)."""
     if have_av():
-        import av
-
-        try:
-            with av.open(str(path)) as c:
-                v = c.streams.video[0]
-                return (v.codec_context.width, v.codec_context.height) if v.width else None
-        except (av.FFmpegError, IndexError, OSError):
-            return None
+        probe = _av_probe(path)
+        return probe[1] if probe else None
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
@@ -300,12 +295,35 @@ def frame_size(path: Path) -> tuple[int, int] | None:
 def av_has_video(path: Path) -> bool | None:
     """Whether a file PyAV opens holds video (False: an audio file); None when PyAV cannot
     open it (OpenCV's message then says why)."""
+    probe = _av_probe(path)
+    return None if probe is None else probe[0]
+
+
+def _av_probe(path: Path) -> tuple[bool, tuple[int, int] | None] | None:
+    """(holds video, frame size (W, H) or None) as PyAV reads the file, or None when it
+    cannot open it. Once per version of the file: the CLI and the pipeline both look before
+    the reader opens it, and FFmpeg's open probes the streams by decoding (about one frame's
+    time: 25 ms for 720p, 55 ms for 1080p camera H.264 on one core)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _av_probe_version(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _av_probe_version(
+    path: str, mtime_ns: int, size: int
+) -> tuple[bool, tuple[int, int] | None] | None:
     import av
 
     try:
-        with av.open(str(path)) as c:
-            return bool(c.streams.video)
-    except (av.FFmpegError, ValueError, OSError):
+        with av.open(path) as c:
+            if not c.streams.video:
+                return False, None
+            v = c.streams.video[0]
+            return True, ((v.codec_context.width, v.codec_context.height) if v.width else None)
+    except (av.FFmpegError, ValueError, OSError, IndexError):
         return None
 
 
