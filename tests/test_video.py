@@ -132,6 +132,30 @@ def test_hd_frames_take_the_lighter_real_time_denoiser(clips, tmp_path):
     assert b"cabac=0" in settings and b"deblock=1:0:0" in settings, settings
 
 
+def test_hd_files_decode_with_frame_threads_and_the_same_frames(clips, tmp_path):
+    """From 720p on the reader decodes with FFmpeg's frame threads (camera H.264 is one
+    slice a frame: slice threads leave it on one core); every frame and timestamp is what
+    a plain decode gives, the last ones (held back by frame threads) included."""
+    from jsnet_edge.video.source import AvReader
+
+    src = make_sample_clip(
+        tmp_path / "hd.mp4", frames=4, fps=25, size=(1280, 720), sigma=25, photo=clips["astro"]
+    ).path
+    for path, threads in ((src, "FRAME"), (clips["noisy"], "SLICE")):
+        reader = AvReader(path)
+        assert threads in str(reader.stream.thread_type)
+        reader.format = "yuv420p"
+        got = []
+        while (item := reader.read()) is not None:
+            got.append(item)
+        reader.release()
+        with av.open(str(path)) as c:
+            plain = [(f.to_ndarray(format="yuv420p"), f.pts) for f in c.decode(video=0)]
+        assert len(got) == len(plain) > 0 and reader.failures == 0
+        for (a, pa), (b, pb) in zip(got, plain, strict=True):
+            assert pa == pb and np.array_equal(a, b)
+
+
 def test_denoise_keeps_frames_rate_audio_metadata_and_improves_psnr(clips, tmp_path):
     src, dst, stats = clips["noisy"], tmp_path / "restored.mp4", tmp_path / "stats.json"
     proc = run_cli("video", src, "-o", dst, "--task", "denoise", "--stats", stats)

@@ -20,6 +20,7 @@ from jsnet_edge.video.errors import VideoError
 
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://")
 AV_MISSING = "PyAV is not installed (pip install 'jsnet-edge[video]')"
+FRAME_THREADS_FROM = 1280 * 720  # frame area from which files decode with frame threads
 
 
 def have_av() -> bool:
@@ -59,11 +60,18 @@ class AvReader:
         if not self.container.streams.video:
             self.container.close()
             raise VideoError(no_video_message(path))
-        # FFmpeg's default threading (slice threads). Frame threads ("AUTO") decoded 640x360
-        # H.264 13% slower here (5.40 vs 4.75 ms a frame, 2 cores, restoration taking the
-        # cores too) and 720p no faster (15.5 vs 15.4); OpenCV's decoder 4.83 / 14.7 ms.
-        # PyAV is kept for its timestamps (variable frame rate) at equal speed.
+        # Below 720p FFmpeg's default threading (slice threads): frame threads ("AUTO")
+        # decoded 640x360 H.264 13% slower here (5.40 vs 4.75 ms a frame, 2 cores,
+        # restoration taking the cores too); OpenCV's decoder 4.83 ms. PyAV is kept for its
+        # timestamps (variable frame rate) at equal speed. From 720p on, frame threads:
+        # camera H.264 comes as one slice a frame, so slice threads leave decoding on one
+        # core, and at 1080p decoding a frame (52 ms) is the pipeline's longest stage. Whole
+        # `video` command, 2 cores, alternating runs: 1080p 8.70-9.14 s against 8.82-9.77
+        # (5 pairs, 3% faster on average), 720p 4.36-4.48 s against 4.43-4.57.
         self.stream = self.container.streams.video[0]
+        ctx = self.stream.codec_context
+        if (ctx.width or 0) * (ctx.height or 0) >= FRAME_THREADS_FROM:
+            self.stream.thread_type = "FRAME"
         self.time_base = self.stream.time_base
         self.failures = 0
         # Frames come as 8-bit BGR; the pipeline may ask, before the first read, for
