@@ -6,21 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from jsnet_edge.export.fold import fold_linear
 from jsnet_edge.export.onnx import export_onnx
+from jsnet_edge.export.verify import run_reference
 from jsnet_edge.models import load_model
 from jsnet_edge.models.frame_layout import FrameLayout
 from jsnet_edge.zoo import ZOO
-
-
-def run(proto_or_path, x: np.ndarray) -> np.ndarray:
-    src = proto_or_path if isinstance(proto_or_path, str) else proto_or_path.SerializeToString()
-    sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
-    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
 def concats_read_by_1x1(proto) -> int:
@@ -45,12 +39,12 @@ def test_folded_graph_computes_the_same_in_fewer_steps(name, frames, photo, tmp_
     if frames:  # I420 frames: Y rows then U and V rows, the photo's green as luma samples
         w, h = frames
         x = photo[: 3 * h // 2, :w, 1].astype(np.float32)[None, None]
-        a, b = run(str(plain), x), run(str(folded), x)
+        a, b = run_reference(plain, x), run_reference(folded, x)
         # outputs are rounded to whole samples: rounding may tip a few by one
         assert np.abs(a - b).max() <= 1 and np.mean(a != b) < 1e-3
     else:
         x = np.ascontiguousarray(photo[:72, :96].transpose(2, 0, 1)[None], dtype=np.float32)
-        assert np.abs(run(str(plain), x) - run(str(folded), x)).max() <= 1e-3
+        assert np.abs(run_reference(plain, x) - run_reference(folded, x)).max() <= 1e-3
     again = fold_linear(f)  # folding is done once: nothing left to fold
     assert [n.op_type for n in again.graph.node] == [n.op_type for n in f.graph.node]
 
@@ -69,7 +63,7 @@ def _graph(nodes, weights):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_only_linear_steps_fold():
+def test_only_linear_steps_fold(tmp_path):
     """A 1x1 conv, then an add of a per-channel tensor (broadcast: not linear in the
     frame), a padded 3x3 conv, and a 1x1 conv over a concat and an add of the input: only
     the last part folds, and the result is the same."""
@@ -101,4 +95,7 @@ def test_only_linear_steps_fold():
     kept = {n.output[0] for n in folded.graph.node}
     assert {"t1", "t2", "t3"} <= kept and not {"t4", "t5", "t6"} & kept
     x = rng.normal(size=(1, 4, 10, 12)).astype(np.float32)
-    assert np.abs(run(proto, x) - run(folded, x)).max() <= 1e-4
+    onnx.save(proto, tmp_path / "plain.onnx")
+    onnx.save(folded, tmp_path / "folded.onnx")
+    a, b = run_reference(tmp_path / "plain.onnx", x), run_reference(tmp_path / "folded.onnx", x)
+    assert np.abs(a - b).max() <= 1e-4

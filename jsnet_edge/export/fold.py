@@ -31,7 +31,7 @@ def fold_linear(proto):
     """A copy of the ONNX `proto` with its chains of 1x1 convolutions, channel concats and
     adds folded (module docstring); the same graph when there is nothing to fold."""
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     g = proto.graph
     float32 = all(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for i in g.input)
@@ -86,7 +86,7 @@ def fold_linear(proto):
         if n.output[0] in virtual:
             forms[n.output[0]] = terms, bias
             continue
-        out_nodes += _emit(n.output[0], terms, bias, new_consts, helper, numpy_helper)
+        out_nodes += _emit(n.output[0], terms, bias, new_consts)
     used = {name for n in out_nodes for name in n.input}
     folded = onnx.ModelProto()
     folded.CopyFrom(proto)
@@ -200,9 +200,11 @@ def _compose(node, form, consts: dict, shapes: dict) -> tuple[dict, np.ndarray]:
     return terms, bias
 
 
-def _emit(name: str, terms: dict, bias: np.ndarray, new_consts: list, helper, numpy_helper):
+def _emit(name: str, terms: dict, bias: np.ndarray, new_consts: list):
     """Nodes computing `name` = sum(M_s @ s) + bias: a 1x1 convolution per source (the
     first carries the bias), an identity term added as it is, chained adds."""
+    from onnx import helper, numpy_helper
+
     parts, nodes = [], []
     convs = [(s, m) for s, m in terms.items() if not _is_identity(m) and np.any(m)]
     same = [s for s, m in terms.items() if _is_identity(m)]
