@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 import threading
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -26,19 +29,92 @@ def runs_bf16() -> bool:
     return has_module("openvino") and "BF16" in cpu_capabilities()
 
 
+def _genotype(model) -> dict | None:
+    """The genotype in our ONNX metadata as OpenVINO read it (importing `onnx` for it
+    would add a second to every start); None for a graph that is not one of ours."""
+    try:
+        return json.loads(model.get_rt_info(["framework", "genotype"]).astype(str))
+    except (RuntimeError, ValueError, TypeError, AttributeError):
+        return None
+
+
 def _probe_side(model) -> int:
     """The side of the small input compiled at open (so a graph the plugin cannot take
     fails there, in one line): 32 pixels, or the network's smallest input where that is
-    more (ESAB behind a 4x unshuffle needs 60), a multiple of its unshuffle factor. The
-    genotype comes from our ONNX metadata as OpenVINO read it (importing `onnx` for it
-    would add a second to every start)."""
-    key = ["framework", "genotype"]
-    try:
-        min_size, multiple = size_rules(json.loads(model.get_rt_info(key).astype(str)))
-    except (RuntimeError, ValueError, TypeError, AttributeError):
+    more (ESAB behind a 4x unshuffle needs 60), a multiple of its unshuffle factor."""
+    genotype = _genotype(model)
+    if genotype is None:
         return 32  # not one of ours: its own shape rules are unknown
+    min_size, multiple = size_rules(genotype)
     side = max(32, min_size)
     return -(-side // multiple) * multiple
+
+
+# Where a bf16 run keeps f32: in the paper's SR networks, from the cross-scale fusion
+# module (`csfm`) to the output. There the tail's last convolution writes image values
+# (0-255, the mean added) and the module before it sums several residual paths into large
+# activations; bf16 keeps 8 significant bits, a step of 1 gray level above 128. On 25
+# held-out photographs the authors' x2 lost 0.209 dB in bf16 (worst 0.75), our `sr-x2`
+# 0.121 (worst 0.65); with the end in f32 0.013 and -0.009 dB, at 0.87x the all-bf16
+# speed (x4: 0.69x, for 0.03-0.04 dB mean and 0.17-0.20 worst). Denoising and JPEG
+# networks and the anchored real-time SR ones end with an add of the input (or its
+# bilinear upscale), which OpenVINO already runs in f32: 0.01-0.03 dB in bf16, nothing to
+# win (benchmarks/bf16.py; docs/benchmarks.md, "bf16 and the network's end").
+F32_FROM = re.compile(r"(^|/)csfm(/|$)")
+
+
+def end_in_f32(framework: dict | None) -> bool:
+    """Whether a bf16 run of a network keeps its end in f32 (see `F32_FROM`), from our
+    metadata: an SR network (scale > 1) whose tail writes the image, not anchored (no
+    unshuffle)."""
+    if not framework:
+        return False
+    try:
+        genotype = json.loads(framework["genotype"])
+        return int(framework["scale"]) > 1 and int(genotype.get("unshuffle", 1)) == 1
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return False
+
+
+def _framework(model) -> dict | None:
+    """Our metadata as OpenVINO read it (strings), None for a graph not ours."""
+    try:
+        section = model.get_rt_info()["framework"]
+        return {k: model.get_rt_info(["framework", k]).astype(str) for k in section}
+    except (RuntimeError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def mark_end_f32(core, model):
+    """`model` with every operation from the first one `F32_FROM` names to the output
+    marked to keep f32 inside a bf16 run. OpenVINO's CPU plugin honours the mark
+    ("precise", read from an IR: the Python API cannot set the attribute), so the model
+    goes through an IR in a temporary folder once (0.25 s for the authors' x2). A graph
+    without such names comes back unchanged."""
+    import openvino as ov
+
+    todo = [op for op in model.get_ordered_ops() if F32_FROM.search(op.get_friendly_name())]
+    marked: set[str] = set()
+    while todo:
+        op = todo.pop()
+        name = op.get_friendly_name()
+        if name in marked:
+            continue
+        marked.add(name)
+        todo.extend(t.get_node() for out in op.outputs() for t in out.get_target_inputs())
+    if not marked:
+        return model
+    with tempfile.TemporaryDirectory(prefix="jsnet-edge-ov-") as tmp:
+        xml = Path(tmp) / "model.xml"
+        ov.save_model(model, str(xml), compress_to_fp16=False)
+        tree = ET.parse(xml)
+        for layer in tree.getroot().iter("layer"):
+            if layer.get("name") in marked and layer.get("type") not in ("Parameter", "Result"):
+                rt = layer.find("rt_info")
+                rt = ET.SubElement(layer, "rt_info") if rt is None else rt
+                ET.SubElement(rt, "attribute", name="precise", version="0")
+        weights = ov.Tensor(np.fromfile(xml.with_suffix(".bin"), dtype=np.uint8))
+        return core.read_model(ET.tostring(tree.getroot()), weights)
 
 
 class OpenVinoBackend:
@@ -46,7 +122,8 @@ class OpenVinoBackend:
 
     The inference precision is always set explicitly: OpenVINO otherwise runs bf16 on
     CPUs that have it, which would silently change the results of an "fp32" request.
-    int8 files (Q/DQ) run their quantised convolutions in int8 and the rest in f32.
+    int8 files (Q/DQ) run their quantised convolutions in int8 and the rest in f32. bf16
+    runs keep the end of the paper's SR networks in f32 (`F32_FROM`).
 
     The model is compiled for each input shape it meets (a few are kept): static shapes
     run 10-15% faster than the dynamic graph on the CPU plugin, and tiles and video frames
@@ -104,6 +181,8 @@ class OpenVinoBackend:
         self.core, self.config, self.path = core, config, str(onnx_path)
         try:
             self.model = core.read_model(self.path)
+            if precision == "bf16" and end_in_f32(_framework(self.model)):
+                self.model = mark_end_f32(core, self.model)
         except RuntimeError as e:
             raise ModelError(
                 f"OpenVINO cannot read {onnx_path}: {str(e).strip().splitlines()[0][:200]}"
