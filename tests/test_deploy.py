@@ -155,6 +155,25 @@ def test_openvino_bf16_keeps_the_end_of_sr_networks_in_f32(x2_onnx, official_x2,
     } == {"bf16"}
 
 
+def test_openvino_bf16_without_a_usable_temporary_folder_warns_and_runs(
+    x2_onnx, tmp_path, monkeypatch
+):
+    """The end is marked through an IR in a temporary folder; where none can be made the
+    network still opens and runs, all in bf16, with one line saying why and what to do."""
+    import tempfile
+
+    from jsnet_edge.runtime.openvino_backend import OpenVinoBackend
+
+    if not bf16_cpu():
+        pytest.skip("this CPU (or install) has no OpenVINO bf16")
+    not_a_folder = tmp_path / "tmp"
+    not_a_folder.write_text("a file where the temporary folder should be")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_folder))
+    with pytest.warns(UserWarning, match="temporary IR.*TMPDIR"):
+        backend = OpenVinoBackend(x2_onnx, "bf16")
+    assert backend(photo_batch(np.full((64, 64, 3), 128, np.uint8), 32)).shape == (1, 3, 64, 64)
+
+
 def test_onnx_file_as_model(x2_onnx, official_x2, photo, tmp_path):
     a, _ = restored("torch", official_x2, photo)
     b, r = restored("onnxruntime", x2_onnx, photo)

@@ -6,6 +6,7 @@ import json
 import re
 import tempfile
 import threading
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -104,17 +105,26 @@ def mark_end_f32(core, model):
         todo.extend(t.get_node() for out in op.outputs() for t in out.get_target_inputs())
     if not marked:
         return model
-    with tempfile.TemporaryDirectory(prefix="jsnet-edge-ov-") as tmp:
-        xml = Path(tmp) / "model.xml"
-        ov.save_model(model, str(xml), compress_to_fp16=False)
-        tree = ET.parse(xml)
-        for layer in tree.getroot().iter("layer"):
-            if layer.get("name") in marked and layer.get("type") not in ("Parameter", "Result"):
-                rt = layer.find("rt_info")
-                rt = ET.SubElement(layer, "rt_info") if rt is None else rt
-                ET.SubElement(rt, "attribute", name="precise", version="0")
-        weights = ov.Tensor(np.fromfile(xml.with_suffix(".bin"), dtype=np.uint8))
-        return core.read_model(ET.tostring(tree.getroot()), weights)
+    try:
+        with tempfile.TemporaryDirectory(prefix="jsnet-edge-ov-") as tmp:
+            xml = Path(tmp) / "model.xml"
+            ov.save_model(model, str(xml), compress_to_fp16=False)
+            tree = ET.parse(xml)
+            weights = ov.Tensor(np.fromfile(xml.with_suffix(".bin"), dtype=np.uint8))
+    except (OSError, RuntimeError) as e:  # a full or read-only temporary folder
+        warnings.warn(
+            f"could not write the temporary IR that keeps the network's end in f32 "
+            f"({str(e).strip().splitlines()[0][:120]}): running all of it in bf16, up to "
+            "0.2 dB lower; point TMPDIR at a writable folder with free space, or use fp32",
+            stacklevel=3,
+        )
+        return model
+    for layer in tree.getroot().iter("layer"):
+        if layer.get("name") in marked and layer.get("type") not in ("Parameter", "Result"):
+            rt = layer.find("rt_info")
+            rt = ET.SubElement(layer, "rt_info") if rt is None else rt
+            ET.SubElement(rt, "attribute", name="precise", version="0")
+    return core.read_model(ET.tostring(tree.getroot()), weights)
 
 
 class OpenVinoBackend:
