@@ -25,32 +25,22 @@ from jsnet_edge.calibration.data import find_photos, heldout_pairs
 from jsnet_edge.degradations import Degradation
 from jsnet_edge.devices import machine_description
 from jsnet_edge.export.onnx import export_onnx
-from jsnet_edge.metrics import score as score_image
-from jsnet_edge.models import load_official
-from jsnet_edge.models.resolve import resolve_model
 from jsnet_edge.outputs import write_json
-from jsnet_edge.runtime.openvino_backend import _framework, end_in_f32, mark_end_f32
+from jsnet_edge.runtime.openvino_backend import _framework, end_in_f32
 from jsnet_edge.runtime.timing import TimingMethod, time_call
 from jsnet_edge.zoo import ZOO
 
-OFFICIAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "official"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from int8 import OFFICIAL, _ov_read, _ov_scores, model_for  # noqa: E402
+
 TIMING = TimingMethod(warmup=2, repeats=15, min_repeats=5, min_seconds=1.5, max_seconds=10.0)
 VARIANTS = ("f32", "bf16", "bf16 end-f32")
 
 
-def model_for(name: str):
-    if name.startswith("authors-x"):
-        s = int(name[-1])
-        return load_official(OFFICIAL / f"jsnet_sr_x{s}_official.pt", s)
-    return resolve_model(name)
-
-
-def compiled(core, path: Path, variant: str, shape=None):
-    m = core.read_model(str(path))
-    if variant == "bf16 end-f32":
-        m = mark_end_f32(core, m)
-    if shape is not None:
-        m.reshape({0: list(shape)})
+def compiled(core, path: Path, variant: str, shape):
+    """One variant compiled for one input shape, for timing."""
+    m = _ov_read(core, path, end_f32=variant == "bf16 end-f32")
+    m.reshape({0: list(shape)})
     hint = "f32" if variant == "f32" else "bf16"
     return core.compile_model(
         m, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
@@ -67,15 +57,10 @@ def run_model(name: str, test_dir: Path, work: Path, rounds: int) -> dict:
         find_photos(test_dir, net.colors), deg, 192, seed=5000, multiple=net.size_multiple
     )
     path = export_onnx(net, work / f"{name}.onnx")
-    scores = {}
-    for v in VARIANTS:
-        c = compiled(core, path, v)
-        scores[v] = {
-            p.name: score_image(
-                np.asarray(c(p.input)[0])[0].transpose(1, 2, 0), p.target, scale=net.scale
-            )
-            for p in pairs
-        }
+    scores = {
+        v: _ov_scores(path, pairs, net.scale, v.split()[0], end_f32=v == "bf16 end-f32")
+        for v in VARIANTS
+    }
     size = (320, 180) if net.scale > 1 else (640, 360)
     x = np.random.default_rng(0).uniform(0, 255, (1, net.colors, size[1], size[0]))
     x = x.astype(np.float32)

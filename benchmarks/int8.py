@@ -53,8 +53,10 @@ OFFICIAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "official"
 
 
 def model_for(name: str):
-    if name == "authors-x2":
-        return load_official(OFFICIAL / "jsnet_sr_x2_official.pt", 2)
+    """A zoo model, or `authors-x2` / `-x3` / `-x4` from ../shared/official."""
+    if name in ("authors-x2", "authors-x3", "authors-x4"):
+        s = int(name[-1])
+        return load_official(OFFICIAL / f"jsnet_sr_x{s}_official.pt", s)
     return resolve_model(name)
 
 

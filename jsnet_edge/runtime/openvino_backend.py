@@ -30,12 +30,21 @@ def runs_bf16() -> bool:
     return has_module("openvino") and "BF16" in cpu_capabilities()
 
 
-def _genotype(model) -> dict | None:
-    """The genotype in our ONNX metadata as OpenVINO read it (importing `onnx` for it
-    would add a second to every start); None for a graph that is not one of ours."""
+def _framework(model) -> dict | None:
+    """Our ONNX metadata as OpenVINO read it (strings; importing `onnx` for it would add a
+    second to every start); None for a graph that is not one of ours."""
     try:
-        return json.loads(model.get_rt_info(["framework", "genotype"]).astype(str))
-    except (RuntimeError, ValueError, TypeError, AttributeError):
+        section = model.get_rt_info()["framework"]
+        return {k: model.get_rt_info(["framework", k]).astype(str) for k in section}
+    except (RuntimeError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _genotype(model) -> dict | None:
+    """The genotype in our metadata; None for a graph that is not one of ours."""
+    try:
+        return json.loads(_framework(model)["genotype"])
+    except (TypeError, KeyError, ValueError):
         return None
 
 
@@ -43,10 +52,10 @@ def _probe_side(model) -> int:
     """The side of the small input compiled at open (so a graph the plugin cannot take
     fails there, in one line): 32 pixels, or the network's smallest input where that is
     more (ESAB behind a 4x unshuffle needs 60), a multiple of its unshuffle factor."""
-    genotype = _genotype(model)
-    if genotype is None:
+    try:
+        min_size, multiple = size_rules(_genotype(model))
+    except (ValueError, TypeError, AttributeError):
         return 32  # not one of ours: its own shape rules are unknown
-    min_size, multiple = size_rules(genotype)
     side = max(32, min_size)
     return -(-side // multiple) * multiple
 
@@ -75,15 +84,6 @@ def end_in_f32(framework: dict | None) -> bool:
         return int(framework["scale"]) > 1 and int(genotype.get("unshuffle", 1)) == 1
     except (KeyError, ValueError, TypeError, AttributeError):
         return False
-
-
-def _framework(model) -> dict | None:
-    """Our metadata as OpenVINO read it (strings), None for a graph not ours."""
-    try:
-        section = model.get_rt_info()["framework"]
-        return {k: model.get_rt_info(["framework", k]).astype(str) for k in section}
-    except (RuntimeError, KeyError, TypeError, AttributeError):
-        return None
 
 
 def mark_end_f32(core, model):
